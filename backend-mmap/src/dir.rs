@@ -1,0 +1,33 @@
+//! Removing and listing region files by path.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use myelon_backend_shm::RegionError;
+
+/// Removes the file (or symbolic link, which is not followed) at `path`. Existing mappings stay
+/// valid. Fails with [`RegionError::NotFound`] if nothing is there.
+pub fn remove(path: &Path) -> Result<(), RegionError> {
+    std::fs::remove_file(path)
+        .map_err(|e| RegionError::from_io("remove", &path.display().to_string(), e))
+}
+
+/// The regular files directly in `dir`, sorted; symbolic links, directories and other file types
+/// are skipped (links are not followed). A missing `dir` gives an empty list.
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegionError> {
+    let name = || dir.display().to_string();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RegionError::from_io("read_dir", &name(), e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| RegionError::from_io("read_dir", &name(), e))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}

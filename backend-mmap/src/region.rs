@@ -1,0 +1,205 @@
+//! `FileRegion`: an exclusively created, fully allocated, shared-mapped regular file.
+
+use std::fs::{File, OpenOptions, Permissions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapOptions, MmapRaw};
+use myelon_backend_shm::{ownership, RegionError};
+
+/// How many times [`FileRegion::create`] retries when a fresh file could not be claimed.
+const CREATE_ATTEMPTS: usize = 8;
+
+/// A regular file mapped `MAP_SHARED` read-write.
+///
+/// The creator is the *owner*: it holds an exclusive `flock` on its descriptor for its whole
+/// lifetime (see [`ownership`]) and removes the path on drop, but only if the path still names its
+/// own file. Openers are non-owners and can ask [`FileRegion::owner_alive`].
+///
+/// The file is never truncated, resized or followed through a symbolic link by this type.
+#[derive(Debug)]
+pub struct FileRegion {
+    // Declared before `file`: the mapping is dropped (unmapped) before the descriptor closes.
+    map: MmapRaw,
+    file: File,
+    path: PathBuf,
+    owner: bool,
+}
+
+impl FileRegion {
+    /// Exclusively creates the file `path` (`O_CREAT|O_EXCL|O_NOFOLLOW`, mode `0600` whatever the
+    /// umask), allocates all `len` bytes up front, and maps it. The caller becomes the owner.
+    ///
+    /// Never touches an existing file: anything at `path`, a symbolic link included (even a
+    /// dangling one), gives [`RegionError::AlreadyExists`]. A full file system gives
+    /// [`RegionError::NoSpace`]. On every error nothing is left behind at `path`.
+    pub fn create(path: &Path, len: usize) -> Result<FileRegion, RegionError> {
+        let name = path.display().to_string();
+        check_len(len, &name)?;
+        let file = create_claimed(path, &name, len)?;
+        let result = ownership::allocate(file.as_fd(), len, &name)
+            .and_then(|()| map_shared(&file, len, &name));
+        match result {
+            Ok(map) => Ok(FileRegion {
+                map,
+                file,
+                path: path.to_owned(),
+                owner: true,
+            }),
+            Err(e) => {
+                remove_if_ours(&file, path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the existing regular file `path` read-write without following a symbolic link
+    /// ([`RegionError::Symlink`]) and maps all of it. Length 0 gives [`RegionError::Empty`].
+    pub fn open(path: &Path) -> Result<FileRegion, RegionError> {
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| RegionError::from_io("open", &name, e))?;
+        let len = file_len(&file, &name)?;
+        let map = map_shared(&file, len, &name)?;
+        Ok(FileRegion {
+            map,
+            file,
+            path: path.to_owned(),
+            owner: false,
+        })
+    }
+
+    /// Page-aligned base address of the mapping, valid for [`FileRegion::len`] bytes while `self`
+    /// lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always false for a mapped region (length 0 is refused by `create` and `open`).
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    /// The path the region was created or opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True if this handle created the file.
+    pub fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    /// Owner: always `Ok(true)`. Non-owner: whether some process still holds the creator's
+    /// exclusive lock (see [`ownership::owner_alive`]).
+    ///
+    /// After the owner dies this turns false *eventually*, not necessarily at once: a child the
+    /// owner was forking at that moment holds a copy of the locked descriptor until it execs or
+    /// exits. Poll it.
+    pub fn owner_alive(&self) -> io::Result<bool> {
+        if self.owner {
+            return Ok(true);
+        }
+        ownership::owner_alive(self.file.as_fd())
+    }
+}
+
+impl Drop for FileRegion {
+    fn drop(&mut self) {
+        if self.owner {
+            remove_if_ours(&self.file, &self.path);
+        }
+        // Then `map` unmaps and `file` closes (field order), releasing the owner's flock last.
+    }
+}
+
+/// `open(O_CREAT|O_EXCL)` + `fchmod 0600` + [`ownership::claim_fresh`], retried while a fresh
+/// file is snatched by a concurrent reclaimer.
+fn create_claimed(path: &Path, name: &str, len: usize) -> Result<File, RegionError> {
+    for _ in 0..CREATE_ATTEMPTS {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| RegionError::from_alloc_io("open", name, len, e))?;
+        let claimed = file
+            .set_permissions(Permissions::from_mode(0o600))
+            .and_then(|()| ownership::claim_fresh(file.as_fd()));
+        match claimed {
+            Ok(true) => return Ok(file),
+            Ok(false) => remove_if_ours(&file, path),
+            Err(e) => {
+                remove_if_ours(&file, path);
+                return Err(RegionError::from_io("claim", name, e));
+            }
+        }
+    }
+    Err(RegionError::AlreadyExists {
+        name: name.to_owned(),
+    })
+}
+
+/// Removes `path` if it still names the file behind `file`. Errors are ignored: this is cleanup.
+fn remove_if_ours(file: &File, path: &Path) {
+    if ownership::same_inode(file.as_fd(), path) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn check_len(len: usize, name: &str) -> Result<(), RegionError> {
+    let reason = if len == 0 {
+        "length must be non-zero"
+    } else if isize::try_from(len).is_err() || libc::off_t::try_from(len).is_err() {
+        "length does not fit in the address space or off_t"
+    } else {
+        return Ok(());
+    };
+    Err(RegionError::InvalidLength {
+        name: name.to_owned(),
+        len,
+        reason,
+    })
+}
+
+/// Length of an opened file, refusing 0 and anything but a regular file.
+fn file_len(file: &File, name: &str) -> Result<usize, RegionError> {
+    let meta = file
+        .metadata()
+        .map_err(|e| RegionError::from_io("fstat", name, e))?;
+    if !meta.file_type().is_file() {
+        let source = io::Error::new(io::ErrorKind::InvalidData, "not a regular file");
+        return Err(RegionError::from_io("fstat", name, source));
+    }
+    match usize::try_from(meta.len()) {
+        Ok(0) => Err(RegionError::Empty {
+            name: name.to_owned(),
+        }),
+        Ok(len) if isize::try_from(len).is_ok() => Ok(len),
+        _ => Err(RegionError::InvalidLength {
+            name: name.to_owned(),
+            len: usize::MAX,
+            reason: "file size does not fit in the address space",
+        }),
+    }
+}
+
+fn map_shared(file: &File, len: usize, name: &str) -> Result<MmapRaw, RegionError> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| RegionError::from_io("mmap", name, e))
+}

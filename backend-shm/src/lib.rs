@@ -1,0 +1,33 @@
+//! POSIX shared-memory platform layer for myelon.
+//!
+//! This crate is the thin OS layer under the myelon transport. It provides:
+//!
+//! - [`ShmSegment`]: an exclusively created (`O_CREAT|O_EXCL`), mode `0600`, fully allocated
+//!   (`posix_fallocate`, so no `SIGBUS` on a full `/dev/shm`) and zero-filled POSIX shared-memory
+//!   object, mapped `MAP_SHARED`; [`unlink`] and [`list`] for cleanup tools.
+//! - [`ownership`]: the owner-lock protocol (the creator holds an exclusive `flock` for its
+//!   lifetime; others probe it to learn whether the owner died), also used by
+//!   `myelon-backend-mmap`.
+//! - [`futex`]: cross-process wait/wake on a `u32` in shared memory.
+//! - [`process`]: process identity as `(pid, start time)` and liveness checks robust to pid reuse.
+//! - [`affinity`]: pinning threads to CPUs.
+//!
+//! It is **not** a ring buffer and knows nothing about rings: no headers, layouts, sequences or
+//! readiness flags live here. It hands out raw, page-aligned byte pointers; what is stored behind
+//! them, and how accesses are synchronised, is the transport crate's business.
+//!
+//! Linux is the target. Elsewhere it builds with documented fallbacks (futex waits poll, pinning
+//! is `Unsupported`, [`list`] is empty).
+
+mod error;
+mod name;
+mod segment;
+
+pub mod affinity;
+pub mod futex;
+pub mod ownership;
+pub mod process;
+
+pub use error::RegionError;
+pub use name::{validate_os_name, MAX_OS_NAME_LEN};
+pub use segment::{list, unlink, ShmSegment};

@@ -1,0 +1,277 @@
+//! POSIX shared-memory segments: exclusive create, open, map, unlink, list.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use crate::error::RegionError;
+use crate::name::{fs_path, to_cstring, SHM_DIR};
+use crate::ownership;
+
+/// How many times [`ShmSegment::create`] retries when a fresh object could not be claimed.
+const CREATE_ATTEMPTS: usize = 8;
+
+/// A mapped POSIX shared-memory object (`shm_open` + `mmap(MAP_SHARED)`).
+///
+/// The creator is the *owner*: it holds an exclusive `flock` on its descriptor for its whole
+/// lifetime and unlinks the name on drop (only if the name still refers to its own object).
+/// Openers are non-owners; they can ask [`ShmSegment::owner_alive`].
+///
+/// The memory is plain bytes shared with other processes: this type hands out a raw pointer and
+/// makes no claim about what is stored there or who writes it.
+#[derive(Debug)]
+pub struct ShmSegment {
+    fd: OwnedFd,
+    ptr: NonNull<u8>,
+    len: usize,
+    os_name: String,
+    owner: bool,
+}
+
+// SAFETY: the struct only holds a descriptor, a length, a name and the base address of a
+// MAP_SHARED mapping it alone unmaps (in Drop). Nothing in it is tied to the creating thread;
+// access to the mapped bytes goes through the raw pointer, whose synchronisation is the caller's
+// responsibility.
+unsafe impl Send for ShmSegment {}
+// SAFETY: every `&self` method only reads immutable fields or issues syscalls on the descriptor
+// (fstat/flock), which are thread-safe; no method writes through the mapping.
+unsafe impl Sync for ShmSegment {}
+
+impl ShmSegment {
+    /// Exclusively creates the object `os_name` with `len` zero-filled bytes, mode `0600` whatever
+    /// the umask, fully allocated, and maps it read-write. The caller becomes the owner.
+    ///
+    /// Fails with [`RegionError::AlreadyExists`] if anything is at the name, and with
+    /// [`RegionError::NoSpace`] if `/dev/shm` cannot hold `len` bytes; on every error nothing is
+    /// left behind at the name.
+    pub fn create(os_name: &str, len: usize) -> Result<ShmSegment, RegionError> {
+        let cname = to_cstring(os_name)?;
+        let fd = create_claimed(&cname, os_name, len)?;
+        let result = ownership::allocate(fd.as_fd(), len, os_name)
+            .and_then(|()| map_shared(&fd, len, os_name));
+        match result {
+            Ok(ptr) => Ok(ShmSegment {
+                fd,
+                ptr,
+                len,
+                os_name: os_name.to_owned(),
+                owner: true,
+            }),
+            Err(e) => {
+                unlink_if_ours(&fd, &cname, os_name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the existing object `os_name` read-write (never following a symbolic link) and maps
+    /// all of it. Fails with [`RegionError::Empty`] if it has length 0 (its creator has not
+    /// allocated it yet).
+    pub fn open(os_name: &str) -> Result<ShmSegment, RegionError> {
+        let cname = to_cstring(os_name)?;
+        let flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        let fd =
+            shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
+        let len = mapped_len(&fd, os_name)?;
+        let ptr = map_shared(&fd, len, os_name)?;
+        Ok(ShmSegment {
+            fd,
+            ptr,
+            len,
+            os_name: os_name.to_owned(),
+            owner: false,
+        })
+    }
+
+    /// Page-aligned base address of the mapping, valid for [`ShmSegment::len`] bytes while `self`
+    /// lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false for a mapped segment (length 0 is refused by `create` and `open`).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The POSIX name, with its leading `/`.
+    pub fn os_name(&self) -> &str {
+        &self.os_name
+    }
+
+    /// True if this handle created the object.
+    pub fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    /// Owner: always `Ok(true)`. Non-owner: whether some process still holds the creator's
+    /// exclusive lock (see [`ownership::owner_alive`]).
+    ///
+    /// After the owner dies this turns false *eventually*, not necessarily at once: a child the
+    /// owner was forking at that moment holds a copy of the locked descriptor until it execs or
+    /// exits. Poll it.
+    pub fn owner_alive(&self) -> io::Result<bool> {
+        if self.owner {
+            return Ok(true);
+        }
+        ownership::owner_alive(self.fd.as_fd())
+    }
+}
+
+impl Drop for ShmSegment {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe exactly the mapping made in `map_shared`, which nothing else
+        // unmaps; `&mut self` in drop means no borrow of it outlives this call (the raw pointers
+        // handed out are documented as valid only while `self` lives).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if self.owner {
+            if let Ok(cname) = to_cstring(&self.os_name) {
+                unlink_if_ours(&self.fd, &cname, &self.os_name);
+            }
+        }
+        // `fd` closes when the field drops, releasing the owner's flock last.
+    }
+}
+
+/// Removes the object `os_name`. Existing mappings stay valid; the memory is freed when the last
+/// one goes. Fails with [`RegionError::NotFound`] if nothing is at the name.
+pub fn unlink(os_name: &str) -> Result<(), RegionError> {
+    let cname = to_cstring(os_name)?;
+    shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))
+}
+
+/// The names (with leading `/`) of the POSIX shared-memory objects that currently exist.
+///
+/// Linux only: lists the regular files of `/dev/shm`, skipping POSIX semaphores (`sem.*`) and
+/// names that are not UTF-8. Other platforms cannot enumerate shared memory and get an empty list.
+pub fn list() -> Result<Vec<String>, RegionError> {
+    if !cfg!(target_os = "linux") {
+        return Ok(Vec::new());
+    }
+    let entries = match std::fs::read_dir(SHM_DIR) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RegionError::from_io("read_dir", SHM_DIR, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| RegionError::from_io("read_dir", SHM_DIR, e))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        match entry.file_name().into_string() {
+            Ok(name) if is_file && !name.starts_with("sem.") => names.push(format!("/{name}")),
+            _ => {}
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `shm_open(O_CREAT|O_EXCL)` + `fchmod 0600` + [`ownership::claim_fresh`], retried while a fresh
+/// object is snatched by a concurrent reclaimer.
+fn create_claimed(cname: &CStr, os_name: &str, len: usize) -> Result<OwnedFd, RegionError> {
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    for _ in 0..CREATE_ATTEMPTS {
+        let fd = shm_open(cname, flags, 0o600)
+            .map_err(|e| RegionError::from_alloc_io("shm_open", os_name, len, e))?;
+        let claimed = fchmod_0600(&fd).and_then(|()| ownership::claim_fresh(fd.as_fd()));
+        match claimed {
+            Ok(true) => return Ok(fd),
+            Ok(false) => unlink_if_ours(&fd, cname, os_name),
+            Err(e) => {
+                unlink_if_ours(&fd, cname, os_name);
+                return Err(RegionError::from_io("claim", os_name, e));
+            }
+        }
+    }
+    Err(RegionError::AlreadyExists {
+        name: os_name.to_owned(),
+    })
+}
+
+/// Unlinks `cname` if it still names the object behind `fd` (on platforms without `/dev/shm`,
+/// unconditionally). Errors are ignored: this is cleanup.
+fn unlink_if_ours(fd: &OwnedFd, cname: &CStr, os_name: &str) {
+    let ours = fs_path(os_name).map_or(true, |path| ownership::same_inode(fd.as_fd(), &path));
+    if ours {
+        let _ = shm_unlink(cname);
+    }
+}
+
+/// `fstat` length of an opened object, refusing 0 and non-regular files.
+fn mapped_len(fd: &OwnedFd, os_name: &str) -> Result<usize, RegionError> {
+    let st = ownership::fstat(fd.as_fd()).map_err(|e| RegionError::from_io("fstat", os_name, e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        let source = io::Error::new(io::ErrorKind::InvalidData, "not a regular file");
+        return Err(RegionError::from_io("fstat", os_name, source));
+    }
+    match usize::try_from(st.st_size) {
+        Ok(0) => Err(RegionError::Empty {
+            name: os_name.to_owned(),
+        }),
+        Ok(len) if isize::try_from(len).is_ok() => Ok(len),
+        _ => Err(RegionError::InvalidLength {
+            name: os_name.to_owned(),
+            len: usize::MAX,
+            reason: "object size does not fit in the address space",
+        }),
+    }
+}
+
+fn map_shared(fd: &OwnedFd, len: usize, os_name: &str) -> Result<NonNull<u8>, RegionError> {
+    // SAFETY: a fresh mapping chosen by the kernel (addr = null), so no existing memory is
+    // affected; `fd` is open for the duration of the call and `len` > 0 was checked by the callers.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(RegionError::from_io(
+            "mmap",
+            os_name,
+            io::Error::last_os_error(),
+        ));
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| {
+        let source = io::Error::other("mmap returned null");
+        RegionError::from_io("mmap", os_name, source)
+    })
+}
+
+fn shm_open(cname: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    let raw = unsafe { libc::shm_open(cname.as_ptr(), flags, mode) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: shm_open returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn shm_unlink(cname: &CStr) -> io::Result<()> {
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets mode 0600 on the descriptor itself, so the umask at creation does not matter.
+fn fchmod_0600(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor we own; no memory is passed.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Simulated platform for myelon's deterministic simulation testing.
+//!
+//! Everything a real platform provides to a ring — named regions of memory, a monotonic clock,
+//! process identities and their liveness — is modelled here in-process so that a seeded
+//! scheduler can own all of it:
+//!
+//! * [`SimWorld`] holds the named regions, the virtual clock and the process table.
+//! * [`SimRegion`] is a zero-filled, 128-byte-aligned heap allocation that several simulated
+//!   processes map at once (they share the `Arc`).
+//! * A simulated process is just a `u32` pid in the world's table; "killing" it marks it dead so
+//!   that liveness probes see what they would see after `SIGKILL`, while the memory it wrote
+//!   stays exactly as it was.
+//!
+//! This crate knows nothing about rings; `myelon` implements its `RingBackend` trait on top.
+
+#![warn(missing_docs)]
+
+mod region;
+mod world;
+
+pub use region::SimRegion;
+pub use world::{SimError, SimProcessState, SimWorld};

@@ -1,0 +1,326 @@
+//! The simulated machine: named regions, a virtual clock and a process table.
+
+use crate::region::SimRegion;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Errors of the simulated platform, mirroring what a real one reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A region of that name exists already.
+    AlreadyExists {
+        /// The region name.
+        name: String,
+    },
+    /// No region of that name exists.
+    NotFound {
+        /// The region name.
+        name: String,
+    },
+    /// The world's memory budget cannot hold the requested region.
+    NoSpace {
+        /// The region name.
+        name: String,
+        /// Bytes requested.
+        requested: usize,
+    },
+    /// The name is empty or contains a NUL or '/'.
+    InvalidName {
+        /// The rejected name.
+        name: String,
+    },
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::AlreadyExists { name } => write!(f, "sim region {name:?} already exists"),
+            SimError::NotFound { name } => write!(f, "sim region {name:?} not found"),
+            SimError::NoSpace { name, requested } => {
+                write!(f, "sim memory budget cannot hold {requested} bytes for {name:?}")
+            }
+            SimError::InvalidName { name } => write!(f, "invalid sim region name {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// Liveness of a simulated process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimProcessState {
+    /// Spawned and not killed.
+    Alive,
+    /// Killed (or exited).
+    Dead,
+    /// Never spawned in this world.
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Entry {
+    region: Arc<SimRegion>,
+    owner_pid: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    regions: BTreeMap<String, Entry>,
+    alive: BTreeMap<u32, bool>,
+    next_pid: u32,
+    used_bytes: usize,
+}
+
+/// One simulated machine. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct SimWorld {
+    state: Mutex<State>,
+    clock_nanos: AtomicU64,
+    budget_bytes: usize,
+}
+
+impl Default for SimWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimWorld {
+    /// A world with an unlimited memory budget and the clock at zero.
+    pub fn new() -> SimWorld {
+        Self::with_budget(usize::MAX)
+    }
+
+    /// A world whose regions may use at most `budget_bytes` in total (a "full /dev/shm").
+    pub fn with_budget(budget_bytes: usize) -> SimWorld {
+        SimWorld {
+            state: Mutex::new(State {
+                next_pid: 1,
+                ..State::default()
+            }),
+            clock_nanos: AtomicU64::new(0),
+            budget_bytes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated (every mutation is
+        // a single insert/remove), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Validates a region name: non-empty, no NUL, no '/'.
+    pub fn validate_name(name: &str) -> Result<(), SimError> {
+        if name.is_empty() || name.contains('\0') || name.contains('/') {
+            return Err(SimError::InvalidName { name: name.into() });
+        }
+        Ok(())
+    }
+
+    /// Registers a new live process and returns its pid.
+    pub fn spawn_process(&self) -> u32 {
+        let mut st = self.lock();
+        let pid = st.next_pid;
+        st.next_pid += 1;
+        st.alive.insert(pid, true);
+        pid
+    }
+
+    /// Marks a process dead, as after `SIGKILL`. Its regions and their bytes stay as they are.
+    pub fn kill_process(&self, pid: u32) {
+        self.lock().alive.insert(pid, false);
+    }
+
+    /// Liveness of `pid`.
+    pub fn process_state(&self, pid: u32) -> SimProcessState {
+        match self.lock().alive.get(&pid) {
+            Some(true) => SimProcessState::Alive,
+            Some(false) => SimProcessState::Dead,
+            None => SimProcessState::Unknown,
+        }
+    }
+
+    /// Creates a zero-filled region exclusively, owned by `owner_pid`.
+    pub fn create_region(
+        &self,
+        name: &str,
+        len: usize,
+        owner_pid: u32,
+    ) -> Result<Arc<SimRegion>, SimError> {
+        Self::validate_name(name)?;
+        let mut st = self.lock();
+        if st.regions.contains_key(name) {
+            return Err(SimError::AlreadyExists { name: name.into() });
+        }
+        let no_space = || SimError::NoSpace {
+            name: name.into(),
+            requested: len,
+        };
+        let total = st.used_bytes.checked_add(len).ok_or_else(no_space)?;
+        if total > self.budget_bytes {
+            return Err(no_space());
+        }
+        let region = Arc::new(SimRegion::new_zeroed(len).ok_or_else(no_space)?);
+        st.used_bytes = total;
+        st.regions.insert(
+            name.into(),
+            Entry {
+                region: Arc::clone(&region),
+                owner_pid,
+            },
+        );
+        Ok(region)
+    }
+
+    /// Maps an existing region; returns it with its owner's pid.
+    pub fn open_region(&self, name: &str) -> Result<(Arc<SimRegion>, u32), SimError> {
+        Self::validate_name(name)?;
+        let st = self.lock();
+        let entry = st
+            .regions
+            .get(name)
+            .ok_or_else(|| SimError::NotFound { name: name.into() })?;
+        Ok((Arc::clone(&entry.region), entry.owner_pid))
+    }
+
+    /// Removes a name; processes that mapped the region keep their mapping, as with `unlink`.
+    pub fn remove_region(&self, name: &str) -> Result<(), SimError> {
+        let mut st = self.lock();
+        let entry = st
+            .regions
+            .remove(name)
+            .ok_or_else(|| SimError::NotFound { name: name.into() })?;
+        st.used_bytes -= entry.region.len();
+        Ok(())
+    }
+
+    /// Removes `name` only if it still refers to `region` (an owner never removes a successor).
+    pub fn remove_region_if_same(&self, name: &str, region: &Arc<SimRegion>) -> bool {
+        let mut st = self.lock();
+        let same = st
+            .regions
+            .get(name)
+            .is_some_and(|e| Arc::ptr_eq(&e.region, region));
+        if same {
+            if let Some(e) = st.regions.remove(name) {
+                st.used_bytes -= e.region.len();
+            }
+        }
+        same
+    }
+
+    /// Names of all regions, sorted.
+    pub fn list_regions(&self) -> Vec<String> {
+        self.lock().regions.keys().cloned().collect()
+    }
+
+    /// Virtual time since the world was made.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.clock_nanos.load(Ordering::Acquire))
+    }
+
+    /// Moves virtual time forward by `d` (saturating).
+    pub fn advance(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .clock_nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(nanos))
+            });
+    }
+
+    /// Moves virtual time forward to `t` if it is in the future.
+    pub fn advance_to(&self, t: Duration) {
+        let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        self.clock_nanos.fetch_max(nanos, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_open_remove_lifecycle() {
+        let w = SimWorld::new();
+        let pid = w.spawn_process();
+        let r = w.create_region("ring", 256, pid).unwrap();
+        assert_eq!(
+            w.create_region("ring", 256, pid).unwrap_err(),
+            SimError::AlreadyExists {
+                name: "ring".into()
+            }
+        );
+        let (o, owner) = w.open_region("ring").unwrap();
+        assert!(Arc::ptr_eq(&r, &o));
+        assert_eq!(owner, pid);
+        assert_eq!(w.list_regions(), vec!["ring".to_string()]);
+        w.remove_region("ring").unwrap();
+        assert!(matches!(
+            w.open_region("ring"),
+            Err(SimError::NotFound { .. })
+        ));
+        // The mapping outlives the name, as after unlink.
+        assert_eq!(o.len(), 256);
+    }
+
+    #[test]
+    fn budget_is_enforced_and_released() {
+        let w = SimWorld::with_budget(1000);
+        w.create_region("a", 600, 1).unwrap();
+        assert!(matches!(
+            w.create_region("b", 600, 1),
+            Err(SimError::NoSpace { requested: 600, .. })
+        ));
+        w.remove_region("a").unwrap();
+        w.create_region("b", 600, 1).unwrap();
+    }
+
+    #[test]
+    fn names_are_validated() {
+        let w = SimWorld::new();
+        for bad in ["", "a/b", "nul\0"] {
+            assert!(matches!(
+                w.create_region(bad, 8, 1),
+                Err(SimError::InvalidName { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn processes_live_and_die() {
+        let w = SimWorld::new();
+        let a = w.spawn_process();
+        let b = w.spawn_process();
+        assert_ne!(a, b);
+        assert_eq!(w.process_state(a), SimProcessState::Alive);
+        w.kill_process(a);
+        assert_eq!(w.process_state(a), SimProcessState::Dead);
+        assert_eq!(w.process_state(b), SimProcessState::Alive);
+        assert_eq!(w.process_state(999), SimProcessState::Unknown);
+    }
+
+    #[test]
+    fn remove_if_same_spares_a_successor() {
+        let w = SimWorld::new();
+        let first = w.create_region("r", 64, 1).unwrap();
+        w.remove_region("r").unwrap();
+        let _second = w.create_region("r", 64, 2).unwrap();
+        assert!(!w.remove_region_if_same("r", &first));
+        assert!(w.open_region("r").is_ok());
+    }
+
+    #[test]
+    fn clock_only_moves_forward() {
+        let w = SimWorld::new();
+        w.advance(Duration::from_millis(5));
+        w.advance_to(Duration::from_millis(2));
+        assert_eq!(w.now(), Duration::from_millis(5));
+        w.advance_to(Duration::from_millis(9));
+        assert_eq!(w.now(), Duration::from_millis(9));
+    }
+}

@@ -1,0 +1,177 @@
+//! The `RingBackend` seam: where the bytes live, what they are called, what time it is, how to
+//! wait, and whether a process is alive. Everything about sequences lives above this line.
+//!
+//! Three implementations ship: [`ShmBackend`] (POSIX shared memory), [`MmapBackend`]
+//! (memory-mapped files) and [`SimBackend`] (an in-process simulated machine with a virtual
+//! clock). `myelon` names no libc or memmap2 outside these modules.
+
+use crate::sync::AtomicU32;
+use std::fmt;
+use std::time::Duration;
+
+#[cfg(all(feature = "mmap", not(loom)))]
+mod mmap;
+#[cfg(all(feature = "shm", not(loom)))]
+mod shm;
+mod sim;
+
+#[cfg(all(feature = "mmap", not(loom)))]
+pub use mmap::{MmapBackend, MmapRegion};
+#[cfg(all(feature = "shm", not(loom)))]
+pub use shm::{ShmBackend, ShmRegion};
+pub use sim::{SimBackend, SimRegionHandle};
+
+/// Liveness of a process as a backend can tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// The process exists.
+    Alive,
+    /// The process is gone (or its pid was reused by another process).
+    Dead,
+    /// The backend cannot tell.
+    Unknown,
+}
+
+/// Why a backend operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The name is already taken.
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// Nothing of that name exists.
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// Not enough space to allocate the whole region up front.
+    NoSpace {
+        /// The name.
+        name: String,
+        /// Bytes requested.
+        requested: usize,
+    },
+    /// The name is not acceptable to this backend.
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The OS refused access.
+    PermissionDenied {
+        /// The name.
+        name: String,
+    },
+    /// The object exists but has no bytes yet (its creator has not sized it).
+    Empty {
+        /// The name.
+        name: String,
+    },
+    /// A symlink was found where a region file was expected; it is never followed.
+    Symlink {
+        /// The name.
+        name: String,
+    },
+    /// Any other OS error.
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The name.
+        name: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendError::AlreadyExists { name } => write!(f, "{name:?} already exists"),
+            BackendError::NotFound { name } => write!(f, "{name:?} not found"),
+            BackendError::NoSpace { name, requested } => {
+                write!(f, "no space to allocate {requested} bytes for {name:?}")
+            }
+            BackendError::InvalidName { name, reason } => {
+                write!(f, "invalid segment name {name:?}: {reason}")
+            }
+            BackendError::PermissionDenied { name } => write!(f, "permission denied for {name:?}"),
+            BackendError::Empty { name } => write!(f, "{name:?} exists but has no bytes yet"),
+            BackendError::Symlink { name } => write!(f, "{name:?} is a symlink; refusing to follow"),
+            BackendError::Io { op, name, source } => write!(f, "{op} {name:?}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BackendError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// One mapped region. The base address is at least 128-byte aligned.
+pub trait Region: Send + Sync {
+    /// Base of the mapping.
+    fn as_ptr(&self) -> *mut u8;
+    /// Length of the mapping in bytes.
+    fn len(&self) -> usize;
+    /// Whether the mapping is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether this handle created the region (and so removes it on drop).
+    fn is_owner(&self) -> bool;
+    /// Whether the creator of the region is still alive. For SHM and mmap this is a kernel
+    /// released lock, so it is exact even across pid reuse.
+    fn owner_state(&self) -> ProcessState;
+}
+
+/// Outcome of [`RingBackend::wait`]. Callers must re-check their condition in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Woken, or the word no longer held the expected value.
+    Woken,
+    /// The timeout elapsed.
+    TimedOut,
+}
+
+/// The platform seam of the ring.
+pub trait RingBackend: Clone + Send + Sync + 'static {
+    /// A mapped region.
+    type Region: Region;
+
+    /// Short name of the backend ("shm", "mmap", "sim").
+    fn kind(&self) -> &'static str;
+    /// Validates a logical name and returns the OS-level name it maps to.
+    fn os_name(&self, name: &str) -> Result<String, BackendError>;
+    /// Creates a region exclusively: zero-filled, fully allocated before it is mapped, owned by
+    /// this process until dropped (and removed then).
+    fn create(&self, name: &str, len: usize) -> Result<Self::Region, BackendError>;
+    /// Maps an existing region read-write.
+    fn open(&self, name: &str) -> Result<Self::Region, BackendError>;
+    /// Removes a name. Processes that mapped it keep their mapping.
+    fn remove(&self, name: &str) -> Result<(), BackendError>;
+    /// Logical names of the regions this backend can see (for discovery and cleanup).
+    fn list(&self) -> Result<Vec<String>, BackendError>;
+    /// Monotonic time since an arbitrary, per-backend origin (virtual in the simulator).
+    fn now(&self) -> Duration;
+    /// Blocks while `*word == expected`, for at most `timeout`. May return spuriously.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> WaitOutcome;
+    /// Wakes every waiter blocked on `word`.
+    fn wake_all(&self, word: &AtomicU32);
+    /// Gives up the CPU briefly.
+    fn yield_now(&self);
+    /// Sleeps for `d` (advances virtual time in the simulator).
+    fn sleep(&self, d: Duration);
+    /// A compact non-zero token naming this process (used in shared-memory ownership words).
+    fn process_token(&self) -> u64;
+    /// The pid and start time of this process, for display.
+    fn process_identity(&self) -> (u32, u64);
+    /// Liveness of the process a token names.
+    fn token_state(&self, token: u64) -> ProcessState;
+}

@@ -1,0 +1,198 @@
+//! `RingBackend` over the simulated machine of `myelon-backend-sim`.
+//!
+//! A `SimBackend` is one simulated process's view of a [`SimWorld`]: regions are heap memory
+//! shared through the world, time is the world's virtual clock, and liveness is the world's
+//! process table. The ring code above it is exactly the code that runs over SHM and mmap.
+
+use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
+use crate::sync::{AtomicU32, Ordering};
+use myelon_backend_sim::{SimError, SimProcessState, SimRegion, SimWorld};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest stretch of virtual time one blocking wait lets pass when threads drive the simulator
+/// directly (the DST scheduler never blocks; it moves the clock itself).
+const SIM_WAIT_QUANTUM: Duration = Duration::from_micros(10);
+
+/// One simulated process's handle on a simulated machine.
+#[derive(Debug, Clone)]
+pub struct SimBackend {
+    world: Arc<SimWorld>,
+    pid: u32,
+}
+
+/// A region of the simulated machine as mapped by one simulated process.
+#[derive(Debug)]
+pub struct SimRegionHandle {
+    world: Arc<SimWorld>,
+    region: Arc<SimRegion>,
+    name: String,
+    owner_pid: u32,
+    is_owner: bool,
+}
+
+impl SimBackend {
+    /// Spawns a new simulated process in `world` and returns its backend.
+    pub fn spawn(world: &Arc<SimWorld>) -> SimBackend {
+        SimBackend {
+            world: Arc::clone(world),
+            pid: world.spawn_process(),
+        }
+    }
+
+    /// A fresh world with one process in it.
+    pub fn new_world() -> SimBackend {
+        Self::spawn(&Arc::new(SimWorld::new()))
+    }
+
+    /// Another simulated process in the same world.
+    pub fn sibling(&self) -> SimBackend {
+        Self::spawn(&self.world)
+    }
+
+    /// The world this process lives in.
+    pub fn world(&self) -> &Arc<SimWorld> {
+        &self.world
+    }
+
+    /// This simulated process's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Marks this simulated process dead, as after `SIGKILL`.
+    pub fn kill(&self) {
+        self.world.kill_process(self.pid)
+    }
+}
+
+fn map_sim_error(e: SimError) -> BackendError {
+    match e {
+        SimError::AlreadyExists { name } => BackendError::AlreadyExists { name },
+        SimError::NotFound { name } => BackendError::NotFound { name },
+        SimError::NoSpace { name, requested } => BackendError::NoSpace { name, requested },
+        SimError::InvalidName { name } => BackendError::InvalidName {
+            name,
+            reason: "empty, or contains '/' or NUL",
+        },
+        other => BackendError::Io {
+            op: "sim",
+            name: String::new(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn map_state(s: SimProcessState) -> ProcessState {
+    match s {
+        SimProcessState::Alive => ProcessState::Alive,
+        SimProcessState::Dead => ProcessState::Dead,
+        SimProcessState::Unknown => ProcessState::Unknown,
+    }
+}
+
+impl Region for SimRegionHandle {
+    fn as_ptr(&self) -> *mut u8 {
+        self.region.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.region.len()
+    }
+    fn is_owner(&self) -> bool {
+        self.is_owner
+    }
+    fn owner_state(&self) -> ProcessState {
+        map_state(self.world.process_state(self.owner_pid))
+    }
+}
+
+impl Drop for SimRegionHandle {
+    fn drop(&mut self) {
+        if self.is_owner {
+            self.world.remove_region_if_same(&self.name, &self.region);
+        }
+    }
+}
+
+impl RingBackend for SimBackend {
+    type Region = SimRegionHandle;
+
+    fn kind(&self) -> &'static str {
+        "sim"
+    }
+    fn os_name(&self, name: &str) -> Result<String, BackendError> {
+        let name = name.trim_start_matches('/');
+        SimWorld::validate_name(name).map_err(map_sim_error)?;
+        Ok(name.to_string())
+    }
+    fn create(&self, name: &str, len: usize) -> Result<SimRegionHandle, BackendError> {
+        let name = self.os_name(name)?;
+        let region = self
+            .world
+            .create_region(&name, len, self.pid)
+            .map_err(map_sim_error)?;
+        Ok(SimRegionHandle {
+            world: Arc::clone(&self.world),
+            region,
+            name,
+            owner_pid: self.pid,
+            is_owner: true,
+        })
+    }
+    fn open(&self, name: &str) -> Result<SimRegionHandle, BackendError> {
+        let name = self.os_name(name)?;
+        let (region, owner_pid) = self.world.open_region(&name).map_err(map_sim_error)?;
+        Ok(SimRegionHandle {
+            world: Arc::clone(&self.world),
+            region,
+            name,
+            owner_pid,
+            is_owner: false,
+        })
+    }
+    fn remove(&self, name: &str) -> Result<(), BackendError> {
+        let name = self.os_name(name)?;
+        self.world.remove_region(&name).map_err(map_sim_error)
+    }
+    fn list(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.world.list_regions())
+    }
+    fn now(&self) -> Duration {
+        self.world.now()
+    }
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> WaitOutcome {
+        if word.load(Ordering::Acquire) != expected {
+            return WaitOutcome::Woken;
+        }
+        self.world.advance(timeout.min(SIM_WAIT_QUANTUM));
+        self.yield_now();
+        if word.load(Ordering::Acquire) != expected {
+            WaitOutcome::Woken
+        } else {
+            WaitOutcome::TimedOut
+        }
+    }
+    fn wake_all(&self, _word: &AtomicU32) {}
+    fn yield_now(&self) {
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+    }
+    fn sleep(&self, d: Duration) {
+        self.world.advance(d);
+        self.yield_now();
+    }
+    fn process_token(&self) -> u64 {
+        u64::from(self.pid)
+    }
+    fn process_identity(&self) -> (u32, u64) {
+        (self.pid, 0)
+    }
+    fn token_state(&self, token: u64) -> ProcessState {
+        match u32::try_from(token) {
+            Ok(pid) if pid != 0 => map_state(self.world.process_state(pid)),
+            _ => ProcessState::Unknown,
+        }
+    }
+}

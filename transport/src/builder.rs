@@ -1,0 +1,451 @@
+//! Construction: `SharedDisruptorBuilder`, coordination, attach checks, stale-segment reclaim.
+
+use crate::backend::{BackendError, ProcessState, Region, RingBackend};
+use crate::consumer::{Consumer, DEFAULT_PRODUCER_CHECK_INTERVAL};
+use crate::error::{MultiProcessError, MultiProcessResult};
+use crate::event::{type_fingerprint, Fnv1a, ShmEvent};
+use crate::layout::{
+    peek_state, Geometry, GeometryError, Header, HeaderInit, Segment, LAYOUT_VERSION, MAGIC,
+    STATE_CLOSED, STATE_INIT, STATE_READY,
+};
+use crate::producer::Producer;
+use crate::registry;
+use crate::sync::Ordering;
+use crate::wait::{default_discovery_poll_duration, AutoWaitStrategy};
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::time::Duration;
+
+/// Coordination mode for multiprocess producer startup: when does the producer consider its
+/// peers attached?
+///
+/// Expected peers are the consumer ids given to the builder (`with_consumer_id`,
+/// `with_consumer_ids`) and the `discover_consumer_with_prefix` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoordinationMode {
+    /// Publish at once. Nothing is reserved: a consumer that attaches later starts at the live
+    /// tail (the first event published after it registered).
+    #[default]
+    Immediate,
+    /// Reserve an entry for each expected consumer and block in `build_producer` until all of
+    /// them attached (or fail with `ConsumersNotAttached` at the coordination deadline). Every
+    /// expected consumer receives every event from sequence 0.
+    WaitForConsumers,
+    /// Reserve an entry for each expected consumer and return at once; the reservations gate
+    /// the producer, so it can publish up to `capacity` events before the expected consumers
+    /// attach, and they receive every event from sequence 0.
+    BufferUntilConsumers,
+}
+
+/// Default time a consumer waits for the segment to exist and become ready.
+pub const DEFAULT_ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time `WaitForConsumers` waits for the expected consumers.
+pub const DEFAULT_COORDINATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builder for creating multi-process disruptors: one producer or one consumer of a named ring.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build_producer or build_consumer"]
+pub struct SharedDisruptorBuilder<E, B: RingBackend> {
+    backend: B,
+    name: String,
+    capacity: usize,
+    consumer_id: Option<String>,
+    expected_ids: Vec<String>,
+    prefix: Option<(usize, String)>,
+    coordination: CoordinationMode,
+    attach_timeout: Duration,
+    coordination_timeout: Duration,
+    wait_strategy: AutoWaitStrategy,
+    producer_check_interval: Duration,
+    _event: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
+    /// A builder for ring `name` of `capacity` events on `backend`.
+    pub fn with_backend(backend: B, name: &str, capacity: usize) -> Self {
+        SharedDisruptorBuilder {
+            backend,
+            name: name.to_string(),
+            capacity,
+            consumer_id: None,
+            expected_ids: Vec::new(),
+            prefix: None,
+            coordination: CoordinationMode::Immediate,
+            attach_timeout: DEFAULT_ATTACH_TIMEOUT,
+            coordination_timeout: DEFAULT_COORDINATION_TIMEOUT,
+            wait_strategy: AutoWaitStrategy::BusySpin,
+            producer_check_interval: DEFAULT_PRODUCER_CHECK_INTERVAL,
+            _event: std::marker::PhantomData,
+        }
+    }
+
+    /// Consumer side: this consumer's id (a same-id rejoin resumes at its committed cursor).
+    /// Producer side: an expected consumer id (see [`CoordinationMode`]).
+    pub fn with_consumer_id(mut self, id: impl Into<String>) -> Self {
+        self.consumer_id = Some(id.into());
+        self
+    }
+
+    /// Producer side: expected consumer ids, discovered by explicit id.
+    pub fn with_consumer_ids<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.expected_ids.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Producer side: expect `count` consumers whose ids start with `prefix`.
+    pub fn discover_consumer_with_prefix(mut self, count: usize, prefix: impl Into<String>) -> Self {
+        self.prefix = Some((count, prefix.into()));
+        self
+    }
+
+    /// Producer side: when the producer considers its peers attached.
+    pub fn with_coordination(mut self, mode: CoordinationMode) -> Self {
+        self.coordination = mode;
+        self
+    }
+
+    /// Consumer side: how long to wait for the segment to exist and be ready.
+    pub fn with_attach_timeout(mut self, timeout: Duration) -> Self {
+        self.attach_timeout = timeout;
+        self
+    }
+
+    /// Producer side: how long `WaitForConsumers` waits.
+    pub fn with_coordination_timeout(mut self, timeout: Duration) -> Self {
+        self.coordination_timeout = timeout;
+        self
+    }
+
+    /// Consumer side: how blocking receives wait.
+    pub fn with_wait_strategy(mut self, strategy: AutoWaitStrategy) -> Self {
+        self.wait_strategy = strategy;
+        self
+    }
+
+    /// Consumer side: how often a waiting consumer checks that the producer is alive.
+    pub fn with_producer_check_interval(mut self, interval: Duration) -> Self {
+        self.producer_check_interval = interval;
+        self
+    }
+
+    fn geometry(&self) -> MultiProcessResult<Geometry> {
+        Geometry::new::<E>(self.capacity).map_err(|e| match e {
+            GeometryError::Capacity(reason) => MultiProcessError::InvalidCapacity {
+                capacity: self.capacity,
+                reason,
+            },
+            GeometryError::EventTooAligned(_) => MultiProcessError::UnsupportedEvent {
+                reason: "event alignment exceeds a page",
+            },
+            GeometryError::TooLarge => MultiProcessError::InvalidCapacity {
+                capacity: self.capacity,
+                reason: "ring size overflows the address space",
+            },
+        })
+    }
+
+    /// Creates the ring and returns its producer; every slot starts as `factory()`.
+    pub fn build_producer(self, factory: impl FnMut() -> E) -> MultiProcessResult<Producer<E, B>> {
+        let geom = self.geometry()?;
+        let mut expected = self.expected_ids.clone();
+        if let Some(id) = &self.consumer_id {
+            if !expected.contains(id) {
+                expected.push(id.clone());
+            }
+        }
+        for id in &expected {
+            registry::validate_id(id)?;
+        }
+        if let Some((n, p)) = &self.prefix {
+            if *n > 0 {
+                registry::validate_id(p)?;
+            }
+        }
+        let region = create_reclaiming(&self.backend, &self.name, geom.total_len)?;
+        let seg = Segment::<E, B>::new(region, geom).map_err(|_| MultiProcessError::Corrupt {
+            what: "created region smaller than requested",
+            value: geom.total_len as i64,
+        })?;
+        let (pid, start_time) = self.backend.process_identity();
+        let token = self.backend.process_token();
+        seg.initialise(
+            &HeaderInit {
+                fingerprint: type_fingerprint::<E>(),
+                epoch: new_epoch(&self.backend, &self.name),
+                owner_pid: pid,
+                owner_start_time: start_time,
+                owner_token: token,
+            },
+            factory,
+        );
+        if self.coordination != CoordinationMode::Immediate {
+            let prefix = self
+                .prefix
+                .as_ref()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, p)| (*n, p.as_str()));
+            registry::reserve(&seg, &expected, prefix)?;
+        }
+        seg.header().state.store(STATE_READY, Ordering::Release);
+        tracing::debug!(name = %self.name, backend = self.backend.kind(), capacity = geom.capacity, "ring created");
+        let producer = Producer::from_parts(seg, self.backend, self.name);
+        if self.coordination == CoordinationMode::WaitForConsumers {
+            producer.wait_for_consumers(self.coordination_timeout)?;
+        }
+        Ok(producer)
+    }
+
+    /// Attaches to an existing ring as a consumer (waiting up to the attach timeout for it to
+    /// exist and become ready), after checking that it carries this event type and capacity.
+    pub fn build_consumer(self) -> MultiProcessResult<Consumer<E, B>> {
+        let geom = self.geometry()?;
+        let id = match &self.consumer_id {
+            Some(id) => id.clone(),
+            None => anonymous_id(&self.backend),
+        };
+        registry::validate_id(&id)?;
+        let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
+        let seg = validate::<E, B>(region, &geom)?;
+        let reg = registry::register(&seg, &self.backend, &id, self.attach_timeout)?;
+        tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
+        Ok(Consumer::from_parts(
+            seg,
+            self.backend,
+            self.name,
+            id,
+            reg,
+            self.wait_strategy,
+            self.producer_check_interval,
+        ))
+    }
+}
+
+fn anonymous_id<B: RingBackend>(backend: &B) -> String {
+    static COUNTER: StdAtomicU64 = StdAtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("anon-{}-{n}", backend.process_identity().0)
+}
+
+fn new_epoch<B: RingBackend>(backend: &B, name: &str) -> u64 {
+    let mut h = Fnv1a::new();
+    h.write(name.as_bytes());
+    h.write(&backend.process_token().to_le_bytes());
+    h.write(&(backend.now().as_nanos() as u64).to_le_bytes());
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    if backend.kind() != "sim" {
+        h.write(&wall.to_le_bytes());
+    }
+    h.finish()
+}
+
+/// Creates the region; if the name is taken by a myelon ring whose owner is dead (or a region
+/// its creator never finished), removes it and tries again. A live owner's ring, or anything
+/// that is not a myelon ring, gives `AlreadyExists`.
+fn create_reclaiming<B: RingBackend>(
+    backend: &B,
+    name: &str,
+    len: usize,
+) -> MultiProcessResult<B::Region> {
+    for _ in 0..4 {
+        match backend.create(name, len) {
+            Ok(r) => return Ok(r),
+            Err(BackendError::AlreadyExists { .. }) => {
+                if !reclaim_if_stale(backend, name)? {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(BackendError::AlreadyExists {
+        name: name.to_string(),
+    }
+    .into())
+}
+
+fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<bool> {
+    let region = match backend.open(name) {
+        Ok(r) => r,
+        Err(BackendError::NotFound { .. }) => return Ok(true),
+        Err(_) => return Ok(false),
+    };
+    if region.owner_state() != ProcessState::Dead {
+        return Ok(false);
+    }
+    let ours = match peek_state(&region) {
+        Some((MAGIC, _)) => true,
+        Some((0, STATE_INIT)) => true,
+        _ => false,
+    };
+    if !ours {
+        return Ok(false);
+    }
+    drop(region);
+    tracing::info!(name, "reclaiming a ring left by a dead producer");
+    match backend.remove(name) {
+        Ok(()) | Err(BackendError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens `name` and waits until its header is ready (or closed), at most `timeout`.
+fn open_ready<B: RingBackend>(
+    backend: &B,
+    name: &str,
+    timeout: Duration,
+) -> MultiProcessResult<B::Region> {
+    let start = backend.now();
+    loop {
+        match backend.open(name) {
+            Ok(region) => match peek_state(&region) {
+                Some((MAGIC, STATE_READY | STATE_CLOSED)) => return Ok(region),
+                Some((0, STATE_INIT)) | None => {}
+                Some((MAGIC, STATE_INIT)) => {}
+                Some((MAGIC, state)) => {
+                    return Err(MultiProcessError::Corrupt {
+                        what: "header state",
+                        value: i64::from(state),
+                    })
+                }
+                Some((found, _)) => {
+                    return Err(MultiProcessError::BadMagic {
+                        expected: MAGIC,
+                        found,
+                    })
+                }
+            },
+            Err(BackendError::NotFound { .. } | BackendError::Empty { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let waited = backend.now().saturating_sub(start);
+        if waited >= timeout {
+            return Err(MultiProcessError::NotReady {
+                name: name.to_string(),
+                waited,
+            });
+        }
+        backend.sleep(default_discovery_poll_duration().min(timeout - waited));
+    }
+}
+
+fn check(field: &'static str, expected: u64, found: u64) -> MultiProcessResult<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(MultiProcessError::LayoutMismatch {
+            field,
+            expected,
+            found,
+        })
+    }
+}
+
+/// Checks every header field against this build's geometry for `E` (I1).
+fn validate<E: ShmEvent, B: RingBackend>(
+    region: B::Region,
+    geom: &Geometry,
+) -> MultiProcessResult<Segment<E, B>> {
+    let len = region.len();
+    let Some(h) = HeaderView::read(&region) else {
+        return Err(MultiProcessError::LayoutMismatch {
+            field: "region length",
+            expected: geom.total_len as u64,
+            found: len as u64,
+        });
+    };
+    if h.magic != MAGIC {
+        return Err(MultiProcessError::BadMagic {
+            expected: MAGIC,
+            found: h.magic,
+        });
+    }
+    if h.version != LAYOUT_VERSION {
+        return Err(MultiProcessError::LayoutVersionMismatch {
+            expected: LAYOUT_VERSION,
+            found: h.version,
+        });
+    }
+    check("header_len", std::mem::size_of::<Header>() as u64, h.header_len)?;
+    if h.event_size != geom.event_size as u64 {
+        return Err(MultiProcessError::EventSizeMismatch {
+            expected: geom.event_size,
+            found: h.event_size as usize,
+        });
+    }
+    let fp = type_fingerprint::<E>();
+    if h.fingerprint != fp {
+        return Err(MultiProcessError::TypeMismatch {
+            expected: fp,
+            found: h.fingerprint,
+        });
+    }
+    if h.capacity != geom.capacity as u64 {
+        return Err(MultiProcessError::CapacityMismatch {
+            expected: geom.capacity,
+            found: h.capacity as usize,
+        });
+    }
+    if h.slot_stride != geom.slot_stride as u64 {
+        return Err(MultiProcessError::SlotSizeMismatch {
+            expected: geom.slot_stride,
+            found: h.slot_stride as usize,
+        });
+    }
+    check("event_align", geom.event_align as u64, h.event_align)?;
+    check("max_consumers", geom.max_consumers as u64, h.max_consumers)?;
+    check("slots_offset", geom.slots_offset as u64, h.slots_offset)?;
+    check("total_len", geom.total_len as u64, h.total_len)?;
+    if len < geom.total_len {
+        return Err(MultiProcessError::LayoutMismatch {
+            field: "region length",
+            expected: geom.total_len as u64,
+            found: len as u64,
+        });
+    }
+    Segment::new(region, *geom).map_err(|r: B::Region| MultiProcessError::LayoutMismatch {
+        field: "region length or alignment",
+        expected: geom.total_len as u64,
+        found: r.len() as u64,
+    })
+}
+
+/// The identity fields of a header, copied out.
+struct HeaderView {
+    magic: u64,
+    version: u32,
+    header_len: u64,
+    fingerprint: u64,
+    capacity: u64,
+    event_size: u64,
+    event_align: u64,
+    slot_stride: u64,
+    max_consumers: u64,
+    slots_offset: u64,
+    total_len: u64,
+}
+
+impl HeaderView {
+    fn read(region: &impl Region) -> Option<HeaderView> {
+        let h = crate::layout::try_header_of(region)?;
+        let r = Ordering::Relaxed;
+        Some(HeaderView {
+            magic: h.magic.load(r),
+            version: h.layout_version.load(r),
+            header_len: u64::from(h.header_len.load(r)),
+            fingerprint: h.type_fingerprint.load(r),
+            capacity: h.capacity.load(r),
+            event_size: u64::from(h.event_size.load(r)),
+            event_align: u64::from(h.event_align.load(r)),
+            slot_stride: u64::from(h.slot_stride.load(r)),
+            max_consumers: u64::from(h.max_consumers.load(r)),
+            slots_offset: h.slots_offset.load(r),
+            total_len: h.total_len.load(r),
+        })
+    }
+}

@@ -1,0 +1,441 @@
+//! A broadcast consumer of a ring (Layer 0).
+//!
+//! A consumer learns of a new event from the slot itself: it loads the stamp of the slot its
+//! next sequence maps to. Equal: the event is there. Lower: not yet published. Higher: the slot
+//! was overwritten behind a gating consumer, which the protocol rules out, so it is reported as
+//! corruption. The hot path touches the slot's line(s) and the consumer's own cursor line only.
+
+use crate::backend::{ProcessState, Region, RingBackend};
+use crate::error::{MultiProcessError, MultiProcessResult};
+use crate::event::ShmEvent;
+use crate::layout::{Segment, STATE_CLOSED};
+use crate::registry::{self, Registration};
+use crate::sync::Ordering;
+use crate::wait::{AutoWaitStrategy, Idle};
+use crate::Sequence;
+use std::ops::Deref;
+use std::time::Duration;
+
+/// Default interval between checks that the producer process is still alive while a consumer
+/// waits (also configurable per consumer).
+pub const DEFAULT_PRODUCER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Empty polls between two clock reads in the non-blocking path.
+const EMPTY_POLLS_PER_CHECK: u32 = 1024;
+
+enum Poll {
+    Ready,
+    Empty,
+}
+
+/// Consumer for a multi-process ring with broadcast semantics: each consumer keeps its own
+/// cursor and sees every event. Generic over the backend; use [`crate::SharedConsumer`] and
+/// [`crate::MmapConsumer`].
+pub struct Consumer<E: ShmEvent, B: RingBackend> {
+    seg: Segment<E, B>,
+    backend: B,
+    name: String,
+    id: String,
+    reg: Registration,
+    token: u64,
+    /// Next sequence to read.
+    next: i64,
+    strategy: AutoWaitStrategy,
+    sleeper_registered: bool,
+    producer_check_interval: Duration,
+    empty_polls: u32,
+    last_check: Duration,
+    detach_on_drop: bool,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Consumer<E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("backend", &self.backend.kind())
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+/// A borrowed event in its ring slot. The slot stays reserved for this consumer (the producer
+/// cannot overwrite it) until the lease is dropped, which releases it and advances the cursor.
+pub struct EventLease<'a, E: ShmEvent, B: RingBackend> {
+    consumer: &'a mut Consumer<E, B>,
+    seq: i64,
+    value: *const E,
+}
+
+impl<E: ShmEvent, B: RingBackend> EventLease<'_, E, B> {
+    /// Sequence of the leased event.
+    pub fn sequence(&self) -> Sequence {
+        self.seq
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Deref for EventLease<'_, E, B> {
+    type Target = E;
+    fn deref(&self) -> &E {
+        // SAFETY: I3 — `value` points into the slot of `seq`, whose stamp this consumer
+        // acquired; its cursor is still below `seq`, so the producer cannot claim the slot's
+        // next lap while the lease (and so this borrow) lives. Any bit pattern is a valid `E`
+        // (`ShmEvent`).
+        unsafe { &*self.value }
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Drop for EventLease<'_, E, B> {
+    fn drop(&mut self) {
+        self.consumer.release(self.seq);
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
+    pub(crate) fn from_parts(
+        seg: Segment<E, B>,
+        backend: B,
+        name: String,
+        id: String,
+        reg: Registration,
+        strategy: AutoWaitStrategy,
+        producer_check_interval: Duration,
+    ) -> Self {
+        let token = backend.process_token();
+        let now = backend.now();
+        let mut c = Consumer {
+            seg,
+            backend,
+            name,
+            id,
+            reg,
+            token,
+            next: reg.start,
+            strategy: AutoWaitStrategy::BusySpin,
+            sleeper_registered: false,
+            producer_check_interval,
+            empty_polls: 0,
+            last_check: now,
+            detach_on_drop: true,
+        };
+        c.set_wait_strategy(strategy);
+        c
+    }
+
+    /// Changes how blocking calls wait when no event is available.
+    pub fn set_wait_strategy(&mut self, strategy: AutoWaitStrategy) {
+        let line = &self.seg.header().consumer_wake;
+        let wants = strategy == AutoWaitStrategy::Block;
+        if wants && !self.sleeper_registered {
+            line.sleepers_registered.fetch_add(1, Ordering::SeqCst);
+        } else if !wants && self.sleeper_registered {
+            line.sleepers_registered.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.sleeper_registered = wants;
+        self.strategy = strategy;
+    }
+
+    /// The current wait strategy.
+    pub fn wait_strategy(&self) -> AutoWaitStrategy {
+        self.strategy
+    }
+
+    /// Step: is the next event there?
+    #[inline]
+    fn poll(&self) -> MultiProcessResult<Poll> {
+        let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
+        if stamp == self.next {
+            Ok(Poll::Ready)
+        } else if stamp < self.next {
+            Ok(Poll::Empty)
+        } else {
+            Err(MultiProcessError::Corrupt {
+                what: "slot stamp ahead of a gating consumer",
+                value: stamp,
+            })
+        }
+    }
+
+    /// Releases every sequence up to `seq` and advances.
+    #[inline]
+    fn release(&mut self, seq: i64) {
+        let h = self.seg.header();
+        self.seg
+            .entry(self.reg.index)
+            .cursor
+            .value
+            .store(seq, Ordering::Release);
+        self.next = seq + 1;
+        self.empty_polls = 0;
+        // Unfenced on purpose (keeps the release path fence-free); a producer that blocks for
+        // space sleeps in short slices, which bounds the cost of a missed wake-up.
+        let w = &h.producer_wake;
+        if w.waiters.load(Ordering::Relaxed) != 0 {
+            w.seq.fetch_add(1, Ordering::Release);
+            self.backend.wake_all(&w.seq);
+        }
+    }
+
+    /// The empty path: end of stream, dead producer, or just nothing yet.
+    fn on_empty(&mut self, force_check: bool) -> MultiProcessResult<()> {
+        let h = self.seg.header();
+        if h.state.load(Ordering::Acquire) == STATE_CLOSED {
+            // Everything the producer published happens-before CLOSED; re-poll once.
+            return match self.poll()? {
+                Poll::Ready => Ok(()),
+                Poll::Empty => Err(MultiProcessError::Closed),
+            };
+        }
+        self.empty_polls = self.empty_polls.wrapping_add(1);
+        if !force_check && self.empty_polls % EMPTY_POLLS_PER_CHECK != 0 {
+            return Ok(());
+        }
+        let now = self.backend.now();
+        if now.saturating_sub(self.last_check) < self.producer_check_interval {
+            return Ok(());
+        }
+        self.last_check = now;
+        if self.seg.region().owner_state() == ProcessState::Dead {
+            return match self.poll()? {
+                Poll::Ready => Ok(()),
+                Poll::Empty => {
+                    tracing::warn!(ring = %self.name, id = %self.id, "producer died without closing");
+                    Err(MultiProcessError::ProducerDead)
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn lease_ready(&mut self) -> EventLease<'_, E, B> {
+        let seq = self.next;
+        let value = self.seg.slot(seq).value.with(|p| p);
+        EventLease {
+            consumer: self,
+            seq,
+            value,
+        }
+    }
+
+    /// Borrows the next event in place if one is published. `Ok(None)`: nothing yet.
+    /// `Err(Closed)`: the producer closed the stream and everything was consumed.
+    /// `Err(ProducerDead)`: the producer died (checked at most every producer-check interval).
+    #[inline]
+    pub fn try_consume_next_leased(&mut self) -> MultiProcessResult<Option<EventLease<'_, E, B>>> {
+        match self.poll()? {
+            Poll::Ready => Ok(Some(self.lease_ready())),
+            Poll::Empty => {
+                self.on_empty(false)?;
+                match self.poll()? {
+                    Poll::Ready => Ok(Some(self.lease_ready())),
+                    Poll::Empty => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Copies out the next event if one is published (see [`Self::try_consume_next_leased`]).
+    #[inline]
+    pub fn try_consume_next(&mut self) -> MultiProcessResult<Option<E>> {
+        Ok(self.try_consume_next_leased()?.map(|l| *l))
+    }
+
+    /// Waits (with the consumer's strategy) until the next event is published, at most
+    /// `timeout` (`None`: no bound). Dead producers and end of stream end the wait.
+    fn wait_ready(&mut self, timeout: Option<Duration>) -> MultiProcessResult<()> {
+        if let Poll::Ready = self.poll()? {
+            return Ok(());
+        }
+        let start = self.backend.now();
+        let mut idle = Idle::default();
+        loop {
+            self.on_empty(true)?;
+            if let Poll::Ready = self.poll()? {
+                return Ok(());
+            }
+            let waited = self.backend.now().saturating_sub(start);
+            let max = match timeout {
+                Some(t) if waited >= t => {
+                    return Err(MultiProcessError::Timeout {
+                        op: "consume",
+                        waited,
+                    })
+                }
+                Some(t) => (t - waited).min(self.producer_check_interval),
+                None => self.producer_check_interval,
+            };
+            let slot = self.seg.slot(self.next);
+            let next = self.next;
+            idle.wait(
+                self.strategy,
+                &self.backend,
+                &self.seg.header().consumer_wake,
+                max,
+                || slot.stamp.load(Ordering::Acquire) >= next,
+            );
+        }
+    }
+
+    /// Borrows the next event, waiting as long as it takes (until end of stream or a dead
+    /// producer).
+    pub fn consume_next_leased(&mut self) -> MultiProcessResult<EventLease<'_, E, B>> {
+        self.wait_ready(None)?;
+        Ok(self.lease_ready())
+    }
+
+    /// Borrows the next event, waiting at most `timeout`.
+    pub fn consume_next_leased_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> MultiProcessResult<EventLease<'_, E, B>> {
+        self.wait_ready(Some(timeout))?;
+        Ok(self.lease_ready())
+    }
+
+    /// Copies out the next event, waiting as long as it takes.
+    pub fn consume_next(&mut self) -> MultiProcessResult<E> {
+        Ok(*self.consume_next_leased()?)
+    }
+
+    /// Copies out the next event, waiting at most `timeout`.
+    pub fn consume_next_timeout(&mut self, timeout: Duration) -> MultiProcessResult<E> {
+        Ok(*self.consume_next_leased_timeout(timeout)?)
+    }
+
+    /// Copies out the next event, sleeping [`crate::default_consume_sleep_duration`] between
+    /// polls regardless of the configured strategy.
+    pub fn consume_next_with_sleep(&mut self) -> MultiProcessResult<E> {
+        let saved = self.strategy;
+        self.set_wait_strategy(AutoWaitStrategy::Sleep(
+            crate::wait::default_consume_sleep_duration(),
+        ));
+        let r = self.consume_next();
+        self.set_wait_strategy(saved);
+        r
+    }
+
+    /// Handles up to `max` published events in place with `f(event, sequence, end_of_batch)`
+    /// and releases them with one cursor store. Returns how many were handled (0: none
+    /// available). End of stream and a dead producer are reported only when nothing is left.
+    pub fn try_consume_batch<F>(&mut self, max: usize, mut f: F) -> MultiProcessResult<usize>
+    where
+        F: FnMut(&E, Sequence, bool),
+    {
+        if max == 0 {
+            return Ok(0);
+        }
+        let first = self.next;
+        let mut ready = matches!(self.poll()?, Poll::Ready);
+        if !ready {
+            self.on_empty(false)?;
+            ready = matches!(self.poll()?, Poll::Ready);
+        }
+        if !ready {
+            return Ok(0);
+        }
+        let mut n = 0usize;
+        let mut seq = first;
+        loop {
+            let slot = self.seg.slot(seq);
+            let has_next = n + 1 < max && {
+                let s = self.seg.slot(seq + 1).stamp.load(Ordering::Acquire);
+                if s > seq + 1 {
+                    return Err(MultiProcessError::Corrupt {
+                        what: "slot stamp ahead of a gating consumer",
+                        value: s,
+                    });
+                }
+                s == seq + 1
+            };
+            slot.value.with(|p| {
+                // SAFETY: I3 — the stamp of `seq` was acquired (before the loop for `first`,
+                // as `has_next` of the previous iteration otherwise) and this consumer's cursor
+                // is still below `seq`, so the producer cannot overwrite the slot during `f`.
+                f(unsafe { &*p }, seq, !has_next)
+            });
+            n += 1;
+            if !has_next {
+                break;
+            }
+            seq += 1;
+        }
+        self.release(seq);
+        Ok(n)
+    }
+
+    /// [`Self::try_consume_batch`], waiting up to `timeout` for the first event.
+    pub fn consume_batch_timeout<F>(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        f: F,
+    ) -> MultiProcessResult<usize>
+    where
+        F: FnMut(&E, Sequence, bool),
+    {
+        self.wait_ready(Some(timeout))?;
+        self.try_consume_batch(max, f)
+    }
+
+    /// Last released sequence (-1 before the first).
+    pub fn cursor(&self) -> Sequence {
+        self.next - 1
+    }
+
+    /// Next sequence this consumer will read.
+    pub fn next_sequence(&self) -> Sequence {
+        self.next
+    }
+
+    /// The producer's cursor minus this consumer's: events published but not yet released.
+    pub fn lag(&self) -> i64 {
+        let p = self.seg.header().producer.value.load(Ordering::Acquire);
+        (p - self.cursor()).max(0)
+    }
+
+    /// This consumer's id.
+    pub fn consumer_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether this consumer resumed an existing entry (same-id rejoin or a reservation).
+    pub fn resumed(&self) -> bool {
+        self.reg.resumed
+    }
+
+    /// Ring capacity in events.
+    pub fn capacity(&self) -> usize {
+        self.seg.geometry().capacity
+    }
+
+    /// The segment name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Turns the consumer's entry into a reservation for its id when dropped: it keeps gating
+    /// the producer, and the next consumer attaching with the same id resumes exactly here.
+    /// Without this, dropping detaches (the entry stops gating and is freed).
+    pub fn keep_registration_on_drop(&mut self) {
+        self.detach_on_drop = false;
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Drop for Consumer<E, B> {
+    fn drop(&mut self) {
+        if self.sleeper_registered {
+            self.seg
+                .header()
+                .consumer_wake
+                .sleepers_registered
+                .fetch_sub(1, Ordering::SeqCst);
+        }
+        registry::detach(
+            &self.seg,
+            self.reg.index,
+            self.reg.incarnation,
+            self.token,
+            !self.detach_on_drop,
+        );
+    }
+}

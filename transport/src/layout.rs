@@ -1,0 +1,509 @@
+//! The shared-memory segment layout: the only module that turns a raw region pointer into
+//! typed references.
+//!
+//! One region per ring:
+//!
+//! ```text
+//! offset 0      Header            five 128-byte lines: identity + state, producer cursor,
+//!                                 consumer wake word, producer wake word, registry
+//! offset 640    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 256 bytes each: the cursor alone on
+//!                                 the first 128-byte line, id/owner/state on the second
+//! slots_offset  Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
+//! ```
+//!
+//! Invariants the rest of the crate relies on:
+//!
+//! * **I1** Every offset and length is computed locally from `E` and the capacity
+//!   ([`Geometry`]); values read from the header are only *compared* against them, never used
+//!   to address memory.
+//! * **I2** The region is at least `Geometry::total_len` bytes (checked in [`Segment::new`]) and
+//!   its base is aligned to at least `REGION_MIN_ALIGN`, so every typed reference handed out
+//!   below is in bounds and aligned.
+//! * **I3** A slot's stamp holds the sequence of the event it contains (or -1). The producer
+//!   writes a slot's value only for a sequence it has claimed and whose previous occupant every
+//!   gating consumer has released; it then stores the stamp with `Release`. A consumer reads the
+//!   value only after loading that stamp with `Acquire`.
+//! * **I4** Every structure in the region is initialised with `ptr::write(T::new(..))` by the
+//!   creator before the header state becomes `READY`; peers read nothing but the header state
+//!   until they have acquired `READY`.
+
+use crate::backend::{Region, RingBackend};
+use crate::event::ShmEvent;
+use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering, SlotCell};
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
+
+/// Magic number at offset 0 of every myelon ring segment ("MYELONR" + format byte).
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MYELONR\x01");
+/// Version of this layout; bumped on any incompatible change.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Default maximum number of consumers that can be registered with one ring.
+pub const DEFAULT_MAX_CONSUMERS: usize = 16;
+/// Longest consumer id, in bytes.
+pub const CONSUMER_ID_MAX_LEN: usize = 48;
+/// Largest capacity a ring may have (slots).
+pub const MAX_CAPACITY: usize = 1 << 30;
+/// Minimum alignment of a region's base address that the layout needs.
+pub(crate) const REGION_MIN_ALIGN: usize = 4096;
+
+/// Header state: being initialised by its creator.
+pub(crate) const STATE_INIT: u32 = 0;
+/// Header state: ready for consumers.
+pub(crate) const STATE_READY: u32 = 1;
+/// Header state: the producer closed the stream normally (end of stream).
+pub(crate) const STATE_CLOSED: u32 = 2;
+
+/// Entry state: unused.
+pub(crate) const ENTRY_FREE: u32 = 0;
+/// Entry state: registered consumer; gates the producer.
+pub(crate) const ENTRY_ACTIVE: u32 = 1;
+/// Entry state: reserved by the producer for an expected consumer id; gates the producer.
+pub(crate) const ENTRY_RESERVED: u32 = 2;
+/// Entry state: reserved for the first consumer whose id starts with the stored prefix; gates.
+pub(crate) const ENTRY_RESERVED_PREFIX: u32 = 3;
+
+/// A 128-byte line holding one cursor.
+#[repr(C, align(128))]
+pub(crate) struct CursorLine {
+    pub(crate) value: AtomicI64,
+}
+
+/// A 128-byte line holding a futex word and a waiter count.
+#[repr(C, align(128))]
+pub(crate) struct WakeLine {
+    /// Futex word: bumped by the waker before `wake_all`.
+    pub(crate) seq: AtomicU32,
+    /// Number of parties blocked (or about to block) on `seq`.
+    pub(crate) waiters: AtomicU32,
+    /// Number of consumers that may block on the consumer wake line (producer notifies only when
+    /// non-zero, keeping the publish path free of fences otherwise).
+    pub(crate) sleepers_registered: AtomicU32,
+}
+
+/// A 128-byte line for consumer registration.
+#[repr(C, align(128))]
+pub(crate) struct RegistryLine {
+    /// 0 when free, otherwise the process token of the holder.
+    pub(crate) lock: AtomicU64,
+    /// Bumped on every registration change.
+    pub(crate) generation: AtomicU64,
+}
+
+/// The segment header. Identity fields are atomics so that reading a foreign or half-written
+/// region is never a data race; they are written once by the creator before `state = READY`.
+#[repr(C, align(128))]
+pub(crate) struct Header {
+    pub(crate) magic: AtomicU64,
+    pub(crate) layout_version: AtomicU32,
+    pub(crate) header_len: AtomicU32,
+    pub(crate) type_fingerprint: AtomicU64,
+    pub(crate) capacity: AtomicU64,
+    pub(crate) event_size: AtomicU32,
+    pub(crate) event_align: AtomicU32,
+    pub(crate) slot_stride: AtomicU32,
+    pub(crate) max_consumers: AtomicU32,
+    pub(crate) slots_offset: AtomicU64,
+    pub(crate) total_len: AtomicU64,
+    pub(crate) epoch: AtomicU64,
+    pub(crate) owner_pid: AtomicU32,
+    pub(crate) reserved0: AtomicU32,
+    pub(crate) owner_start_time: AtomicU64,
+    pub(crate) owner_token: AtomicU64,
+    /// `STATE_INIT` → `STATE_READY` (written last, `Release`) → `STATE_CLOSED`.
+    pub(crate) state: AtomicU32,
+    pub(crate) producer: CursorLine,
+    pub(crate) consumer_wake: WakeLine,
+    pub(crate) producer_wake: WakeLine,
+    pub(crate) registry: RegistryLine,
+}
+
+/// One consumer-table entry.
+#[repr(C, align(128))]
+pub(crate) struct ConsumerEntry {
+    /// Last sequence this consumer released (-1: none). Alone on its line; written only by the
+    /// consumer, read by the producer when it refreshes its gating minimum.
+    pub(crate) cursor: CursorLine,
+    pub(crate) state: AtomicU32,
+    pub(crate) id_len: AtomicU32,
+    pub(crate) owner_token: AtomicU64,
+    pub(crate) incarnation: AtomicU64,
+    pub(crate) id: [AtomicU64; CONSUMER_ID_MAX_LEN / 8],
+}
+
+/// One ring slot: the stamp says which sequence the value holds.
+#[repr(C)]
+pub(crate) struct Slot<E> {
+    pub(crate) stamp: AtomicI64,
+    pub(crate) value: SlotCell<E>,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, layout_version) == 8);
+    assert!(offset_of!(Header, header_len) == 12);
+    assert!(offset_of!(Header, type_fingerprint) == 16);
+    assert!(offset_of!(Header, capacity) == 24);
+    assert!(offset_of!(Header, event_size) == 32);
+    assert!(offset_of!(Header, slot_stride) == 40);
+    assert!(offset_of!(Header, slots_offset) == 48);
+    assert!(offset_of!(Header, total_len) == 56);
+    assert!(offset_of!(Header, epoch) == 64);
+    assert!(offset_of!(Header, owner_pid) == 72);
+    assert!(offset_of!(Header, owner_start_time) == 80);
+    assert!(offset_of!(Header, owner_token) == 88);
+    assert!(offset_of!(Header, state) == 96);
+    assert!(offset_of!(Header, producer) == 128);
+    assert!(offset_of!(Header, consumer_wake) == 256);
+    assert!(offset_of!(Header, producer_wake) == 384);
+    assert!(offset_of!(Header, registry) == 512);
+    assert!(size_of::<Header>() == 640);
+    assert!(offset_of!(ConsumerEntry, cursor) == 0);
+    assert!(offset_of!(ConsumerEntry, state) == 128);
+    assert!(offset_of!(ConsumerEntry, id_len) == 132);
+    assert!(offset_of!(ConsumerEntry, owner_token) == 136);
+    assert!(offset_of!(ConsumerEntry, incarnation) == 144);
+    assert!(offset_of!(ConsumerEntry, id) == 152);
+    assert!(size_of::<ConsumerEntry>() == 256);
+    assert!(offset_of!(Slot<u64>, stamp) == 0);
+    assert!(offset_of!(Slot<u64>, value) == 8);
+};
+
+impl CursorLine {
+    pub(crate) fn new(v: i64) -> Self {
+        CursorLine {
+            value: AtomicI64::new(v),
+        }
+    }
+}
+
+impl WakeLine {
+    fn new() -> Self {
+        WakeLine {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            sleepers_registered: AtomicU32::new(0),
+        }
+    }
+}
+
+impl ConsumerEntry {
+    fn new() -> Self {
+        ConsumerEntry {
+            cursor: CursorLine::new(-1),
+            state: AtomicU32::new(ENTRY_FREE),
+            id_len: AtomicU32::new(0),
+            owner_token: AtomicU64::new(0),
+            incarnation: AtomicU64::new(0),
+            id: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Stores `id` (at most `CONSUMER_ID_MAX_LEN` bytes; checked by the caller).
+    pub(crate) fn write_id(&self, id: &[u8]) {
+        debug_assert!(id.len() <= CONSUMER_ID_MAX_LEN);
+        let mut buf = [0u8; CONSUMER_ID_MAX_LEN];
+        buf[..id.len()].copy_from_slice(id);
+        for (word, chunk) in self.id.iter().zip(buf.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        self.id_len.store(id.len() as u32, Ordering::Release);
+    }
+
+    /// Reads the stored id; `None` if the stored length is corrupt.
+    pub(crate) fn read_id(&self) -> Option<([u8; CONSUMER_ID_MAX_LEN], usize)> {
+        let len = self.id_len.load(Ordering::Acquire) as usize;
+        if len > CONSUMER_ID_MAX_LEN {
+            return None;
+        }
+        let mut buf = [0u8; CONSUMER_ID_MAX_LEN];
+        for (word, chunk) in self.id.iter().zip(buf.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        Some((buf, len))
+    }
+}
+
+impl<E> Slot<E> {
+    fn new(value: E) -> Self {
+        Slot {
+            stamp: AtomicI64::new(-1),
+            value: SlotCell::new(value),
+        }
+    }
+}
+
+/// Sizes and offsets of a ring, computed from the event type and capacity alone (I1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) capacity: usize,
+    pub(crate) mask: usize,
+    pub(crate) slot_stride: usize,
+    pub(crate) max_consumers: usize,
+    pub(crate) slots_offset: usize,
+    pub(crate) total_len: usize,
+    pub(crate) event_size: usize,
+    pub(crate) event_align: usize,
+}
+
+/// Why a capacity or event type cannot be laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GeometryError {
+    Capacity(&'static str),
+    EventTooAligned(usize),
+    TooLarge,
+}
+
+const fn round_up(v: usize, to: usize) -> Option<usize> {
+    match v.checked_add(to - 1) {
+        Some(x) => Some(x / to * to),
+        None => None,
+    }
+}
+
+impl Geometry {
+    pub(crate) fn new<E>(capacity: usize) -> Result<Geometry, GeometryError> {
+        if capacity == 0 || !capacity.is_power_of_two() {
+            return Err(GeometryError::Capacity("capacity must be a non-zero power of two"));
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(GeometryError::Capacity("capacity exceeds 2^30 slots"));
+        }
+        let slot_align = align_of::<Slot<E>>();
+        if slot_align > REGION_MIN_ALIGN {
+            return Err(GeometryError::EventTooAligned(align_of::<E>()));
+        }
+        let line = slot_align.max(64);
+        let slot_stride = round_up(size_of::<Slot<E>>(), line).ok_or(GeometryError::TooLarge)?;
+        let max_consumers = DEFAULT_MAX_CONSUMERS;
+        let table_end = size_of::<Header>() + max_consumers * size_of::<ConsumerEntry>();
+        let slots_offset = round_up(table_end, slot_align.max(128)).ok_or(GeometryError::TooLarge)?;
+        let slots_len = capacity
+            .checked_mul(slot_stride)
+            .ok_or(GeometryError::TooLarge)?;
+        let end = slots_offset
+            .checked_add(slots_len)
+            .ok_or(GeometryError::TooLarge)?;
+        let total_len = round_up(end, 4096).ok_or(GeometryError::TooLarge)?;
+        if total_len > isize::MAX as usize || slot_stride > u32::MAX as usize {
+            return Err(GeometryError::TooLarge);
+        }
+        Ok(Geometry {
+            capacity,
+            mask: capacity - 1,
+            slot_stride,
+            max_consumers,
+            slots_offset,
+            total_len,
+            event_size: size_of::<E>(),
+            event_align: align_of::<E>(),
+        })
+    }
+}
+
+/// The identity values a creator stamps into a new header.
+pub(crate) struct HeaderInit {
+    pub(crate) fingerprint: u64,
+    pub(crate) epoch: u64,
+    pub(crate) owner_pid: u32,
+    pub(crate) owner_start_time: u64,
+    pub(crate) owner_token: u64,
+}
+
+impl Header {
+    fn new(g: &Geometry, init: &HeaderInit) -> Self {
+        Header {
+            magic: AtomicU64::new(MAGIC),
+            layout_version: AtomicU32::new(LAYOUT_VERSION),
+            header_len: AtomicU32::new(size_of::<Header>() as u32),
+            type_fingerprint: AtomicU64::new(init.fingerprint),
+            capacity: AtomicU64::new(g.capacity as u64),
+            event_size: AtomicU32::new(g.event_size as u32),
+            event_align: AtomicU32::new(g.event_align as u32),
+            slot_stride: AtomicU32::new(g.slot_stride as u32),
+            max_consumers: AtomicU32::new(g.max_consumers as u32),
+            slots_offset: AtomicU64::new(g.slots_offset as u64),
+            total_len: AtomicU64::new(g.total_len as u64),
+            epoch: AtomicU64::new(init.epoch),
+            owner_pid: AtomicU32::new(init.owner_pid),
+            reserved0: AtomicU32::new(0),
+            owner_start_time: AtomicU64::new(init.owner_start_time),
+            owner_token: AtomicU64::new(init.owner_token),
+            state: AtomicU32::new(STATE_INIT),
+            producer: CursorLine::new(-1),
+            consumer_wake: WakeLine::new(),
+            producer_wake: WakeLine::new(),
+            registry: RegistryLine {
+                lock: AtomicU64::new(0),
+                generation: AtomicU64::new(0),
+            },
+        }
+    }
+}
+
+/// The header of a region that may not be a myelon segment at all, or `None` when the region
+/// is too small or misaligned to hold one. Only atomics are reachable through it.
+pub(crate) fn try_header_of(region: &impl Region) -> Option<&Header> {
+    if region.len() < size_of::<Header>() || region.as_ptr() as usize % REGION_MIN_ALIGN != 0 {
+        return None;
+    }
+    // SAFETY: the region is at least `size_of::<Header>()` bytes and aligned (checked above);
+    // every field of `Header` is an atomic, valid for any bit pattern, so even a foreign or
+    // half-written region yields a valid reference; it lives as long as the region borrow.
+    Some(unsafe { &*(region.as_ptr() as *const Header) })
+}
+
+/// Reads the magic and state of a region that may not be a myelon segment at all.
+/// Returns `None` when the region is too small to hold a header.
+pub(crate) fn peek_state(region: &impl Region) -> Option<(u64, u32)> {
+    let header = try_header_of(region)?;
+    Some((
+        header.magic.load(Ordering::Acquire),
+        header.state.load(Ordering::Acquire),
+    ))
+}
+
+/// A mapped ring: the region plus the geometry it was validated against.
+pub(crate) struct Segment<E, B: RingBackend> {
+    region: B::Region,
+    base: NonNull<u8>,
+    geom: Geometry,
+    _event: PhantomData<fn() -> E>,
+}
+
+// SAFETY: all shared state inside the region is accessed through atomics or through slot cells
+// whose access is coordinated by stamps and cursors (I3); the region handle itself is Send+Sync.
+unsafe impl<E: ShmEvent, B: RingBackend> Send for Segment<E, B> {}
+// SAFETY: as for `Send`.
+unsafe impl<E: ShmEvent, B: RingBackend> Sync for Segment<E, B> {}
+
+impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
+    /// Wraps a mapped region. Fails if the region is too small or misaligned for `geom`.
+    pub(crate) fn new(region: B::Region, geom: Geometry) -> Result<Self, B::Region> {
+        let base = match NonNull::new(region.as_ptr()) {
+            Some(b) => b,
+            None => return Err(region),
+        };
+        if region.len() < geom.total_len || base.as_ptr() as usize % REGION_MIN_ALIGN != 0 {
+            return Err(region);
+        }
+        Ok(Segment {
+            region,
+            base,
+            geom,
+            _event: PhantomData,
+        })
+    }
+
+    /// Initialises a freshly created, zero-filled region (I4). Must be called once, by the
+    /// creator, before anyone can observe `STATE_READY`.
+    pub(crate) fn initialise(&self, init: &HeaderInit, mut factory: impl FnMut() -> E) {
+        let hdr = self.base.as_ptr() as *mut Header;
+        // SAFETY: I2 — the region holds a `Header` at offset 0, aligned; the region was just
+        // created exclusively by this process, so no peer has a reference into it yet other
+        // than possibly reading the (zero) state word, which this write leaves at zero.
+        unsafe { hdr.write(Header::new(&self.geom, init)) };
+        for i in 0..self.geom.max_consumers {
+            let p = self.entry_ptr(i);
+            // SAFETY: I2 — entry `i < max_consumers` lies inside the table, aligned to 128.
+            unsafe { p.write(ConsumerEntry::new()) };
+        }
+        for i in 0..self.geom.capacity {
+            let p = self.slot_ptr(i);
+            // SAFETY: I2 — slot `i < capacity` lies inside the slot array, aligned to the
+            // slot's alignment (stride and slots_offset are multiples of it).
+            unsafe { p.write(Slot::new(factory())) };
+        }
+    }
+
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geom
+    }
+
+    pub(crate) fn region(&self) -> &B::Region {
+        &self.region
+    }
+
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: I2 + I4 — a `Header` lives at offset 0 and was initialised by the creator
+        // before READY; callers only use a `Segment` after READY was acquired (attach) or after
+        // `initialise` (create).
+        unsafe { &*(self.base.as_ptr() as *const Header) }
+    }
+
+    fn entry_ptr(&self, i: usize) -> *mut ConsumerEntry {
+        let off = size_of::<Header>() + i * size_of::<ConsumerEntry>();
+        // SAFETY: I2 — `off` < slots_offset <= total_len <= region length for i < max_consumers.
+        unsafe { self.base.as_ptr().add(off) as *mut ConsumerEntry }
+    }
+
+    fn slot_ptr(&self, i: usize) -> *mut Slot<E> {
+        let off = self.geom.slots_offset + i * self.geom.slot_stride;
+        // SAFETY: I2 — for i < capacity, `off + stride <= total_len <= region length`.
+        unsafe { self.base.as_ptr().add(off) as *mut Slot<E> }
+    }
+
+    /// Consumer-table entry `i` (`i < max_consumers`).
+    #[inline]
+    pub(crate) fn entry(&self, i: usize) -> &ConsumerEntry {
+        assert!(i < self.geom.max_consumers, "consumer index out of range");
+        // SAFETY: I2 + I4 — index checked above; the entry was initialised before READY.
+        unsafe { &*self.entry_ptr(i) }
+    }
+
+    /// The slot holding sequence `seq`.
+    #[inline]
+    pub(crate) fn slot(&self, seq: i64) -> &Slot<E> {
+        let i = (seq as usize) & self.geom.mask;
+        // SAFETY: I2 + I4 — `i <= mask < capacity`; the slot was initialised before READY.
+        unsafe { &*self.slot_ptr(i) }
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &ConsumerEntry> + '_ {
+        (0..self.geom.max_consumers).map(move |i| self.entry(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_table() {
+        // (event size, align) -> expected stride
+        let g = Geometry::new::<u64>(8).unwrap();
+        assert_eq!(g.slot_stride, 64);
+        let g = Geometry::new::<[u8; 56]>(8).unwrap();
+        assert_eq!(g.slot_stride, 64);
+        let g = Geometry::new::<[u8; 57]>(8).unwrap();
+        assert_eq!(g.slot_stride, 128);
+        let g = Geometry::new::<[u64; 8]>(4096).unwrap();
+        assert_eq!(g.slot_stride, 128);
+        assert_eq!(g.slots_offset, 640 + 16 * 256);
+        assert_eq!(g.total_len % 4096, 0);
+        assert!(g.total_len >= g.slots_offset + 4096 * 128);
+    }
+
+    #[test]
+    fn geometry_rejects_bad_capacities() {
+        for c in [0usize, 3, 6, 1000, MAX_CAPACITY * 2] {
+            assert!(Geometry::new::<u64>(c).is_err(), "capacity {c}");
+        }
+        for c in [1usize, 2, 1024, 1 << 20] {
+            assert!(Geometry::new::<u64>(c).is_ok(), "capacity {c}");
+        }
+    }
+
+    #[test]
+    fn geometry_rejects_overflowing_sizes() {
+        assert_eq!(
+            Geometry::new::<[u8; 1 << 40]>(MAX_CAPACITY),
+            Err(GeometryError::TooLarge)
+        );
+    }
+}

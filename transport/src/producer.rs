@@ -1,0 +1,279 @@
+//! The single producer of a ring (Layer 0).
+//!
+//! Steady-state `publish` is: compare the next sequence with a cached limit, write the event in
+//! place, store the slot stamp (`Release`), store the producer cursor (`Release`), and load one
+//! read-mostly word to learn whether a consumer sleeps. No allocation, no syscall, no lock, no
+//! fence. Only when the cached limit is reached does the producer rescan the consumer table.
+
+use crate::backend::RingBackend;
+use crate::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
+use crate::event::ShmEvent;
+use crate::layout::{Segment, STATE_CLOSED};
+use crate::registry::{self, ConsumerInfo};
+use crate::sync::{spin_hint, Ordering};
+use crate::wait::{block_on, notify};
+use crate::Sequence;
+use std::time::Duration;
+
+pub use crate::builder::CoordinationMode;
+
+/// Longest single futex sleep of a producer waiting for space; bounds the cost of a wake-up the
+/// unfenced consumer release path can miss.
+const SPACE_WAIT_SLICE: Duration = Duration::from_micros(100);
+
+/// Multi-process producer for publishing events to a shared-memory ring, generic over the
+/// backend. Use the aliases [`crate::SharedProducer`] and [`crate::MmapProducer`].
+pub struct Producer<E: ShmEvent, B: RingBackend> {
+    seg: Segment<E, B>,
+    backend: B,
+    name: String,
+    /// Next sequence to publish.
+    next: i64,
+    /// Highest sequence publishable without rescanning the consumer table.
+    limit: i64,
+    capacity: i64,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Producer<E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("name", &self.name)
+            .field("backend", &self.backend.kind())
+            .field("next", &self.next)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
+    pub(crate) fn from_parts(seg: Segment<E, B>, backend: B, name: String) -> Self {
+        let capacity = seg.geometry().capacity as i64;
+        let mut p = Producer {
+            seg,
+            backend,
+            name,
+            next: 0,
+            limit: -1,
+            capacity,
+        };
+        p.refresh_limit();
+        p
+    }
+
+    fn refresh_limit(&mut self) {
+        self.limit = registry::gating_minimum(&self.seg, self.next - 1) + self.capacity;
+    }
+
+    /// Step: the next sequence if its slot is free, rescanning the consumer table at most once.
+    #[inline]
+    pub fn try_claim(&mut self) -> Option<Sequence> {
+        let s = self.next;
+        if s > self.limit {
+            self.refresh_limit();
+            if s > self.limit {
+                return None;
+            }
+        }
+        Some(s)
+    }
+
+    /// Writes the event of claimed sequence `s` and publishes it.
+    #[inline]
+    fn write_and_stamp<R>(&mut self, s: i64, f: impl FnOnce(&mut E) -> R) -> R {
+        debug_assert!(s == self.next && s <= self.limit);
+        let slot = self.seg.slot(s);
+        let r = slot.value.with_mut(|p| {
+            // SAFETY: I3 — `s` was claimed by this (single) producer and its previous occupant
+            // `s - capacity` has been released by every gating consumer (`s <= limit`), so no
+            // consumer holds a reference into this slot; `p` is in bounds and aligned (I2).
+            f(unsafe { &mut *p })
+        });
+        // Pairs with the consumer's `Acquire` load of the stamp (I3).
+        slot.stamp.store(s, Ordering::Release);
+        self.next = s + 1;
+        r
+    }
+
+    #[inline]
+    fn announce(&self, last: i64) {
+        let h = self.seg.header();
+        h.producer.value.store(last, Ordering::Release);
+        notify(&self.backend, &h.consumer_wake);
+    }
+
+    /// Publishes one event written in place by `f`, if a slot is free.
+    #[inline]
+    pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Result<Sequence, RingBufferFull> {
+        let s = self.try_claim().ok_or(RingBufferFull)?;
+        self.write_and_stamp(s, f);
+        self.announce(s);
+        Ok(s)
+    }
+
+    /// Publishes one event written in place by `f`, waiting for space while the slowest gating
+    /// consumer holds the slot (strict broadcast: it waits indefinitely; see
+    /// [`Producer::publish_timeout`] for a bounded wait).
+    #[inline]
+    pub fn publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Sequence {
+        let s = match self.try_claim() {
+            Some(s) => s,
+            None => self.wait_for_space(1, None).unwrap_or(self.next),
+        };
+        self.write_and_stamp(s, f);
+        self.announce(s);
+        s
+    }
+
+    /// [`Producer::publish`] with a bound: `Timeout` if no slot frees up in time.
+    pub fn publish_timeout<F: FnOnce(&mut E)>(
+        &mut self,
+        timeout: Duration,
+        f: F,
+    ) -> MultiProcessResult<Sequence> {
+        let s = match self.try_claim() {
+            Some(s) => s,
+            None => self.wait_for_space(1, Some(timeout))?,
+        };
+        self.write_and_stamp(s, f);
+        self.announce(s);
+        Ok(s)
+    }
+
+    /// Publishes `count` events, `f(i, slot)` writing the `i`-th; each becomes visible as soon
+    /// as it is written, the cursor is stored once. Returns the last sequence (the current
+    /// cursor when `count == 0`).
+    pub fn publish_batch<F: FnMut(usize, &mut E)>(&mut self, count: usize, mut f: F) -> Sequence {
+        for i in 0..count {
+            let s = match self.try_claim() {
+                Some(s) => s,
+                None => {
+                    if i > 0 {
+                        self.announce(self.next - 1);
+                    }
+                    self.wait_for_space(1, None).unwrap_or(self.next)
+                }
+            };
+            self.write_and_stamp(s, |e| f(i, e));
+        }
+        if count > 0 {
+            self.announce(self.next - 1);
+        }
+        self.next - 1
+    }
+
+    /// Publishes all `count` events or none: `RingBufferFull` if fewer than `count` slots are
+    /// free (always when `count > capacity`).
+    pub fn try_publish_batch<F: FnMut(usize, &mut E)>(
+        &mut self,
+        count: usize,
+        mut f: F,
+    ) -> Result<Sequence, RingBufferFull> {
+        if count == 0 {
+            return Ok(self.next - 1);
+        }
+        if count as i64 > self.capacity {
+            return Err(RingBufferFull);
+        }
+        let last = self.next + count as i64 - 1;
+        if last > self.limit {
+            self.refresh_limit();
+            if last > self.limit {
+                return Err(RingBufferFull);
+            }
+        }
+        for i in 0..count {
+            let s = self.next;
+            self.write_and_stamp(s, |e| f(i, e));
+        }
+        self.announce(last);
+        Ok(last)
+    }
+
+    /// Waits until `n` more slots are free; returns the next sequence.
+    fn wait_for_space(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
+        let want = self.next + n - 1;
+        let start = self.backend.now();
+        let mut idle = 0u32;
+        loop {
+            self.refresh_limit();
+            if want <= self.limit {
+                return Ok(self.next);
+            }
+            let waited = self.backend.now().saturating_sub(start);
+            let slice = match timeout {
+                Some(t) if waited >= t => {
+                    return Err(MultiProcessError::Timeout {
+                        op: "publish",
+                        waited,
+                    })
+                }
+                Some(t) => (t - waited).min(SPACE_WAIT_SLICE),
+                None => SPACE_WAIT_SLICE,
+            };
+            idle = idle.saturating_add(1);
+            if idle < 256 {
+                spin_hint();
+            } else if idle < 320 {
+                self.backend.yield_now();
+            } else {
+                let h = self.seg.header();
+                let seg = &self.seg;
+                let (next, cap) = (self.next, self.capacity);
+                block_on(&self.backend, &h.producer_wake, slice, || {
+                    registry::gating_minimum(seg, next - 1) + cap >= want
+                });
+            }
+        }
+    }
+
+    /// Blocks until every reserved consumer (explicit id or discovery prefix) has attached.
+    pub fn wait_for_consumers(&self, timeout: Duration) -> MultiProcessResult<()> {
+        let start = self.backend.now();
+        loop {
+            let missing = registry::unclaimed(&self.seg);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let waited = self.backend.now().saturating_sub(start);
+            if waited >= timeout {
+                return Err(MultiProcessError::ConsumersNotAttached { missing, waited });
+            }
+            self.backend
+                .sleep(crate::wait::default_discovery_poll_duration().min(timeout - waited));
+        }
+    }
+
+    /// Last published sequence (-1 before the first event).
+    pub fn cursor(&self) -> Sequence {
+        self.next - 1
+    }
+
+    /// Ring capacity in events.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The segment name this producer created.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The gating entries of the consumer table (attached consumers and reservations).
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        registry::snapshot(&self.seg)
+    }
+
+    /// Closes the stream: consumers drain what was published, then get `Closed`. Equivalent to
+    /// dropping the producer.
+    pub fn close(self) {}
+}
+
+impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {
+    fn drop(&mut self) {
+        let h = self.seg.header();
+        h.state.store(STATE_CLOSED, Ordering::Release);
+        h.consumer_wake.seq.fetch_add(1, Ordering::Release);
+        self.backend.wake_all(&h.consumer_wake.seq);
+        tracing::debug!(name = %self.name, cursor = self.next - 1, "producer closed the ring");
+    }
+}

@@ -1,0 +1,367 @@
+//! The consumer table: registration, rejoin, reservations and the producer's gating minimum.
+//!
+//! Registration changes happen under a registry lock that lives in the header and holds the
+//! process token of its holder, so a holder that dies while registering is detected and its
+//! lock taken over. The producer never takes the lock: it only reads entry states and cursors.
+//!
+//! **Late-join safety.** A fresh consumer publishes its entry (`state = ACTIVE`, `SeqCst`), then
+//! issues a `SeqCst` fence and reads the producer cursor `c1`; it starts at `c1 + 1`. The
+//! producer issues a `SeqCst` fence before every gating scan. Either the scan sees the entry,
+//! or the scan's fence precedes the consumer's fence, in which case `c1` is at least the
+//! producer's cursor at scan time, and the limit computed by that scan (at most
+//! `cursor + capacity`) lets the producer overwrite slots only up to sequence `c1`. So the first
+//! slot the consumer reads is never overwritten behind its back.
+
+use crate::backend::{ProcessState, RingBackend};
+use crate::error::{MultiProcessError, MultiProcessResult};
+use crate::event::ShmEvent;
+use crate::layout::{
+    ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_RESERVED,
+    ENTRY_RESERVED_PREFIX,
+};
+use crate::sync::{fence, spin_hint, Ordering};
+use std::time::Duration;
+
+/// Checks a consumer id (or discovery prefix): 1..=48 bytes, no NUL.
+pub(crate) fn validate_id(id: &str) -> MultiProcessResult<()> {
+    let reason = if id.is_empty() {
+        "empty"
+    } else if id.len() > CONSUMER_ID_MAX_LEN {
+        "longer than 48 bytes"
+    } else if id.contains('\0') {
+        "contains NUL"
+    } else {
+        return Ok(());
+    };
+    Err(MultiProcessError::InvalidConsumerId {
+        id: id.to_string(),
+        reason,
+    })
+}
+
+/// Whether `state` makes an entry gate the producer.
+#[inline]
+pub(crate) fn is_gating(state: u32) -> bool {
+    matches!(
+        state,
+        ENTRY_ACTIVE | ENTRY_RESERVED | ENTRY_RESERVED_PREFIX
+    )
+}
+
+fn id_equals(entry: &ConsumerEntry, id: &[u8]) -> bool {
+    entry
+        .read_id()
+        .is_some_and(|(buf, len)| &buf[..len] == id)
+}
+
+fn id_has_prefix(entry: &ConsumerEntry, id: &[u8]) -> bool {
+    entry
+        .read_id()
+        .is_some_and(|(buf, len)| id.starts_with(&buf[..len]))
+}
+
+/// The id stored in an entry, lossily decoded (for diagnostics and listings).
+pub(crate) fn entry_id(entry: &ConsumerEntry) -> String {
+    match entry.read_id() {
+        Some((buf, len)) => String::from_utf8_lossy(&buf[..len]).into_owned(),
+        None => String::from("<corrupt id>"),
+    }
+}
+
+/// Reads the producer cursor and validates it.
+pub(crate) fn producer_cursor<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    order: Ordering,
+) -> MultiProcessResult<i64> {
+    let c = seg.header().producer.value.load(order);
+    if c < -1 {
+        return Err(MultiProcessError::Corrupt {
+            what: "producer cursor",
+            value: c,
+        });
+    }
+    Ok(c)
+}
+
+/// Holds the registry lock; releases it on drop (also when unwinding).
+pub(crate) struct RegistryGuard<'a> {
+    word: &'a crate::sync::AtomicU64,
+    token: u64,
+}
+
+impl Drop for RegistryGuard<'_> {
+    fn drop(&mut self) {
+        let _ =
+            self.word
+                .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+    }
+}
+
+/// Takes the registry lock, stealing it from a dead holder; fails with `RegistryBusy` if a live
+/// holder keeps it past `timeout`.
+pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
+    seg: &'a Segment<E, B>,
+    backend: &B,
+    timeout: Duration,
+) -> MultiProcessResult<RegistryGuard<'a>> {
+    let word = &seg.header().registry.lock;
+    let token = backend.process_token();
+    let start = backend.now();
+    let mut spins = 0u32;
+    loop {
+        match word.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Ok(RegistryGuard { word, token }),
+            Err(holder) => {
+                if holder != token && backend.token_state(holder) == ProcessState::Dead {
+                    tracing::warn!(holder, "taking over the registry lock of a dead process");
+                    if word
+                        .compare_exchange(holder, token, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return Ok(RegistryGuard { word, token });
+                    }
+                    continue;
+                }
+            }
+        }
+        let waited = backend.now().saturating_sub(start);
+        if waited >= timeout {
+            return Err(MultiProcessError::RegistryBusy { waited });
+        }
+        spins += 1;
+        if spins < 64 {
+            spin_hint();
+        } else {
+            backend.yield_now();
+        }
+    }
+}
+
+/// Writes reservations for expected consumers. Called by the creator before `READY`.
+pub(crate) fn reserve<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    ids: &[String],
+    prefix: Option<(usize, &str)>,
+) -> MultiProcessResult<()> {
+    let prefixes = prefix.map_or(0, |(n, _)| n);
+    let max = seg.geometry().max_consumers;
+    if ids.len() + prefixes > max {
+        return Err(MultiProcessError::TooManyConsumers { max });
+    }
+    let mut slots = seg.entries();
+    for id in ids {
+        validate_id(id)?;
+        let e = slots.next().ok_or(MultiProcessError::TooManyConsumers { max })?;
+        e.write_id(id.as_bytes());
+        e.state.store(ENTRY_RESERVED, Ordering::Release);
+    }
+    if let Some((n, p)) = prefix {
+        validate_id(p)?;
+        for _ in 0..n {
+            let e = slots.next().ok_or(MultiProcessError::TooManyConsumers { max })?;
+            e.write_id(p.as_bytes());
+            e.state.store(ENTRY_RESERVED_PREFIX, Ordering::Release);
+        }
+    }
+    Ok(())
+}
+
+/// Ids (or `prefix*`) of reservations no consumer has claimed yet.
+pub(crate) fn unclaimed<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) -> Vec<String> {
+    seg.entries()
+        .filter_map(|e| match e.state.load(Ordering::Acquire) {
+            ENTRY_RESERVED => Some(entry_id(e)),
+            ENTRY_RESERVED_PREFIX => Some(format!("{}*", entry_id(e))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where a registered consumer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Registration {
+    pub(crate) index: usize,
+    /// First sequence this consumer will read.
+    pub(crate) start: i64,
+    pub(crate) incarnation: u64,
+    /// Whether the consumer resumed an existing entry (rejoin or reservation).
+    pub(crate) resumed: bool,
+}
+
+fn take_over<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    index: usize,
+    token: u64,
+) -> MultiProcessResult<Registration> {
+    let e = seg.entry(index);
+    let published = producer_cursor(seg, Ordering::Acquire)?;
+    let cursor = e.cursor.value.load(Ordering::Acquire);
+    let lowest = published.saturating_sub(seg.geometry().capacity as i64).max(-1);
+    if cursor < lowest || cursor > published {
+        return Err(MultiProcessError::Corrupt {
+            what: "consumer cursor",
+            value: cursor,
+        });
+    }
+    e.owner_token.store(token, Ordering::Relaxed);
+    let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+    e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
+    Ok(Registration {
+        index,
+        start: cursor + 1,
+        incarnation,
+        resumed: true,
+    })
+}
+
+fn claim_free<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    index: usize,
+    id: &[u8],
+    token: u64,
+) -> MultiProcessResult<Registration> {
+    let e = seg.entry(index);
+    let c0 = producer_cursor(seg, Ordering::Acquire)?;
+    e.write_id(id);
+    e.owner_token.store(token, Ordering::Relaxed);
+    e.cursor.value.store(c0, Ordering::Relaxed);
+    let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+    e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
+    // Pairs with the fence before the producer's gating scan (module docs).
+    fence(Ordering::SeqCst);
+    let c1 = producer_cursor(seg, Ordering::SeqCst)?.max(c0);
+    e.cursor.value.store(c1, Ordering::Release);
+    Ok(Registration {
+        index,
+        start: c1 + 1,
+        incarnation,
+        resumed: false,
+    })
+}
+
+/// Registers consumer `id`: resumes its entry if it exists and its owner is dead (or it is a
+/// reservation), claims a matching prefix reservation, or takes a free entry at the live tail.
+pub(crate) fn register<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    id: &str,
+    lock_timeout: Duration,
+) -> MultiProcessResult<Registration> {
+    validate_id(id)?;
+    let _guard = lock(seg, backend, lock_timeout)?;
+    let token = backend.process_token();
+    let idb = id.as_bytes();
+    let n = seg.geometry().max_consumers;
+    for i in 0..n {
+        let e = seg.entry(i);
+        let st = e.state.load(Ordering::Acquire);
+        if (st == ENTRY_ACTIVE || st == ENTRY_RESERVED) && id_equals(e, idb) {
+            if st == ENTRY_ACTIVE {
+                let owner = e.owner_token.load(Ordering::Relaxed);
+                if backend.token_state(owner) != ProcessState::Dead {
+                    return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
+                }
+            }
+            let r = take_over(seg, i, token)?;
+            bump_generation(seg);
+            return Ok(r);
+        }
+    }
+    for i in 0..n {
+        let e = seg.entry(i);
+        if e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_has_prefix(e, idb) {
+            e.write_id(idb);
+            let r = take_over(seg, i, token)?;
+            bump_generation(seg);
+            return Ok(r);
+        }
+    }
+    for i in 0..n {
+        if seg.entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
+            let r = claim_free(seg, i, idb, token)?;
+            bump_generation(seg);
+            return Ok(r);
+        }
+    }
+    Err(MultiProcessError::TooManyConsumers { max: n })
+}
+
+fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
+    seg.header()
+        .registry
+        .generation
+        .fetch_add(1, Ordering::Release);
+}
+
+/// Frees a consumer's entry when it detaches normally (or turns it into a reservation for its
+/// id when `keep` is set), if it still owns it.
+pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    index: usize,
+    incarnation: u64,
+    token: u64,
+    keep: bool,
+) {
+    let e = seg.entry(index);
+    let to = if keep { ENTRY_RESERVED } else { ENTRY_FREE };
+    if e.owner_token.load(Ordering::Relaxed) == token
+        && e.incarnation.load(Ordering::Relaxed) == incarnation
+        && e.state
+            .compare_exchange(ENTRY_ACTIVE, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        bump_generation(seg);
+    }
+}
+
+/// The lowest sequence every gating consumer has released, clamped to what is possible:
+/// `[published - capacity, published]`. A value outside that window can only come from a
+/// corrupt entry; clamping low blocks the producer (like a stalled consumer), clamping high
+/// treats the entry as caught up.
+pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    published: i64,
+) -> i64 {
+    // Pairs with the fence in `claim_free` (module docs).
+    fence(Ordering::SeqCst);
+    let lowest = published - seg.geometry().capacity as i64;
+    let mut min = published;
+    for e in seg.entries() {
+        if is_gating(e.state.load(Ordering::Acquire)) {
+            let c = e.cursor.value.load(Ordering::Acquire);
+            if c < lowest || c > published {
+                tracing::debug!(cursor = c, published, "clamping an impossible consumer cursor");
+            }
+            min = min.min(c.clamp(lowest, published));
+        }
+    }
+    min
+}
+
+/// A snapshot of one table entry, for diagnostics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// The consumer id (or discovery prefix for an unclaimed prefix reservation).
+    pub id: String,
+    /// Last released sequence.
+    pub cursor: i64,
+    /// Whether a consumer holds the entry (false: a reservation not yet claimed).
+    pub attached: bool,
+    /// Attach count of this entry.
+    pub incarnation: u64,
+}
+
+/// Every gating entry of the table.
+pub(crate) fn snapshot<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) -> Vec<ConsumerInfo> {
+    seg.entries()
+        .filter_map(|e| {
+            let st = e.state.load(Ordering::Acquire);
+            is_gating(st).then(|| ConsumerInfo {
+                id: entry_id(e),
+                cursor: e.cursor.value.load(Ordering::Acquire),
+                attached: st == ENTRY_ACTIVE,
+                incarnation: e.incarnation.load(Ordering::Relaxed),
+            })
+        })
+        .collect()
+}
