@@ -60,6 +60,15 @@ pub enum BackendError {
         /// Why.
         reason: &'static str,
     },
+    /// The requested length cannot be allocated as a region (zero, or too large for the OS).
+    InvalidLength {
+        /// The name.
+        name: String,
+        /// The length.
+        len: usize,
+        /// Why.
+        reason: &'static str,
+    },
     /// The OS refused access.
     PermissionDenied {
         /// The name.
@@ -96,6 +105,9 @@ impl fmt::Display for BackendError {
             }
             BackendError::InvalidName { name, reason } => {
                 write!(f, "invalid segment name {name:?}: {reason}")
+            }
+            BackendError::InvalidLength { name, len, reason } => {
+                write!(f, "cannot allocate {len} bytes for {name:?}: {reason}")
             }
             BackendError::PermissionDenied { name } => write!(f, "permission denied for {name:?}"),
             BackendError::Empty { name } => write!(f, "{name:?} exists but has no bytes yet"),

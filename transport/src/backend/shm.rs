@@ -25,6 +25,9 @@ pub(crate) fn map_region_error(e: RegionError) -> BackendError {
         RegionError::Empty { name } => BackendError::Empty { name },
         RegionError::Symlink { name } => BackendError::Symlink { name },
         RegionError::Io { op, name, source } => BackendError::Io { op, name, source },
+        RegionError::InvalidLength { name, len, reason } => {
+            BackendError::InvalidLength { name, len, reason }
+        }
         other => BackendError::Io {
             op: "backend",
             name: String::new(),
