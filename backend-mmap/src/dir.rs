@@ -12,6 +12,31 @@ pub fn remove(path: &Path) -> Result<(), RegionError> {
         .map_err(|e| RegionError::from_io("remove", &path.display().to_string(), e))
 }
 
+/// Removes the file at `path` only if its owner is gone, atomically with respect to creators and
+/// other reclaimers (see `myelon_backend_shm::remove_if_abandoned`): exclusive owner lock, same
+/// inode check, remove, then release. `Ok(false)` when a live owner holds the lock. Symlinks are
+/// not followed.
+pub fn remove_if_abandoned(path: &Path) -> Result<bool, RegionError> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = || path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| RegionError::from_io("open", &name(), e))?;
+    let locked = myelon_backend_shm::ownership::lock_abandoned(file.as_fd())
+        .map_err(|e| RegionError::from_io("flock", &name(), e))?;
+    if !locked {
+        return Ok(false);
+    }
+    if !myelon_backend_shm::ownership::same_inode(file.as_fd(), path) {
+        return Ok(false);
+    }
+    std::fs::remove_file(path).map_err(|e| RegionError::from_io("remove", &name(), e))?;
+    Ok(true)
+}
+
 /// The regular files directly in `dir`, sorted; symbolic links, directories and other file types
 /// are skipped (links are not followed). A missing `dir` gives an empty list.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>, RegionError> {

@@ -19,6 +19,6 @@
 mod dir;
 mod region;
 
-pub use dir::{list, remove};
+pub use dir::{list, remove, remove_if_abandoned};
 pub use myelon_backend_shm::RegionError;
 pub use region::FileRegion;

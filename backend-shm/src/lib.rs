@@ -30,4 +30,4 @@ pub mod process;
 
 pub use error::RegionError;
 pub use name::{validate_os_name, MAX_OS_NAME_LEN};
-pub use segment::{list, unlink, ShmSegment};
+pub use segment::{list, remove_if_abandoned, unlink, ShmSegment};

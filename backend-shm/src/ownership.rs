@@ -55,6 +55,17 @@ pub fn owner_alive(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Reclaimer: takes `flock(LOCK_EX|LOCK_NB)` on a descriptor of an existing object. `Ok(true)`:
+/// no owner holds it (it is abandoned) and the caller now holds the lock until it closes the
+/// descriptor; `Ok(false)`: someone holds a lock (a live owner, or briefly a prober).
+pub fn lock_abandoned(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    match flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => Ok(true),
+        Err(e) if is_would_block(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Allocates all `len` bytes of the object behind `fd` up front, so that touching any page of a
 /// mapping later can never raise `SIGBUS` for lack of space.
 ///

@@ -146,6 +146,27 @@ pub fn unlink(os_name: &str) -> Result<(), RegionError> {
     shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))
 }
 
+/// Removes the object `os_name` only if its owner is gone, atomically with respect to creators
+/// and other reclaimers: opens it, takes its owner lock exclusively ([`ownership::lock_abandoned`]),
+/// checks that the name still refers to the locked object, unlinks it, and only then releases
+/// the lock. Returns `Ok(false)` when a live owner (or a momentary prober) holds the lock.
+/// Works on objects of any length, including one its creator never sized.
+pub fn remove_if_abandoned(os_name: &str) -> Result<bool, RegionError> {
+    let cname = to_cstring(os_name)?;
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    let fd = shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
+    let locked =
+        ownership::lock_abandoned(fd.as_fd()).map_err(|e| RegionError::from_io("flock", os_name, e))?;
+    if !locked {
+        return Ok(false);
+    }
+    let same = fs_path(os_name).map_or(true, |path| ownership::same_inode(fd.as_fd(), &path));
+    if same {
+        shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))?;
+    }
+    Ok(same)
+}
+
 /// The names (with leading `/`) of the POSIX shared-memory objects that currently exist.
 ///
 /// Linux only: lists the regular files of `/dev/shm`, skipping POSIX semaphores (`sem.*`) and

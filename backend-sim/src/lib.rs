@@ -19,4 +19,4 @@ mod region;
 mod world;
 
 pub use region::SimRegion;
-pub use world::{SimError, SimProcessState, SimWorld};
+pub use world::{SimError, SimProcessState, SimWorld, DEFAULT_TICK_NANOS};

@@ -75,11 +75,17 @@ struct State {
     used_bytes: usize,
 }
 
+/// Virtual time each `now()` call lets pass by default, so that code spinning on the clock
+/// (deadlines in busy loops) makes progress when threads drive the simulator directly.
+pub const DEFAULT_TICK_NANOS: u64 = 1_000;
+
 /// One simulated machine. Cheap to share: wrap it in an `Arc`.
 #[derive(Debug)]
 pub struct SimWorld {
     state: Mutex<State>,
     clock_nanos: AtomicU64,
+    /// Virtual nanoseconds every `now()` call adds (0: time moves only when advanced).
+    tick_nanos: AtomicU64,
     budget_bytes: usize,
 }
 
@@ -103,6 +109,7 @@ impl SimWorld {
                 ..State::default()
             }),
             clock_nanos: AtomicU64::new(0),
+            tick_nanos: AtomicU64::new(DEFAULT_TICK_NANOS),
             budget_bytes,
         }
     }
@@ -218,9 +225,46 @@ impl SimWorld {
         self.lock().regions.keys().cloned().collect()
     }
 
-    /// Virtual time since the world was made.
+    /// Virtual time since the world was made. Each call first lets the tick pass (see
+    /// [`SimWorld::set_tick`]).
     pub fn now(&self) -> Duration {
+        let tick = self.tick_nanos.load(Ordering::Relaxed);
+        let t = if tick == 0 {
+            self.clock_nanos.load(Ordering::Acquire)
+        } else {
+            self.clock_nanos
+                .fetch_add(tick, Ordering::AcqRel)
+                .saturating_add(tick)
+        };
+        Duration::from_nanos(t)
+    }
+
+    /// Reads the clock without letting the tick pass.
+    pub fn peek_now(&self) -> Duration {
         Duration::from_nanos(self.clock_nanos.load(Ordering::Acquire))
+    }
+
+    /// Sets how much virtual time each `now()` call lets pass (a deterministic scheduler that
+    /// moves the clock itself sets 0).
+    pub fn set_tick(&self, tick: Duration) {
+        let nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX);
+        self.tick_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Removes `name` if its owner process is dead, atomically with respect to other callers
+    /// of this world. Returns whether it was removed.
+    pub fn remove_region_if_abandoned(&self, name: &str) -> bool {
+        let mut st = self.lock();
+        let dead = match st.regions.get(name) {
+            Some(e) => st.alive.get(&e.owner_pid) != Some(&true),
+            None => false,
+        };
+        if dead {
+            if let Some(e) = st.regions.remove(name) {
+                st.used_bytes -= e.region.len();
+            }
+        }
+        dead
     }
 
     /// Moves virtual time forward by `d` (saturating).
@@ -305,6 +349,27 @@ mod tests {
     }
 
     #[test]
+    fn each_now_lets_the_tick_pass() {
+        let w = SimWorld::new();
+        w.set_tick(Duration::from_nanos(10));
+        let a = w.now();
+        let b = w.now();
+        assert_eq!(b - a, Duration::from_nanos(10));
+        assert_eq!(w.peek_now(), b);
+    }
+
+    #[test]
+    fn only_abandoned_regions_are_removed() {
+        let w = SimWorld::new();
+        let a = w.spawn_process();
+        w.create_region("r", 64, a).unwrap();
+        assert!(!w.remove_region_if_abandoned("r"));
+        w.kill_process(a);
+        assert!(w.remove_region_if_abandoned("r"));
+        assert!(!w.remove_region_if_abandoned("r"));
+    }
+
+    #[test]
     fn remove_if_same_spares_a_successor() {
         let w = SimWorld::new();
         let first = w.create_region("r", 64, 1).unwrap();
@@ -317,6 +382,7 @@ mod tests {
     #[test]
     fn clock_only_moves_forward() {
         let w = SimWorld::new();
+        w.set_tick(Duration::ZERO);
         w.advance(Duration::from_millis(5));
         w.advance_to(Duration::from_millis(2));
         assert_eq!(w.now(), Duration::from_millis(5));

@@ -255,11 +255,13 @@ fn create_reclaiming<B: RingBackend>(
     for _ in 0..4 {
         match backend.create(name, len) {
             Ok(r) => return Ok(r),
-            Err(BackendError::AlreadyExists { .. }) => {
-                if !reclaim_if_stale(backend, name)? {
-                    break;
-                }
-            }
+            Err(BackendError::AlreadyExists { .. }) => match reclaim_if_stale(backend, name)? {
+                Reclaim::Removed => {}
+                // A prober (a consumer checking liveness) may hold the dead owner's lock for
+                // a moment; give it that moment.
+                Reclaim::Busy => backend.sleep(RECLAIM_RETRY),
+                Reclaim::Keep => break,
+            },
             Err(e) => return Err(e.into()),
         }
     }
@@ -269,27 +271,36 @@ fn create_reclaiming<B: RingBackend>(
     .into())
 }
 
-fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<bool> {
-    let region = match backend.open(name) {
-        Ok(r) => r,
-        Err(BackendError::NotFound { .. }) => return Ok(true),
-        Err(_) => return Ok(false),
+const RECLAIM_RETRY: Duration = Duration::from_millis(1);
+
+enum Reclaim {
+    Removed,
+    Busy,
+    Keep,
+}
+
+fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<Reclaim> {
+    let dead_before = match backend.open(name) {
+        Ok(region) => {
+            let ours = matches!(peek_state(&region), Some((MAGIC, _)) | Some((0, STATE_INIT)));
+            if !ours {
+                return Ok(Reclaim::Keep);
+            }
+            region.owner_state() == ProcessState::Dead
+        }
+        Err(BackendError::NotFound { .. }) => return Ok(Reclaim::Removed),
+        // Its creator never sized it: there is nothing in it to keep if the creator is gone.
+        Err(BackendError::Empty { .. }) => true,
+        Err(_) => return Ok(Reclaim::Keep),
     };
-    if region.owner_state() != ProcessState::Dead {
-        return Ok(false);
-    }
-    let ours = match peek_state(&region) {
-        Some((MAGIC, _)) => true,
-        Some((0, STATE_INIT)) => true,
-        _ => false,
-    };
-    if !ours {
-        return Ok(false);
-    }
-    drop(region);
-    tracing::info!(name, "reclaiming a ring left by a dead producer");
-    match backend.remove(name) {
-        Ok(()) | Err(BackendError::NotFound { .. }) => Ok(true),
+    match backend.remove_if_abandoned(name) {
+        Ok(true) => {
+            tracing::info!(name, "reclaimed a ring left by a dead producer");
+            Ok(Reclaim::Removed)
+        }
+        Ok(false) if dead_before => Ok(Reclaim::Busy),
+        Ok(false) => Ok(Reclaim::Keep),
+        Err(BackendError::NotFound { .. }) => Ok(Reclaim::Removed),
         Err(e) => Err(e.into()),
     }
 }

@@ -46,6 +46,8 @@ pub struct Consumer<E: ShmEvent, B: RingBackend> {
     empty_polls: u32,
     last_check: Duration,
     detach_on_drop: bool,
+    /// Set once the producer was seen dead: from then on every empty poll reports it at once.
+    producer_dead: bool,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Consumer<E, B> {
@@ -117,6 +119,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             empty_polls: 0,
             last_check: now,
             detach_on_drop: true,
+            producer_dead: false,
         };
         c.set_wait_strategy(strategy);
         c
@@ -186,6 +189,9 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
                 Poll::Empty => Err(MultiProcessError::Closed),
             };
         }
+        if self.producer_dead {
+            return self.dead_unless_ready();
+        }
         self.empty_polls = self.empty_polls.wrapping_add(1);
         if !force_check && self.empty_polls % EMPTY_POLLS_PER_CHECK != 0 {
             return Ok(());
@@ -196,15 +202,19 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         }
         self.last_check = now;
         if self.seg.region().owner_state() == ProcessState::Dead {
-            return match self.poll()? {
-                Poll::Ready => Ok(()),
-                Poll::Empty => {
-                    tracing::warn!(ring = %self.name, id = %self.id, "producer died without closing");
-                    Err(MultiProcessError::ProducerDead)
-                }
-            };
+            tracing::warn!(ring = %self.name, id = %self.id, "producer died without closing");
+            self.producer_dead = true;
+            return self.dead_unless_ready();
         }
         Ok(())
+    }
+
+    /// After the producer died: events it published before dying are still delivered.
+    fn dead_unless_ready(&self) -> MultiProcessResult<()> {
+        match self.poll()? {
+            Poll::Ready => Ok(()),
+            Poll::Empty => Err(MultiProcessError::ProducerDead),
+        }
     }
 
     fn lease_ready(&mut self) -> EventLease<'_, E, B> {
@@ -375,6 +385,11 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     {
         self.wait_ready(Some(timeout))?;
         self.try_consume_batch(max, f)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Segment<E, B> {
+        &self.seg
     }
 
     /// Last released sequence (-1 before the first).

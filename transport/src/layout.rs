@@ -40,6 +40,11 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"MYELONR\x01");
 pub const LAYOUT_VERSION: u32 = 1;
 /// Default maximum number of consumers that can be registered with one ring.
 pub const DEFAULT_MAX_CONSUMERS: usize = 16;
+/// Entries in the consumer table. Loom models use a small table to keep the state space small.
+#[cfg(not(loom))]
+pub(crate) const TABLE_ENTRIES: usize = DEFAULT_MAX_CONSUMERS;
+#[cfg(loom)]
+pub(crate) const TABLE_ENTRIES: usize = 2;
 /// Longest consumer id, in bytes.
 pub const CONSUMER_ID_MAX_LEN: usize = 48;
 /// Largest capacity a ring may have (slots).
@@ -279,7 +284,7 @@ impl Geometry {
         }
         let line = slot_align.max(64);
         let slot_stride = round_up(size_of::<Slot<E>>(), line).ok_or(GeometryError::TooLarge)?;
-        let max_consumers = DEFAULT_MAX_CONSUMERS;
+        let max_consumers = TABLE_ENTRIES;
         let table_end = size_of::<Header>() + max_consumers * size_of::<ConsumerEntry>();
         let slots_offset = round_up(table_end, slot_align.max(128)).ok_or(GeometryError::TooLarge)?;
         let slots_len = capacity

@@ -52,6 +52,9 @@ mod registry;
 mod sync;
 mod wait;
 
+#[cfg(all(test, not(loom)))]
+mod hostile_tests;
+
 pub use auto::AutoConsumer;
 pub use builder::{
     CoordinationMode, SharedDisruptorBuilder, DEFAULT_ATTACH_TIMEOUT, DEFAULT_COORDINATION_TIMEOUT,

@@ -17,6 +17,14 @@ use std::time::Duration;
 
 pub use crate::builder::CoordinationMode;
 
+/// Ordering of the stamp store that publishes a slot. `Release` (pairs with the consumer's
+/// `Acquire` stamp load, I3); the `relaxed_stamp` mutant weakens it so loom and the DST harness
+/// can show that they catch the bug.
+#[cfg(not(myelon_mutant = "relaxed_stamp"))]
+const STAMP_PUBLISH: Ordering = Ordering::Release;
+#[cfg(myelon_mutant = "relaxed_stamp")]
+const STAMP_PUBLISH: Ordering = Ordering::Relaxed;
+
 /// Longest single futex sleep of a producer waiting for space; bounds the cost of a wake-up the
 /// unfenced consumer release path can miss.
 const SPACE_WAIT_SLICE: Duration = Duration::from_micros(100);
@@ -89,7 +97,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             f(unsafe { &mut *p })
         });
         // Pairs with the consumer's `Acquire` load of the stamp (I3).
-        slot.stamp.store(s, Ordering::Release);
+        slot.stamp.store(s, STAMP_PUBLISH);
         self.next = s + 1;
         r
     }
@@ -241,6 +249,11 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             self.backend
                 .sleep(crate::wait::default_discovery_poll_duration().min(timeout - waited));
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn segment(&self) -> &Segment<E, B> {
+        &self.seg
     }
 
     /// Last published sequence (-1 before the first event).

@@ -83,6 +83,9 @@ pub(crate) fn producer_cursor<E: ShmEvent, B: RingBackend>(
     Ok(c)
 }
 
+/// Sleep between attempts once spinning on a held registry lock gave nothing.
+const LOCK_BACKOFF: Duration = Duration::from_micros(50);
+
 /// Holds the registry lock; releases it on drop (also when unwinding).
 pub(crate) struct RegistryGuard<'a> {
     word: &'a crate::sync::AtomicU64,
@@ -132,7 +135,7 @@ pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
         if spins < 64 {
             spin_hint();
         } else {
-            backend.yield_now();
+            backend.sleep(LOCK_BACKOFF);
         }
     }
 }

@@ -104,6 +104,9 @@ impl RingBackend for MmapBackend {
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         plat::remove(&self.path(name)?).map_err(map_region_error)
     }
+    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+        plat::remove_if_abandoned(&self.path(name)?).map_err(map_region_error)
+    }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let files = plat::list(&self.dir).map_err(map_region_error)?;
         Ok(files

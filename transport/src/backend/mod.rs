@@ -168,6 +168,10 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn open(&self, name: &str) -> Result<Self::Region, BackendError>;
     /// Removes a name. Processes that mapped it keep their mapping.
     fn remove(&self, name: &str) -> Result<(), BackendError>;
+    /// Removes `name` only if its creator is gone (no process holds its owner lock), atomically
+    /// with respect to creators and other reclaimers. `Ok(false)`: a live owner holds it.
+    /// Works on regions of any length, including one its creator never sized.
+    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError>;
     /// Logical names of the regions this backend can see (for discovery and cleanup).
     fn list(&self) -> Result<Vec<String>, BackendError>;
     /// Monotonic time since an arbitrary, per-backend origin (virtual in the simulator).

@@ -140,6 +140,10 @@ impl RingBackend for ShmBackend {
         let os = self.os_name(name)?;
         plat::unlink(&os).map_err(map_region_error)
     }
+    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+        let os = self.os_name(name)?;
+        plat::remove_if_abandoned(&os).map_err(map_region_error)
+    }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let names = plat::list().map_err(map_region_error)?;
         Ok(names

@@ -154,6 +154,13 @@ impl RingBackend for SimBackend {
         let name = self.os_name(name)?;
         self.world.remove_region(&name).map_err(map_sim_error)
     }
+    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+        let name = self.os_name(name)?;
+        if self.world.open_region(&name).is_err() {
+            return Err(BackendError::NotFound { name });
+        }
+        Ok(self.world.remove_region_if_abandoned(&name))
+    }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         Ok(self.world.list_regions())
     }

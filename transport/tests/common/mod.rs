@@ -1,6 +1,8 @@
 //! Test fixtures shared by the integration tests: one per backend, unique names, cleanup guards.
 #![allow(dead_code)]
 
+pub mod process;
+
 use myelon::backend::{RingBackend, SimBackend};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

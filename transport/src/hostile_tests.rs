@@ -1,0 +1,266 @@
+//! Hostile and stale shared memory, and simulated crashes, on the sim backend: every corrupt
+//! value is a typed error or a safe clamp, never a panic, an out-of-bounds access or a hang.
+
+use crate::backend::{Region, RingBackend, SimBackend};
+use crate::layout::{ENTRY_ACTIVE, LAYOUT_VERSION, MAGIC};
+use crate::sync::Ordering;
+use crate::{Consumer, MultiProcessError, Producer, RingBufferFull, SharedDisruptorBuilder};
+use std::time::Duration;
+
+const NAME: &str = "hostile";
+
+fn builder(b: &SimBackend, cap: usize) -> SharedDisruptorBuilder<u64, SimBackend> {
+    SharedDisruptorBuilder::with_backend(b.clone(), NAME, cap)
+        .with_attach_timeout(Duration::from_millis(20))
+}
+
+fn pair(cap: usize) -> (SimBackend, Producer<u64, SimBackend>, Consumer<u64, SimBackend>) {
+    let b = SimBackend::new_world();
+    let p = builder(&b, cap).build_producer(|| 0).unwrap();
+    let c = builder(&b.sibling(), cap)
+        .with_consumer_id("c")
+        .build_consumer()
+        .unwrap();
+    (b, p, c)
+}
+
+#[test]
+fn stamp_ahead_is_a_typed_error_and_consumer_stays_usable() {
+    let (_b, mut p, mut c) = pair(4);
+    p.publish(|e| *e = 1);
+    let slot = p.segment().slot(0);
+    slot.stamp.store(1_000_000, Ordering::Release);
+    assert!(matches!(
+        c.try_consume_next(),
+        Err(MultiProcessError::Corrupt { value: 1_000_000, .. })
+    ));
+    assert!(matches!(
+        c.consume_next_timeout(Duration::from_millis(5)),
+        Err(MultiProcessError::Corrupt { .. })
+    ));
+    slot.stamp.store(0, Ordering::Release);
+    assert_eq!(c.try_consume_next().unwrap(), Some(1));
+}
+
+#[test]
+fn batch_stops_at_a_corrupt_stamp() {
+    let (_b, mut p, mut c) = pair(8);
+    for i in 0..3 {
+        p.publish(|e| *e = i);
+    }
+    p.segment().slot(1).stamp.store(i64::MAX, Ordering::Release);
+    let mut seen = 0;
+    let r = c.try_consume_batch(8, |_, _, _| seen += 1);
+    assert!(matches!(r, Err(MultiProcessError::Corrupt { .. })), "{r:?}");
+    assert_eq!(seen, 0, "nothing delivered from a corrupt batch");
+}
+
+#[test]
+fn negative_garbage_stamp_reads_as_empty() {
+    let (_b, _p, mut c) = pair(4);
+    c.segment().slot(0).stamp.store(i64::MIN, Ordering::Release);
+    assert_eq!(c.try_consume_next().unwrap(), None);
+}
+
+#[test]
+fn impossible_consumer_cursors_are_clamped() {
+    let (_b, mut p, c) = pair(4);
+    let entry = c.segment().entry(0);
+    assert_eq!(entry.state.load(Ordering::Acquire), ENTRY_ACTIVE);
+    // Far ahead: treated as caught up, so the producer is not blocked by garbage...
+    entry.cursor.value.store(i64::MAX, Ordering::Release);
+    for i in 0..10 {
+        assert!(p.try_publish(|e| *e = i).is_ok());
+    }
+    // ...far behind: treated as a consumer a whole lap behind, so the producer stops.
+    entry.cursor.value.store(i64::MIN, Ordering::Release);
+    let mut published = 0;
+    while p.try_publish(|e| *e = 0).is_ok() {
+        published += 1;
+        assert!(published <= 4, "producer overran a lagging consumer");
+    }
+    assert_eq!(p.try_publish(|e| *e = 0), Err(RingBufferFull));
+}
+
+#[test]
+fn corrupt_producer_cursor_refuses_registration() {
+    let (b, p, _c) = pair(4);
+    p.segment().header().producer.value.store(-7, Ordering::Release);
+    let err = builder(&b.sibling(), 4)
+        .with_consumer_id("late")
+        .build_consumer()
+        .unwrap_err();
+    assert!(matches!(err, MultiProcessError::Corrupt { value: -7, .. }), "{err}");
+}
+
+#[test]
+fn corrupt_id_length_is_skipped() {
+    let (b, p, _c) = pair(4);
+    p.segment().entry(0).id_len.store(u32::MAX, Ordering::Release);
+    assert_eq!(p.consumers()[0].id, "<corrupt id>");
+    // A consumer with the "same" id no longer matches the corrupt entry; it takes a new one.
+    let other = builder(&b.sibling(), 4)
+        .with_consumer_id("c")
+        .build_consumer()
+        .unwrap();
+    assert!(!other.resumed());
+}
+
+#[test]
+fn rejoin_with_corrupt_cursor_is_refused() {
+    let (b, p, c) = pair(4);
+    let entry = p.segment().entry(0);
+    std::mem::forget(c);
+    // The consumer's simulated process dies; its entry holds an impossible cursor.
+    let owner = entry.owner_token.load(Ordering::Relaxed) as u32;
+    b.world().kill_process(owner);
+    entry.cursor.value.store(99, Ordering::Release);
+    let err = builder(&b.sibling(), 4)
+        .with_consumer_id("c")
+        .build_consumer()
+        .unwrap_err();
+    assert!(matches!(err, MultiProcessError::Corrupt { value: 99, .. }), "{err}");
+    drop(p);
+}
+
+fn poke_header(p: &Producer<u64, SimBackend>, f: impl FnOnce(&crate::layout::Header)) {
+    f(p.segment().header())
+}
+
+#[test]
+fn header_fields_are_each_checked() {
+    type Poke = fn(&crate::layout::Header);
+    let cases: [(Poke, fn(&MultiProcessError) -> bool); 6] = [
+        (
+            |h| h.magic.store(0x1234, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::BadMagic { expected: MAGIC, found: 0x1234 }),
+        ),
+        (
+            |h| h.layout_version.store(LAYOUT_VERSION + 1, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::LayoutVersionMismatch { .. }),
+        ),
+        (
+            |h| h.slot_stride.store(4096, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::SlotSizeMismatch { found: 4096, .. }),
+        ),
+        (
+            |h| h.total_len.store(u64::MAX, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::LayoutMismatch { field: "total_len", .. }),
+        ),
+        (
+            |h| h.state.store(77, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::Corrupt { what: "header state", value: 77 }),
+        ),
+        (
+            |h| h.max_consumers.store(u32::MAX, Ordering::Relaxed),
+            |e| matches!(e, MultiProcessError::LayoutMismatch { field: "max_consumers", .. }),
+        ),
+    ];
+    for (poke, want) in cases {
+        let b = SimBackend::new_world();
+        let p = builder(&b, 4).build_producer(|| 0).unwrap();
+        poke_header(&p, poke);
+        let err = builder(&b.sibling(), 4).build_consumer().unwrap_err();
+        assert!(want(&err), "unexpected {err}");
+    }
+}
+
+#[test]
+fn foreign_region_is_not_a_ring() {
+    let b = SimBackend::new_world();
+    let r = b.create(NAME, 8192).unwrap();
+    // SAFETY: the region is 8192 zeroed bytes we own; we write the first 8 bytes.
+    unsafe { (r.as_ptr() as *mut u64).write(0xfeed_face) };
+    let err = builder(&b.sibling(), 4).build_consumer().unwrap_err();
+    assert!(matches!(err, MultiProcessError::BadMagic { found: 0xfeed_face, .. }), "{err}");
+    // And a producer does not clobber it, even though its owner is alive.
+    let err = builder(&b.sibling(), 4).build_producer(|| 0).unwrap_err();
+    assert!(matches!(err, MultiProcessError::Backend(_)), "{err}");
+}
+
+#[test]
+fn too_small_region_is_never_read_out_of_bounds() {
+    let b = SimBackend::new_world();
+    let _r = b.create(NAME, 64).unwrap();
+    let err = builder(&b.sibling(), 4).build_consumer().unwrap_err();
+    assert!(matches!(err, MultiProcessError::NotReady { .. }), "{err}");
+}
+
+#[test]
+fn registry_lock_of_dead_holder_is_taken_over_live_one_times_out() {
+    let (b, p, _c) = pair(4);
+    let lock = &p.segment().header().registry.lock;
+    let holder = b.sibling();
+    lock.store(holder.process_token(), Ordering::Release);
+    let err = builder(&b.sibling(), 4)
+        .with_consumer_id("x")
+        .build_consumer()
+        .unwrap_err();
+    assert!(matches!(err, MultiProcessError::RegistryBusy { .. }), "{err}");
+    holder.kill();
+    let c = builder(&b.sibling(), 4)
+        .with_consumer_id("x")
+        .build_consumer()
+        .expect("lock of a dead holder is taken over");
+    assert_eq!(c.consumer_id(), "x");
+    assert_eq!(lock.load(Ordering::Acquire), 0, "released after registration");
+}
+
+#[test]
+fn crashed_consumer_keeps_gating_and_rejoins_at_its_cursor() {
+    let (b, mut p, mut c) = pair(4);
+    for i in 0..4 {
+        p.publish(|e| *e = i);
+    }
+    assert_eq!(c.try_consume_next().unwrap(), Some(0));
+    let pid = p.segment().entry(0).owner_token.load(Ordering::Relaxed) as u32;
+    std::mem::forget(c); // SIGKILL: no Drop
+    b.world().kill_process(pid);
+    assert_eq!(p.try_publish(|e| *e = 4), Ok(4));
+    assert_eq!(p.try_publish(|e| *e = 5), Err(RingBufferFull), "dead consumer still gates");
+    let mut c = builder(&b.sibling(), 4)
+        .with_consumer_id("c")
+        .build_consumer()
+        .unwrap();
+    assert!(c.resumed());
+    for want in 1..5 {
+        assert_eq!(c.try_consume_next().unwrap(), Some(want));
+    }
+}
+
+#[test]
+fn dead_producer_ends_blocking_receive_and_its_name_is_reclaimed() {
+    let b = SimBackend::new_world();
+    let pb = b.sibling();
+    let mut p = builder(&pb, 4).build_producer(|| 0).unwrap();
+    let mut c = builder(&b.sibling(), 4)
+        .with_consumer_id("c")
+        .with_producer_check_interval(Duration::from_millis(1))
+        .build_consumer()
+        .unwrap();
+    p.publish(|e| *e = 9);
+    std::mem::forget(p); // SIGKILL: no Drop, the segment stays
+    pb.kill();
+    assert_eq!(c.consume_next_timeout(Duration::from_secs(5)).unwrap(), 9);
+    let err = c.consume_next_timeout(Duration::from_secs(5)).unwrap_err();
+    assert!(matches!(err, MultiProcessError::ProducerDead), "{err}");
+    let err = c.try_consume_next().unwrap_err();
+    assert!(matches!(err, MultiProcessError::ProducerDead), "sticky: {err}");
+    // A new producer reclaims the stale name.
+    let mut p2 = builder(&b.sibling(), 4)
+        .build_producer(|| 0)
+        .expect("stale ring reclaimed");
+    assert_eq!(p2.try_publish(|e| *e = 1), Ok(0));
+}
+
+#[test]
+fn full_sim_memory_is_a_clean_error() {
+    let world = std::sync::Arc::new(myelon_backend_sim::SimWorld::with_budget(64 * 1024));
+    let b = SimBackend::spawn(&world);
+    let err = builder(&b, 1 << 12).build_producer(|| 0).unwrap_err();
+    assert!(
+        matches!(err, MultiProcessError::Backend(crate::backend::BackendError::NoSpace { .. })),
+        "{err}"
+    );
+    assert!(b.list().unwrap().is_empty());
+}
