@@ -154,13 +154,14 @@ pub fn unlink(os_name: &str) -> Result<(), RegionError> {
 pub fn remove_if_abandoned(os_name: &str) -> Result<bool, RegionError> {
     let cname = to_cstring(os_name)?;
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-    let fd = shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
-    let locked =
-        ownership::lock_abandoned(fd.as_fd()).map_err(|e| RegionError::from_io("flock", os_name, e))?;
+    let fd =
+        shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
+    let locked = ownership::lock_abandoned(fd.as_fd())
+        .map_err(|e| RegionError::from_io("flock", os_name, e))?;
     if !locked {
         return Ok(false);
     }
-    let same = fs_path(os_name).map_or(true, |path| ownership::same_inode(fd.as_fd(), &path));
+    let same = fs_path(os_name).is_none_or(|path| ownership::same_inode(fd.as_fd(), &path));
     if same {
         shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))?;
     }
@@ -218,7 +219,7 @@ fn create_claimed(cname: &CStr, os_name: &str, len: usize) -> Result<OwnedFd, Re
 /// Unlinks `cname` if it still names the object behind `fd` (on platforms without `/dev/shm`,
 /// unconditionally). Errors are ignored: this is cleanup.
 fn unlink_if_ours(fd: &OwnedFd, cname: &CStr, os_name: &str) {
-    let ours = fs_path(os_name).map_or(true, |path| ownership::same_inode(fd.as_fd(), &path));
+    let ours = fs_path(os_name).is_none_or(|path| ownership::same_inode(fd.as_fd(), &path));
     if ours {
         let _ = shm_unlink(cname);
     }

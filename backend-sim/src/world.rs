@@ -41,7 +41,10 @@ impl fmt::Display for SimError {
             SimError::AlreadyExists { name } => write!(f, "sim region {name:?} already exists"),
             SimError::NotFound { name } => write!(f, "sim region {name:?} not found"),
             SimError::NoSpace { name, requested } => {
-                write!(f, "sim memory budget cannot hold {requested} bytes for {name:?}")
+                write!(
+                    f,
+                    "sim memory budget cannot hold {requested} bytes for {name:?}"
+                )
             }
             SimError::InvalidName { name } => write!(f, "invalid sim region name {name:?}"),
         }

@@ -17,18 +17,25 @@ const AUTO_BATCH: usize = 256;
 /// Longest wait between two checks of the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(20);
 
+/// What the background thread hands back: the consumer and how the thread ended.
+type Outcome<E, B> = (Consumer<E, B>, MultiProcessResult<()>);
+
 /// Automatic consumer that runs in a background thread: it calls the handler with
 /// `(event, sequence, end_of_batch)` for every event, waiting with the given strategy when the
 /// ring is empty, until stopped, the stream closes, or an error occurs.
 #[derive(Debug)]
 pub struct AutoConsumer<E: ShmEvent, B: RingBackend> {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<(Consumer<E, B>, MultiProcessResult<()>)>>,
+    handle: Option<JoinHandle<Outcome<E, B>>>,
 }
 
 impl<E: ShmEvent, B: RingBackend> AutoConsumer<E, B> {
     /// Starts the background thread.
-    pub fn spawn<F>(mut consumer: Consumer<E, B>, strategy: AutoWaitStrategy, mut handler: F) -> Self
+    pub fn spawn<F>(
+        mut consumer: Consumer<E, B>,
+        strategy: AutoWaitStrategy,
+        mut handler: F,
+    ) -> Self
     where
         F: FnMut(&E, Sequence, bool) + Send + 'static,
     {

@@ -96,7 +96,11 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
     }
 
     /// Producer side: expect `count` consumers whose ids start with `prefix`.
-    pub fn discover_consumer_with_prefix(mut self, count: usize, prefix: impl Into<String>) -> Self {
+    pub fn discover_consumer_with_prefix(
+        mut self,
+        count: usize,
+        prefix: impl Into<String>,
+    ) -> Self {
         self.prefix = Some((count, prefix.into()));
         self
     }
@@ -282,7 +286,10 @@ enum Reclaim {
 fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<Reclaim> {
     let dead_before = match backend.open(name) {
         Ok(region) => {
-            let ours = matches!(peek_state(&region), Some((MAGIC, _)) | Some((0, STATE_INIT)));
+            let ours = matches!(
+                peek_state(&region),
+                Some((MAGIC, _)) | Some((0, STATE_INIT))
+            );
             if !ours {
                 return Ok(Reclaim::Keep);
             }
@@ -382,7 +389,11 @@ fn validate<E: ShmEvent, B: RingBackend>(
             found: h.version,
         });
     }
-    check("header_len", std::mem::size_of::<Header>() as u64, h.header_len)?;
+    check(
+        "header_len",
+        std::mem::size_of::<Header>() as u64,
+        h.header_len,
+    )?;
     if h.event_size != geom.event_size as u64 {
         return Err(MultiProcessError::EventSizeMismatch {
             expected: geom.event_size,

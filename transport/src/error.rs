@@ -146,13 +146,18 @@ impl fmt::Display for MultiProcessError {
                 write!(f, "invalid capacity {capacity}: {reason}")
             }
             E::UnsupportedEvent { reason } => write!(f, "unsupported event type: {reason}"),
-            E::InvalidConsumerId { id, reason } => write!(f, "invalid consumer id {id:?}: {reason}"),
+            E::InvalidConsumerId { id, reason } => {
+                write!(f, "invalid consumer id {id:?}: {reason}")
+            }
             E::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
             E::NotReady { name, waited } => {
                 write!(f, "segment {name:?} not ready after {waited:?}")
             }
             E::BadMagic { expected, found } => {
-                write!(f, "not a myelon ring: magic {found:#018x}, expected {expected:#018x}")
+                write!(
+                    f,
+                    "not a myelon ring: magic {found:#018x}, expected {expected:#018x}"
+                )
             }
             E::LayoutVersionMismatch { expected, found } => {
                 write!(f, "layout version {found}, this build speaks {expected}")

@@ -123,6 +123,7 @@ mod tests {
     }
 
     #[derive(Clone, Copy)]
+    #[allow(dead_code)] // only its type identity matters
     struct Named([u8; 16]);
     // SAFETY: a byte array newtype: every bit pattern valid, no pointers.
     unsafe impl ShmEvent for Named {

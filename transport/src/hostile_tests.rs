@@ -14,7 +14,13 @@ fn builder(b: &SimBackend, cap: usize) -> SharedDisruptorBuilder<u64, SimBackend
         .with_attach_timeout(Duration::from_millis(20))
 }
 
-fn pair(cap: usize) -> (SimBackend, Producer<u64, SimBackend>, Consumer<u64, SimBackend>) {
+fn pair(
+    cap: usize,
+) -> (
+    SimBackend,
+    Producer<u64, SimBackend>,
+    Consumer<u64, SimBackend>,
+) {
     let b = SimBackend::new_world();
     let p = builder(&b, cap).build_producer(|| 0).unwrap();
     let c = builder(&b.sibling(), cap)
@@ -32,7 +38,10 @@ fn stamp_ahead_is_a_typed_error_and_consumer_stays_usable() {
     slot.stamp.store(1_000_000, Ordering::Release);
     assert!(matches!(
         c.try_consume_next(),
-        Err(MultiProcessError::Corrupt { value: 1_000_000, .. })
+        Err(MultiProcessError::Corrupt {
+            value: 1_000_000,
+            ..
+        })
     ));
     assert!(matches!(
         c.consume_next_timeout(Duration::from_millis(5)),
@@ -85,18 +94,28 @@ fn impossible_consumer_cursors_are_clamped() {
 #[test]
 fn corrupt_producer_cursor_refuses_registration() {
     let (b, p, _c) = pair(4);
-    p.segment().header().producer.value.store(-7, Ordering::Release);
+    p.segment()
+        .header()
+        .producer
+        .value
+        .store(-7, Ordering::Release);
     let err = builder(&b.sibling(), 4)
         .with_consumer_id("late")
         .build_consumer()
         .unwrap_err();
-    assert!(matches!(err, MultiProcessError::Corrupt { value: -7, .. }), "{err}");
+    assert!(
+        matches!(err, MultiProcessError::Corrupt { value: -7, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn corrupt_id_length_is_skipped() {
     let (b, p, _c) = pair(4);
-    p.segment().entry(0).id_len.store(u32::MAX, Ordering::Release);
+    p.segment()
+        .entry(0)
+        .id_len
+        .store(u32::MAX, Ordering::Release);
     assert_eq!(p.consumers()[0].id, "<corrupt id>");
     // A consumer with the "same" id no longer matches the corrupt entry; it takes a new one.
     let other = builder(&b.sibling(), 4)
@@ -119,7 +138,10 @@ fn rejoin_with_corrupt_cursor_is_refused() {
         .with_consumer_id("c")
         .build_consumer()
         .unwrap_err();
-    assert!(matches!(err, MultiProcessError::Corrupt { value: 99, .. }), "{err}");
+    assert!(
+        matches!(err, MultiProcessError::Corrupt { value: 99, .. }),
+        "{err}"
+    );
     drop(p);
 }
 
@@ -130,13 +152,25 @@ fn poke_header(p: &Producer<u64, SimBackend>, f: impl FnOnce(&crate::layout::Hea
 #[test]
 fn header_fields_are_each_checked() {
     type Poke = fn(&crate::layout::Header);
-    let cases: [(Poke, fn(&MultiProcessError) -> bool); 6] = [
+    type Want = fn(&MultiProcessError) -> bool;
+    let cases: [(Poke, Want); 6] = [
         (
             |h| h.magic.store(0x1234, Ordering::Relaxed),
-            |e| matches!(e, MultiProcessError::BadMagic { expected: MAGIC, found: 0x1234 }),
+            |e| {
+                matches!(
+                    e,
+                    MultiProcessError::BadMagic {
+                        expected: MAGIC,
+                        found: 0x1234
+                    }
+                )
+            },
         ),
         (
-            |h| h.layout_version.store(LAYOUT_VERSION + 1, Ordering::Relaxed),
+            |h| {
+                h.layout_version
+                    .store(LAYOUT_VERSION + 1, Ordering::Relaxed)
+            },
             |e| matches!(e, MultiProcessError::LayoutVersionMismatch { .. }),
         ),
         (
@@ -145,15 +179,39 @@ fn header_fields_are_each_checked() {
         ),
         (
             |h| h.total_len.store(u64::MAX, Ordering::Relaxed),
-            |e| matches!(e, MultiProcessError::LayoutMismatch { field: "total_len", .. }),
+            |e| {
+                matches!(
+                    e,
+                    MultiProcessError::LayoutMismatch {
+                        field: "total_len",
+                        ..
+                    }
+                )
+            },
         ),
         (
             |h| h.state.store(77, Ordering::Relaxed),
-            |e| matches!(e, MultiProcessError::Corrupt { what: "header state", value: 77 }),
+            |e| {
+                matches!(
+                    e,
+                    MultiProcessError::Corrupt {
+                        what: "header state",
+                        value: 77
+                    }
+                )
+            },
         ),
         (
             |h| h.max_consumers.store(u32::MAX, Ordering::Relaxed),
-            |e| matches!(e, MultiProcessError::LayoutMismatch { field: "max_consumers", .. }),
+            |e| {
+                matches!(
+                    e,
+                    MultiProcessError::LayoutMismatch {
+                        field: "max_consumers",
+                        ..
+                    }
+                )
+            },
         ),
     ];
     for (poke, want) in cases {
@@ -172,7 +230,16 @@ fn foreign_region_is_not_a_ring() {
     // SAFETY: the region is 8192 zeroed bytes we own; we write the first 8 bytes.
     unsafe { (r.as_ptr() as *mut u64).write(0xfeed_face) };
     let err = builder(&b.sibling(), 4).build_consumer().unwrap_err();
-    assert!(matches!(err, MultiProcessError::BadMagic { found: 0xfeed_face, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            MultiProcessError::BadMagic {
+                found: 0xfeed_face,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // And a producer does not clobber it, even though its owner is alive.
     let err = builder(&b.sibling(), 4).build_producer(|| 0).unwrap_err();
     assert!(matches!(err, MultiProcessError::Backend(_)), "{err}");
@@ -196,14 +263,21 @@ fn registry_lock_of_dead_holder_is_taken_over_live_one_times_out() {
         .with_consumer_id("x")
         .build_consumer()
         .unwrap_err();
-    assert!(matches!(err, MultiProcessError::RegistryBusy { .. }), "{err}");
+    assert!(
+        matches!(err, MultiProcessError::RegistryBusy { .. }),
+        "{err}"
+    );
     holder.kill();
     let c = builder(&b.sibling(), 4)
         .with_consumer_id("x")
         .build_consumer()
         .expect("lock of a dead holder is taken over");
     assert_eq!(c.consumer_id(), "x");
-    assert_eq!(lock.load(Ordering::Acquire), 0, "released after registration");
+    assert_eq!(
+        lock.load(Ordering::Acquire),
+        0,
+        "released after registration"
+    );
 }
 
 #[test]
@@ -217,7 +291,11 @@ fn crashed_consumer_keeps_gating_and_rejoins_at_its_cursor() {
     std::mem::forget(c); // SIGKILL: no Drop
     b.world().kill_process(pid);
     assert_eq!(p.try_publish(|e| *e = 4), Ok(4));
-    assert_eq!(p.try_publish(|e| *e = 5), Err(RingBufferFull), "dead consumer still gates");
+    assert_eq!(
+        p.try_publish(|e| *e = 5),
+        Err(RingBufferFull),
+        "dead consumer still gates"
+    );
     let mut c = builder(&b.sibling(), 4)
         .with_consumer_id("c")
         .build_consumer()
@@ -245,7 +323,10 @@ fn dead_producer_ends_blocking_receive_and_its_name_is_reclaimed() {
     let err = c.consume_next_timeout(Duration::from_secs(5)).unwrap_err();
     assert!(matches!(err, MultiProcessError::ProducerDead), "{err}");
     let err = c.try_consume_next().unwrap_err();
-    assert!(matches!(err, MultiProcessError::ProducerDead), "sticky: {err}");
+    assert!(
+        matches!(err, MultiProcessError::ProducerDead),
+        "sticky: {err}"
+    );
     // A new producer reclaims the stale name.
     let mut p2 = builder(&b.sibling(), 4)
         .build_producer(|| 0)
@@ -259,7 +340,10 @@ fn full_sim_memory_is_a_clean_error() {
     let b = SimBackend::spawn(&world);
     let err = builder(&b, 1 << 12).build_producer(|| 0).unwrap_err();
     assert!(
-        matches!(err, MultiProcessError::Backend(crate::backend::BackendError::NoSpace { .. })),
+        matches!(
+            err,
+            MultiProcessError::Backend(crate::backend::BackendError::NoSpace { .. })
+        ),
         "{err}"
     );
     assert!(b.list().unwrap().is_empty());

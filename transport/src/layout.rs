@@ -273,7 +273,9 @@ const fn round_up(v: usize, to: usize) -> Option<usize> {
 impl Geometry {
     pub(crate) fn new<E>(capacity: usize) -> Result<Geometry, GeometryError> {
         if capacity == 0 || !capacity.is_power_of_two() {
-            return Err(GeometryError::Capacity("capacity must be a non-zero power of two"));
+            return Err(GeometryError::Capacity(
+                "capacity must be a non-zero power of two",
+            ));
         }
         if capacity > MAX_CAPACITY {
             return Err(GeometryError::Capacity("capacity exceeds 2^30 slots"));
@@ -286,7 +288,8 @@ impl Geometry {
         let slot_stride = round_up(size_of::<Slot<E>>(), line).ok_or(GeometryError::TooLarge)?;
         let max_consumers = TABLE_ENTRIES;
         let table_end = size_of::<Header>() + max_consumers * size_of::<ConsumerEntry>();
-        let slots_offset = round_up(table_end, slot_align.max(128)).ok_or(GeometryError::TooLarge)?;
+        let slots_offset =
+            round_up(table_end, slot_align.max(128)).ok_or(GeometryError::TooLarge)?;
         let slots_len = capacity
             .checked_mul(slot_stride)
             .ok_or(GeometryError::TooLarge)?;

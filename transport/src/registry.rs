@@ -42,16 +42,11 @@ pub(crate) fn validate_id(id: &str) -> MultiProcessResult<()> {
 /// Whether `state` makes an entry gate the producer.
 #[inline]
 pub(crate) fn is_gating(state: u32) -> bool {
-    matches!(
-        state,
-        ENTRY_ACTIVE | ENTRY_RESERVED | ENTRY_RESERVED_PREFIX
-    )
+    matches!(state, ENTRY_ACTIVE | ENTRY_RESERVED | ENTRY_RESERVED_PREFIX)
 }
 
 fn id_equals(entry: &ConsumerEntry, id: &[u8]) -> bool {
-    entry
-        .read_id()
-        .is_some_and(|(buf, len)| &buf[..len] == id)
+    entry.read_id().is_some_and(|(buf, len)| &buf[..len] == id)
 }
 
 fn id_has_prefix(entry: &ConsumerEntry, id: &[u8]) -> bool {
@@ -94,9 +89,9 @@ pub(crate) struct RegistryGuard<'a> {
 
 impl Drop for RegistryGuard<'_> {
     fn drop(&mut self) {
-        let _ =
-            self.word
-                .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+        let _ = self
+            .word
+            .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
     }
 }
 
@@ -154,14 +149,18 @@ pub(crate) fn reserve<E: ShmEvent, B: RingBackend>(
     let mut slots = seg.entries();
     for id in ids {
         validate_id(id)?;
-        let e = slots.next().ok_or(MultiProcessError::TooManyConsumers { max })?;
+        let e = slots
+            .next()
+            .ok_or(MultiProcessError::TooManyConsumers { max })?;
         e.write_id(id.as_bytes());
         e.state.store(ENTRY_RESERVED, Ordering::Release);
     }
     if let Some((n, p)) = prefix {
         validate_id(p)?;
         for _ in 0..n {
-            let e = slots.next().ok_or(MultiProcessError::TooManyConsumers { max })?;
+            let e = slots
+                .next()
+                .ok_or(MultiProcessError::TooManyConsumers { max })?;
             e.write_id(p.as_bytes());
             e.state.store(ENTRY_RESERVED_PREFIX, Ordering::Release);
         }
@@ -199,7 +198,9 @@ fn take_over<E: ShmEvent, B: RingBackend>(
     let e = seg.entry(index);
     let published = producer_cursor(seg, Ordering::Acquire)?;
     let cursor = e.cursor.value.load(Ordering::Acquire);
-    let lowest = published.saturating_sub(seg.geometry().capacity as i64).max(-1);
+    let lowest = published
+        .saturating_sub(seg.geometry().capacity as i64)
+        .max(-1);
     if cursor < lowest || cursor > published {
         return Err(MultiProcessError::Corrupt {
             what: "consumer cursor",
@@ -333,7 +334,11 @@ pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
         if is_gating(e.state.load(Ordering::Acquire)) {
             let c = e.cursor.value.load(Ordering::Acquire);
             if c < lowest || c > published {
-                tracing::debug!(cursor = c, published, "clamping an impossible consumer cursor");
+                tracing::debug!(
+                    cursor = c,
+                    published,
+                    "clamping an impossible consumer cursor"
+                );
             }
             min = min.min(c.clamp(lowest, published));
         }

@@ -109,9 +109,12 @@ impl Idle {
             _ if self.spins < SPIN_LIMIT => spin_hint(),
             AutoWaitStrategy::Yield => backend.yield_now(),
             AutoWaitStrategy::Sleep(d) => backend.sleep(d.min(max)),
-            AutoWaitStrategy::Block => {
-                block_on(backend, line, default_block_strategy_duration().min(max), ready)
-            }
+            AutoWaitStrategy::Block => block_on(
+                backend,
+                line,
+                default_block_strategy_duration().min(max),
+                ready,
+            ),
         }
     }
 }

@@ -111,7 +111,9 @@ impl fmt::Display for BackendError {
             }
             BackendError::PermissionDenied { name } => write!(f, "permission denied for {name:?}"),
             BackendError::Empty { name } => write!(f, "{name:?} exists but has no bytes yet"),
-            BackendError::Symlink { name } => write!(f, "{name:?} is a symlink; refusing to follow"),
+            BackendError::Symlink { name } => {
+                write!(f, "{name:?} is a symlink; refusing to follow")
+            }
             BackendError::Io { op, name, source } => write!(f, "{op} {name:?}: {source}"),
         }
     }

@@ -134,7 +134,9 @@ impl RingBackend for ShmBackend {
     }
     fn open(&self, name: &str) -> Result<ShmRegion, BackendError> {
         let os = self.os_name(name)?;
-        ShmSegment::open(&os).map(ShmRegion).map_err(map_region_error)
+        ShmSegment::open(&os)
+            .map(ShmRegion)
+            .map_err(map_region_error)
     }
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         let os = self.os_name(name)?;
