@@ -18,5 +18,5 @@
 mod region;
 mod world;
 
-pub use region::SimRegion;
+pub use region::{SimRegion, REGION_ALIGN};
 pub use world::{SimError, SimProcessState, SimWorld, DEFAULT_TICK_NANOS};
