@@ -62,7 +62,16 @@ pub fn in_order_across_wraps<F: Fixture>() {
 pub fn broadcast_to_three_with_backpressure<F: Fixture>() {
     let f = F::new();
     let mut p = producer(&f, 16);
-    let consumers: Vec<_> = (0..3).map(|i| consumer(&f, 16, &format!("c{i}"))).collect();
+    // Four threads on a small machine: consumers yield instead of spinning.
+    let consumers: Vec<_> = (0..3)
+        .map(|i| {
+            builder::<F, Event>(f.consumer(), &f, 16)
+                .with_consumer_id(format!("c{i}"))
+                .with_wait_strategy(AutoWaitStrategy::Yield)
+                .build_consumer()
+                .expect("attach consumer")
+        })
+        .collect();
     const N: u64 = 20_000;
     let handles: Vec<_> = consumers
         .into_iter()
@@ -133,7 +142,11 @@ pub fn late_joiner_starts_at_live_tail<F: Fixture>() {
     let mut c = consumer(&f, 8, "late");
     assert_eq!(c.next_sequence(), 13);
     assert!(!c.resumed());
-    assert_eq!(c.try_consume_next().unwrap(), None, "stale slot read as new");
+    assert_eq!(
+        c.try_consume_next().unwrap(),
+        None,
+        "stale slot read as new"
+    );
     p.publish(|e| fill(e, 13));
     expect_next(&mut c, 13);
 }
@@ -153,7 +166,11 @@ pub fn rejoin_resumes_at_committed_cursor<F: Fixture>() {
         // Sequence 9 reuses the slot of 1, which "again" released before it left.
         p.publish(|e| fill(e, s));
     }
-    assert_eq!(p.try_publish(|e| fill(e, 10)), Err(RingBufferFull), "rejoin entry must keep gating");
+    assert_eq!(
+        p.try_publish(|e| fill(e, 10)),
+        Err(RingBufferFull),
+        "rejoin entry must keep gating"
+    );
     let mut c = consumer(&f, 8, "again");
     assert!(c.resumed());
     for s in 2..10 {
@@ -169,7 +186,10 @@ pub fn duplicate_live_id_is_refused<F: Fixture>() {
         .with_consumer_id("dup")
         .build_consumer()
         .unwrap_err();
-    assert!(matches!(err, MultiProcessError::ConsumerIdInUse { ref id } if id == "dup"), "{err}");
+    assert!(
+        matches!(err, MultiProcessError::ConsumerIdInUse { ref id } if id == "dup"),
+        "{err}"
+    );
 }
 
 pub fn detached_consumer_stops_gating<F: Fixture>() {
@@ -187,16 +207,34 @@ pub fn detached_consumer_stops_gating<F: Fixture>() {
 pub fn attach_checks_type_and_shape<F: Fixture>() {
     let f = F::new();
     let _p = producer(&f, 8);
-    let cap = builder::<F, Event>(f.consumer(), &f, 16).build_consumer().unwrap_err();
+    let cap = builder::<F, Event>(f.consumer(), &f, 16)
+        .build_consumer()
+        .unwrap_err();
     assert!(
-        matches!(cap, MultiProcessError::CapacityMismatch { expected: 16, found: 8 }),
+        matches!(
+            cap,
+            MultiProcessError::CapacityMismatch {
+                expected: 16,
+                found: 8
+            }
+        ),
         "{cap}"
     );
-    let ty = builder::<F, Other>(f.consumer(), &f, 8).build_consumer().unwrap_err();
+    let ty = builder::<F, Other>(f.consumer(), &f, 8)
+        .build_consumer()
+        .unwrap_err();
     assert!(matches!(ty, MultiProcessError::TypeMismatch { .. }), "{ty}");
-    let size = builder::<F, u32>(f.consumer(), &f, 8).build_consumer().unwrap_err();
+    let size = builder::<F, u32>(f.consumer(), &f, 8)
+        .build_consumer()
+        .unwrap_err();
     assert!(
-        matches!(size, MultiProcessError::EventSizeMismatch { expected: 4, found: 16 }),
+        matches!(
+            size,
+            MultiProcessError::EventSizeMismatch {
+                expected: 4,
+                found: 16
+            }
+        ),
         "{size}"
     );
 }
@@ -242,10 +280,17 @@ pub fn live_name_is_not_clobbered<F: Fixture>() {
         .build_producer(Event::default)
         .unwrap_err();
     assert!(
-        matches!(err, MultiProcessError::Backend(myelon::backend::BackendError::AlreadyExists { .. })),
+        matches!(
+            err,
+            MultiProcessError::Backend(myelon::backend::BackendError::AlreadyExists { .. })
+        ),
         "{err}"
     );
-    assert_eq!(p.try_publish(|e| fill(e, 1)), Ok(1), "first producer still works");
+    assert_eq!(
+        p.try_publish(|e| fill(e, 1)),
+        Ok(1),
+        "first producer still works"
+    );
 }
 
 pub fn close_drains_then_reports_closed<F: Fixture>() {
@@ -259,8 +304,14 @@ pub fn close_drains_then_reports_closed<F: Fixture>() {
     for s in 0..3 {
         expect_next(&mut c, s);
     }
-    assert!(matches!(c.try_consume_next(), Err(MultiProcessError::Closed)));
-    assert!(matches!(c.consume_next_timeout(LONG), Err(MultiProcessError::Closed)));
+    assert!(matches!(
+        c.try_consume_next(),
+        Err(MultiProcessError::Closed)
+    ));
+    assert!(matches!(
+        c.consume_next_timeout(LONG),
+        Err(MultiProcessError::Closed)
+    ));
 }
 
 pub fn wait_for_consumers_coordinates<F: Fixture>()
@@ -343,7 +394,10 @@ pub fn batches_both_ways<F: Fixture>() {
     let mut p = producer(&f, 64);
     let mut c = consumer(&f, 64, "batch");
     assert_eq!(p.publish_batch(10, |i, e| fill(e, i as u64)), 9);
-    assert_eq!(p.try_publish_batch(54, |i, e| fill(e, 10 + i as u64)), Ok(63));
+    assert_eq!(
+        p.try_publish_batch(54, |i, e| fill(e, 10 + i as u64)),
+        Ok(63)
+    );
     assert_eq!(p.try_publish_batch(1, |_, _| {}), Err(RingBufferFull));
     let mut seen = Vec::new();
     let mut ends = 0;
@@ -407,21 +461,32 @@ pub fn too_many_consumers<F: Fixture>() {
         .with_consumer_id("one-too-many")
         .build_consumer()
         .unwrap_err();
-    assert!(matches!(err, MultiProcessError::TooManyConsumers { .. }), "{err}");
+    assert!(
+        matches!(err, MultiProcessError::TooManyConsumers { .. }),
+        "{err}"
+    );
     drop(held);
 }
 
 pub fn invalid_arguments_are_typed<F: Fixture>() {
     let f = F::new();
-    let err = builder::<F, Event>(f.producer(), &f, 12).build_producer(Event::default).unwrap_err();
-    assert!(matches!(err, MultiProcessError::InvalidCapacity { capacity: 12, .. }));
+    let err = builder::<F, Event>(f.producer(), &f, 12)
+        .build_producer(Event::default)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        MultiProcessError::InvalidCapacity { capacity: 12, .. }
+    ));
     let _p = producer(&f, 8);
     for bad in ["", &"x".repeat(49), "nul\0"] {
         let err = builder::<F, Event>(f.consumer(), &f, 8)
             .with_consumer_id(bad)
             .build_consumer()
             .unwrap_err();
-        assert!(matches!(err, MultiProcessError::InvalidConsumerId { .. }), "{bad:?}");
+        assert!(
+            matches!(err, MultiProcessError::InvalidConsumerId { .. }),
+            "{bad:?}"
+        );
     }
 }
 
@@ -429,25 +494,82 @@ macro_rules! conformance {
     ($module:ident, $fixture:ty) => {
         mod $module {
             use super::*;
-            #[test] fn in_order_across_wraps() { super::in_order_across_wraps::<$fixture>() }
-            #[test] fn broadcast_to_three_with_backpressure() { super::broadcast_to_three_with_backpressure::<$fixture>() }
-            #[test] fn full_ring_refuses_until_released() { super::full_ring_refuses_until_released::<$fixture>() }
-            #[test] fn lease_pins_the_slot() { super::lease_pins_the_slot::<$fixture>() }
-            #[test] fn late_joiner_starts_at_live_tail() { super::late_joiner_starts_at_live_tail::<$fixture>() }
-            #[test] fn rejoin_resumes_at_committed_cursor() { super::rejoin_resumes_at_committed_cursor::<$fixture>() }
-            #[test] fn duplicate_live_id_is_refused() { super::duplicate_live_id_is_refused::<$fixture>() }
-            #[test] fn detached_consumer_stops_gating() { super::detached_consumer_stops_gating::<$fixture>() }
-            #[test] fn attach_checks_type_and_shape() { super::attach_checks_type_and_shape::<$fixture>() }
-            #[test] fn attach_waits_then_times_out() { super::attach_waits_then_times_out::<$fixture>() }
-            #[test] fn attach_before_producer_succeeds() { super::attach_before_producer_succeeds::<$fixture>() }
-            #[test] fn live_name_is_not_clobbered() { super::live_name_is_not_clobbered::<$fixture>() }
-            #[test] fn close_drains_then_reports_closed() { super::close_drains_then_reports_closed::<$fixture>() }
-            #[test] fn wait_for_consumers_coordinates() { super::wait_for_consumers_coordinates::<$fixture>() }
-            #[test] fn buffer_until_consumers_keeps_the_head() { super::buffer_until_consumers_keeps_the_head::<$fixture>() }
-            #[test] fn batches_both_ways() { super::batches_both_ways::<$fixture>() }
-            #[test] fn blocking_strategies_receive() { super::blocking_strategies_receive::<$fixture>() }
-            #[test] fn too_many_consumers() { super::too_many_consumers::<$fixture>() }
-            #[test] fn invalid_arguments_are_typed() { super::invalid_arguments_are_typed::<$fixture>() }
+            #[test]
+            fn in_order_across_wraps() {
+                super::in_order_across_wraps::<$fixture>()
+            }
+            #[test]
+            fn broadcast_to_three_with_backpressure() {
+                super::broadcast_to_three_with_backpressure::<$fixture>()
+            }
+            #[test]
+            fn full_ring_refuses_until_released() {
+                super::full_ring_refuses_until_released::<$fixture>()
+            }
+            #[test]
+            fn lease_pins_the_slot() {
+                super::lease_pins_the_slot::<$fixture>()
+            }
+            #[test]
+            fn late_joiner_starts_at_live_tail() {
+                super::late_joiner_starts_at_live_tail::<$fixture>()
+            }
+            #[test]
+            fn rejoin_resumes_at_committed_cursor() {
+                super::rejoin_resumes_at_committed_cursor::<$fixture>()
+            }
+            #[test]
+            fn duplicate_live_id_is_refused() {
+                super::duplicate_live_id_is_refused::<$fixture>()
+            }
+            #[test]
+            fn detached_consumer_stops_gating() {
+                super::detached_consumer_stops_gating::<$fixture>()
+            }
+            #[test]
+            fn attach_checks_type_and_shape() {
+                super::attach_checks_type_and_shape::<$fixture>()
+            }
+            #[test]
+            fn attach_waits_then_times_out() {
+                super::attach_waits_then_times_out::<$fixture>()
+            }
+            #[test]
+            fn attach_before_producer_succeeds() {
+                super::attach_before_producer_succeeds::<$fixture>()
+            }
+            #[test]
+            fn live_name_is_not_clobbered() {
+                super::live_name_is_not_clobbered::<$fixture>()
+            }
+            #[test]
+            fn close_drains_then_reports_closed() {
+                super::close_drains_then_reports_closed::<$fixture>()
+            }
+            #[test]
+            fn wait_for_consumers_coordinates() {
+                super::wait_for_consumers_coordinates::<$fixture>()
+            }
+            #[test]
+            fn buffer_until_consumers_keeps_the_head() {
+                super::buffer_until_consumers_keeps_the_head::<$fixture>()
+            }
+            #[test]
+            fn batches_both_ways() {
+                super::batches_both_ways::<$fixture>()
+            }
+            #[test]
+            fn blocking_strategies_receive() {
+                super::blocking_strategies_receive::<$fixture>()
+            }
+            #[test]
+            fn too_many_consumers() {
+                super::too_many_consumers::<$fixture>()
+            }
+            #[test]
+            fn invalid_arguments_are_typed() {
+                super::invalid_arguments_are_typed::<$fixture>()
+            }
         }
     };
 }
