@@ -133,8 +133,8 @@ impl Plan {
 
 /// The cost of the timed window itself (two timestamps around nothing).
 fn timer_overhead(clock: &Clock, plan: &Plan) -> Stats {
-    let ticks = time_trips(clock, plan.warmup, plan.iters, |_| Ok(()))
-        .expect("an empty trip cannot fail");
+    let ticks =
+        time_trips(clock, plan.warmup, plan.iters, |_| Ok(())).expect("an empty trip cannot fail");
     Stats::from_ticks(clock, &ticks)
 }
 
@@ -181,7 +181,11 @@ fn run_benchmark(plan: &Plan) -> BenchResult<bool> {
          {} round trips (+{} warm-up), {} stream events, {} run(s)",
         plan.cpus.0,
         plan.cpus.1,
-        if spin::pause() { " with pause" } else { " without pause" },
+        if spin::pause() {
+            " with pause"
+        } else {
+            " without pause"
+        },
         clock.method(),
         clock.mhz(),
         plan.iters,

@@ -5,6 +5,7 @@
 //! was overwritten behind a gating consumer, which the protocol rules out, so it is reported as
 //! corruption. The hot path touches the slot's line(s) and the consumer's own cursor line only.
 
+pub use crate::auto::AutoConsumer;
 use crate::backend::{ProcessState, Region, RingBackend};
 use crate::error::{MultiProcessError, MultiProcessResult};
 use crate::event::ShmEvent;

@@ -73,6 +73,20 @@ pub use wait::{
     AutoWaitStrategy,
 };
 
+/// Shared-memory top level façade types: the SHM producer/consumer pair and their builders.
+#[cfg(all(feature = "shm", not(loom)))]
+pub mod shared_memory {
+    pub use crate::{
+        attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name,
+        SharedConsumer, SharedDisruptorBuilder, SharedProducer, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN,
+    };
+}
+
+/// Lock-free coordination façade types: sequences, the full-ring error, wait strategies.
+pub mod lock_free {
+    pub use crate::{AutoWaitStrategy, RingBufferFull, Sequence};
+}
+
 /// The type for sequence numbers in the ring buffer.
 pub type Sequence = i64;
 

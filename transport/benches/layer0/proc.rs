@@ -29,7 +29,10 @@ const PAUSE_ENV: &str = "MYELON_L0_PAUSE";
 /// Pins the calling thread to `cpu`; a warning (not an error) when the OS refuses.
 pub fn pin(cpu: usize) {
     if let Err(e) = myelon_backend_shm::affinity::pin_current_thread(cpu) {
-        eprintln!("warning: cannot pin pid {} to cpu {cpu}: {e}", std::process::id());
+        eprintln!(
+            "warning: cannot pin pid {} to cpu {cpu}: {e}",
+            std::process::id()
+        );
     }
 }
 

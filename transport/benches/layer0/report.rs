@@ -168,8 +168,14 @@ impl Report {
             .filter_map(|(run, s)| self.ratio(*run, name, &Value::Latency(*s)))
             .collect();
         let ((lo, hi), (rlo, rhi)) = (min_max(&p50), min_max(&ratios));
-        let p99 = runs.iter().map(|(_, s)| s.p99).fold(f64::INFINITY, f64::min);
-        let p999 = runs.iter().map(|(_, s)| s.p999).fold(f64::INFINITY, f64::min);
+        let p99 = runs
+            .iter()
+            .map(|(_, s)| s.p99)
+            .fold(f64::INFINITY, f64::min);
+        let p999 = runs
+            .iter()
+            .map(|(_, s)| s.p999)
+            .fold(f64::INFINITY, f64::min);
         let has_ratio = !ratios.is_empty();
         let ok = !(name == TARGET_PINGPONG && has_ratio && rlo > TARGET_PINGPONG_RATIO);
         let target = if name == TARGET_PINGPONG && has_ratio {
@@ -190,7 +196,11 @@ impl Report {
             "SUMMARY name={name} runs={} best_p50_ns={lo:.0} worst_p50_ns={hi:.0} \
              best_p99_ns={p99:.0} best_p999_ns={p999:.0} best_ratio_p50={ratio} worst_ratio_p50={}",
             runs.len(),
-            if has_ratio { format!("{rhi:.2}") } else { "-".to_string() },
+            if has_ratio {
+                format!("{rhi:.2}")
+            } else {
+                "-".to_string()
+            },
         ));
         ok
     }

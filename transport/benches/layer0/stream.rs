@@ -170,7 +170,9 @@ impl Windows {
 /// Peer side (consumer): prints `events= counted= secs= window_rate= errors= batches=`.
 pub fn peer(args: &[String]) -> BenchResult<()> {
     let [name, cap, n, max, ns_per_tick] = args else {
-        return Err("stream peer: expected <name> <capacity> <events> <max batch> <ns/tick>".into());
+        return Err(
+            "stream peer: expected <name> <capacity> <events> <max batch> <ns/tick>".into(),
+        );
     };
     let (cap, n, max): (usize, u64, usize) = (cap.parse()?, n.parse()?, max.parse()?);
     let clock = Clock::with_ns_per_tick(ns_per_tick.parse()?);

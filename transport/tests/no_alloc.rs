@@ -1,0 +1,80 @@
+//! The steady-state hot paths allocate nothing: publish, try_publish, publish_batch,
+//! leased and batch consumption. Counted per thread by a wrapping global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+mod common;
+use common::{fill, unique, Event};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to `System`, only counting on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+#[test]
+fn steady_state_hot_paths_do_not_allocate() {
+    let name = unique("noalloc");
+    let mut p = myelon::build_shared_single_producer::<Event>(&name, 1024)
+        .build_producer(Event::default)
+        .expect("producer");
+    let mut c = myelon::attach_shared_consumer::<Event>(&name, 1024)
+        .with_consumer_id("c")
+        .build_consumer()
+        .expect("consumer");
+    let mut round = |p: &mut myelon::SharedProducer<Event>,
+                     c: &mut myelon::SharedConsumer<Event>,
+                     base: u64| {
+        let mut seen = 0u64;
+        for i in 0..300 {
+            p.publish(|e| fill(e, base + i));
+        }
+        for i in 300..600 {
+            p.try_publish(|e| fill(e, base + i)).expect("space");
+        }
+        p.publish_batch(300, |i, e| fill(e, base + 600 + i as u64));
+        for _ in 0..450 {
+            let lease = c.try_consume_next_leased().unwrap().expect("event");
+            seen += u64::from(lease.sequence == base + seen);
+        }
+        while c
+            .try_consume_batch(64, |e, _, _| seen += u64::from(e.sequence == base + seen))
+            .unwrap()
+            > 0
+        {}
+        seen
+    };
+    // Warm up: first scans, lazily initialised statics.
+    assert_eq!(round(&mut p, &mut c, 0), 900);
+    let before = allocations();
+    for r in 1..200u64 {
+        assert_eq!(round(&mut p, &mut c, r * 900), 900);
+    }
+    assert_eq!(allocations() - before, 0, "the hot paths allocated");
+}
