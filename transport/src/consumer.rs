@@ -237,10 +237,8 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             Poll::Ready => Ok(Some(self.lease_ready())),
             Poll::Empty => {
                 self.on_empty(false)?;
-                match self.poll()? {
-                    Poll::Ready => Ok(Some(self.lease_ready())),
-                    Poll::Empty => Ok(None),
-                }
+                self.seg.prefetch_slot_tail(self.next);
+                Ok(None)
             }
         }
     }
@@ -264,6 +262,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             if let Poll::Ready = self.poll()? {
                 return Ok(());
             }
+            self.seg.prefetch_slot_tail(self.next);
             let waited = self.backend.now().saturating_sub(start);
             let max = match timeout {
                 Some(t) if waited >= t => {
@@ -336,12 +335,8 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             return Ok(0);
         }
         let first = self.next;
-        let mut ready = matches!(self.poll()?, Poll::Ready);
-        if !ready {
+        if let Poll::Empty = self.poll()? {
             self.on_empty(false)?;
-            ready = matches!(self.poll()?, Poll::Ready);
-        }
-        if !ready {
             return Ok(0);
         }
         let mut n = 0usize;

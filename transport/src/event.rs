@@ -44,7 +44,7 @@ unsafe impl<T: ShmEvent, const N: usize> ShmEvent for [T; N] {}
 ///     pub struct Event {
 ///         pub sequence: u64,
 ///         pub checksum: u64,
-///         pub payload: [u8; 48],
+///         pub payload: [u64; 4],
 ///     }
 /// }
 /// let e = Event::default();

@@ -30,7 +30,7 @@
 //!     .expect("attach consumer");
 //! if let Some(event) = consumer.try_consume_next_leased().expect("consume") {
 //!     assert!(event.sequence >= 1);
-//! }
+//! };
 //! ```
 //!
 //! Every backend implements [`backend::RingBackend`]: POSIX shared memory (`shm`, default),
@@ -161,3 +161,8 @@ mod mmap_api {
 }
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use mmap_api::*;
+
+/// Compiles the README's examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -25,6 +25,13 @@ const STAMP_PUBLISH: Ordering = Ordering::Release;
 #[cfg(myelon_mutant = "relaxed_stamp")]
 const STAMP_PUBLISH: Ordering = Ordering::Relaxed;
 
+/// Rounds of pausing (each `SPACE_SPIN_PAUSES` pause instructions, then one rescan) before a
+/// producer waiting for space starts yielding: tens of microseconds.
+const SPACE_SPIN_ROUNDS: u32 = 2048;
+const SPACE_SPIN_PAUSES: u32 = 16;
+/// Rounds of `sched_yield` before it blocks on the futex.
+const SPACE_YIELD_ROUNDS: u32 = 256;
+
 /// Longest single futex sleep of a producer waiting for space; bounds the cost of a wake-up the
 /// unfenced consumer release path can miss.
 const SPACE_WAIT_SLICE: Duration = Duration::from_micros(100);
@@ -219,9 +226,13 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
                 None => SPACE_WAIT_SLICE,
             };
             idle = idle.saturating_add(1);
-            if idle < 256 {
-                spin_hint();
-            } else if idle < 320 {
+            if idle < SPACE_SPIN_ROUNDS {
+                // Rescanning reads every consumer's cursor line; pause between scans so the
+                // consumers keep their lines while they drain.
+                for _ in 0..SPACE_SPIN_PAUSES {
+                    spin_hint();
+                }
+            } else if idle < SPACE_SPIN_ROUNDS + SPACE_YIELD_ROUNDS {
                 self.backend.yield_now();
             } else {
                 let h = self.seg.header();
