@@ -4,10 +4,11 @@
 //! One region per ring:
 //!
 //! ```text
-//! offset 0      Header            five 128-byte lines: identity + state, producer cursor,
-//!                                 consumer wake word, producer wake word, registry
-//! offset 640    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 256 bytes each: the cursor alone on
-//!                                 the first 128-byte line, id/owner/state on the second
+//! offset 0      Header            six 128-byte lines: identity + state, producer cursor,
+//!                                 consumer wake word, producer wake word, registry, counters
+//! offset 768    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 384 bytes each: the cursor alone on
+//!                                 the first 128-byte line, id/owner/state on the second,
+//!                                 counters on the third
 //! slots_offset  Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
 //! ```
 //!
@@ -123,7 +124,19 @@ pub(crate) struct Header {
     pub(crate) consumer_wake: WakeLine,
     pub(crate) producer_wake: WakeLine,
     pub(crate) registry: RegistryLine,
+    /// Ring-wide counters (observability); written by the producer on cold paths.
+    pub(crate) counters: CounterLine,
 }
+
+/// Sixteen 64-bit counters on their own 128-byte line. Index meaning is owned by the
+/// observability layer; the ring core only reserves the space.
+#[repr(C, align(128))]
+pub(crate) struct CounterLine {
+    pub(crate) values: [AtomicU64; COUNTERS_PER_LINE],
+}
+
+/// Counters in one [`CounterLine`].
+pub(crate) const COUNTERS_PER_LINE: usize = 16;
 
 /// One consumer-table entry.
 #[repr(C, align(128))]
@@ -136,6 +149,9 @@ pub(crate) struct ConsumerEntry {
     pub(crate) owner_token: AtomicU64,
     pub(crate) incarnation: AtomicU64,
     pub(crate) id: [AtomicU64; CONSUMER_ID_MAX_LEN / 8],
+    /// Per-consumer counters (observability), on their own line so that updating them never
+    /// disturbs the producer's scans of `state`.
+    pub(crate) counters: CounterLine,
 }
 
 /// One ring slot: the stamp says which sequence the value holds.
@@ -166,14 +182,16 @@ const _: () = {
     assert!(offset_of!(Header, consumer_wake) == 256);
     assert!(offset_of!(Header, producer_wake) == 384);
     assert!(offset_of!(Header, registry) == 512);
-    assert!(size_of::<Header>() == 640);
+    assert!(offset_of!(Header, counters) == 640);
+    assert!(size_of::<Header>() == 768);
     assert!(offset_of!(ConsumerEntry, cursor) == 0);
     assert!(offset_of!(ConsumerEntry, state) == 128);
     assert!(offset_of!(ConsumerEntry, id_len) == 132);
     assert!(offset_of!(ConsumerEntry, owner_token) == 136);
     assert!(offset_of!(ConsumerEntry, incarnation) == 144);
     assert!(offset_of!(ConsumerEntry, id) == 152);
-    assert!(size_of::<ConsumerEntry>() == 256);
+    assert!(offset_of!(ConsumerEntry, counters) == 256);
+    assert!(size_of::<ConsumerEntry>() == 384);
     assert!(offset_of!(Slot<u64>, stamp) == 0);
     assert!(offset_of!(Slot<u64>, value) == 8);
 };
@@ -182,6 +200,14 @@ impl CursorLine {
     pub(crate) fn new(v: i64) -> Self {
         CursorLine {
             value: AtomicI64::new(v),
+        }
+    }
+}
+
+impl CounterLine {
+    fn new() -> Self {
+        CounterLine {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -205,6 +231,7 @@ impl ConsumerEntry {
             owner_token: AtomicU64::new(0),
             incarnation: AtomicU64::new(0),
             id: std::array::from_fn(|_| AtomicU64::new(0)),
+            counters: CounterLine::new(),
         }
     }
 
@@ -351,6 +378,7 @@ impl Header {
                 lock: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
             },
+            counters: CounterLine::new(),
         }
     }
 }
@@ -519,7 +547,7 @@ mod tests {
         assert_eq!(g.slot_stride, 128);
         let g = Geometry::new::<[u64; 8]>(4096).unwrap();
         assert_eq!(g.slot_stride, 128);
-        assert_eq!(g.slots_offset, 640 + 16 * 256);
+        assert_eq!(g.slots_offset, 768 + 16 * 384);
         assert_eq!(g.total_len % 4096, 0);
         assert!(g.total_len >= g.slots_offset + 4096 * 128);
     }

@@ -64,7 +64,7 @@ pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use event::{type_fingerprint, ShmEvent};
 pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
 pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
-pub use producer::Producer;
+pub use producer::{BatchClaim, Producer};
 pub use registry::ConsumerInfo;
 pub use wait::{
     default_block_strategy_duration, default_consume_sleep_duration,

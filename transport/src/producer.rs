@@ -204,6 +204,51 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         Ok(last)
     }
 
+    /// Claims `count` consecutive slots to be written in place and then published (or
+    /// abandoned) as a unit: nothing becomes visible to consumers before
+    /// [`BatchClaim::commit`]. `RingBufferFull` if fewer than `count` slots are free (always when
+    /// `count` is 0 or exceeds the capacity).
+    pub fn try_claim_batch(
+        &mut self,
+        count: usize,
+    ) -> Result<BatchClaim<'_, E, B>, RingBufferFull> {
+        if count == 0 || count as i64 > self.capacity {
+            return Err(RingBufferFull);
+        }
+        let last = self.next + count as i64 - 1;
+        if last > self.limit {
+            self.refresh_limit();
+            if last > self.limit {
+                return Err(RingBufferFull);
+            }
+        }
+        Ok(BatchClaim {
+            first: self.next,
+            count,
+            producer: self,
+        })
+    }
+
+    /// [`Self::try_claim_batch`], waiting up to `timeout` (`None`: no bound) for space.
+    pub fn claim_batch_timeout(
+        &mut self,
+        count: usize,
+        timeout: Option<Duration>,
+    ) -> MultiProcessResult<BatchClaim<'_, E, B>> {
+        if count == 0 || count as i64 > self.capacity {
+            return Err(MultiProcessError::InvalidConfig {
+                reason: "a claim must cover between 1 and capacity slots",
+            });
+        }
+        self.wait_for_space(count as i64, timeout)?;
+        let first = self.next;
+        Ok(BatchClaim {
+            first,
+            count,
+            producer: self,
+        })
+    }
+
     /// Waits until `n` more slots are free; returns the next sequence.
     fn wait_for_space(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
         let want = self.next + n - 1;
@@ -290,6 +335,64 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// Closes the stream: consumers drain what was published, then get `Closed`. Equivalent to
     /// dropping the producer.
     pub fn close(self) {}
+}
+
+/// Consecutive slots claimed by [`Producer::try_claim_batch`]: write them in place with
+/// [`BatchClaim::slot_mut`], then [`commit`](BatchClaim::commit) to publish them in order, or drop
+/// (or [`abort`](BatchClaim::abort)) to publish nothing: until the stamps are stored no consumer
+/// can see the slots, so an abandoned claim needs no undo. The producer is borrowed meanwhile.
+pub struct BatchClaim<'a, E: ShmEvent, B: RingBackend> {
+    producer: &'a mut Producer<E, B>,
+    first: i64,
+    count: usize,
+}
+
+impl<E: ShmEvent, B: RingBackend> BatchClaim<'_, E, B> {
+    /// Number of claimed slots.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a claim covers at least one slot.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sequence the first claimed slot will be published as.
+    pub fn first_sequence(&self) -> Sequence {
+        self.first
+    }
+
+    /// The `i`-th claimed slot (`i < len()`), holding whatever it held a lap ago.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn slot_mut(&mut self, i: usize) -> &mut E {
+        assert!(i < self.count, "claim index {i} out of {}", self.count);
+        let seq = self.first + i as i64;
+        let slot = self.producer.seg.slot(seq);
+        slot.value.with_mut(|p| {
+            // SAFETY: I3 — `seq` lies in this producer's claimed range (checked against the
+            // gating limit when the claim was made), unpublished, so no consumer reads the slot;
+            // the `&mut self` borrow makes this the only reference handed out at a time.
+            unsafe { &mut *p }
+        })
+    }
+
+    /// Publishes every claimed slot, in order; returns the last sequence.
+    pub fn commit(self) -> Sequence {
+        let last = self.first + self.count as i64 - 1;
+        for seq in self.first..=last {
+            // Pairs with the consumer's `Acquire` load of the stamp (I3).
+            self.producer.seg.slot(seq).stamp.store(seq, STAMP_PUBLISH);
+        }
+        self.producer.next = last + 1;
+        self.producer.announce(last);
+        last
+    }
+
+    /// Publishes nothing; the claimed slots are reused by the next publish.
+    pub fn abort(self) {}
 }
 
 impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {

@@ -490,6 +490,42 @@ pub fn invalid_arguments_are_typed<F: Fixture>() {
     }
 }
 
+pub fn claims_commit_or_abort_as_a_unit<F: Fixture>() {
+    let f = F::new();
+    let mut p = producer(&f, 8);
+    let mut c = consumer(&f, 8, "claim");
+    {
+        let mut claim = p.try_claim_batch(3).expect("space");
+        assert_eq!((claim.len(), claim.first_sequence()), (3, 0));
+        for i in 0..3 {
+            fill(claim.slot_mut(i), 100 + i as u64);
+        }
+        assert_eq!(c.try_consume_next().unwrap(), None, "visible before commit");
+        claim.abort();
+    }
+    assert_eq!(c.try_consume_next().unwrap(), None, "visible after abort");
+    let mut claim = p.try_claim_batch(3).expect("space");
+    assert_eq!(claim.first_sequence(), 0, "abort gives the slots back");
+    for i in 0..3 {
+        fill(claim.slot_mut(i), i as u64);
+    }
+    assert_eq!(claim.commit(), 2);
+    for s in 0..3 {
+        expect_next(&mut c, s);
+    }
+    assert!(p.try_claim_batch(0).is_err());
+    assert!(p.try_claim_batch(9).is_err());
+    assert!(
+        p.try_claim_batch(8).is_ok(),
+        "the consumer released everything"
+    );
+    p.publish_batch(8, |i, e| fill(e, 3 + i as u64));
+    assert!(matches!(
+        p.claim_batch_timeout(1, Some(Duration::from_millis(5))),
+        Err(MultiProcessError::Timeout { .. })
+    ));
+}
+
 macro_rules! conformance {
     ($module:ident, $fixture:ty) => {
         mod $module {
@@ -565,6 +601,10 @@ macro_rules! conformance {
             #[test]
             fn too_many_consumers() {
                 super::too_many_consumers::<$fixture>()
+            }
+            #[test]
+            fn claims_commit_or_abort_as_a_unit() {
+                super::claims_commit_or_abort_as_a_unit::<$fixture>()
             }
             #[test]
             fn invalid_arguments_are_typed() {
