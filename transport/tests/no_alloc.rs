@@ -48,7 +48,7 @@ fn steady_state_hot_paths_do_not_allocate() {
         .with_consumer_id("c")
         .build_consumer()
         .expect("consumer");
-    let mut round = |p: &mut myelon::SharedProducer<Event>,
+    let round = |p: &mut myelon::SharedProducer<Event>,
                      c: &mut myelon::SharedConsumer<Event>,
                      base: u64| {
         let mut seen = 0u64;
