@@ -46,6 +46,7 @@ pub mod consumer;
 mod error;
 mod event;
 mod layout;
+pub mod liveness;
 mod names;
 pub mod producer;
 mod registry;
@@ -64,6 +65,10 @@ pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use event::{type_fingerprint, ShmEvent};
 pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
 pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
+pub use liveness::{
+    RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
+    RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
+};
 pub use producer::{BatchClaim, Producer};
 pub use registry::ConsumerInfo;
 pub use wait::{

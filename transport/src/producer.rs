@@ -9,6 +9,7 @@ use crate::backend::RingBackend;
 use crate::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 use crate::event::ShmEvent;
 use crate::layout::{Segment, STATE_CLOSED};
+use crate::liveness::LivenessMonitor;
 use crate::registry::{self, ConsumerInfo};
 use crate::sync::{spin_hint, Ordering};
 use crate::wait::{block_on, notify};
@@ -25,6 +26,31 @@ const STAMP_PUBLISH: Ordering = Ordering::Release;
 #[cfg(myelon_mutant = "relaxed_stamp")]
 const STAMP_PUBLISH: Ordering = Ordering::Relaxed;
 
+/// One shared-memory-visible step of a publish (see [`Producer::PUBLISH_STEPS`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishStep {
+    /// Write the claimed slots' events.
+    Write,
+    /// Store their stamps.
+    Stamp,
+    /// Store the producer cursor.
+    Announce,
+}
+
+#[cfg(not(myelon_mutant = "stamp_before_write"))]
+const PUBLISH_ORDER: [PublishStep; 3] = [
+    PublishStep::Write,
+    PublishStep::Stamp,
+    PublishStep::Announce,
+];
+#[cfg(myelon_mutant = "stamp_before_write")]
+const PUBLISH_ORDER: [PublishStep; 3] = [
+    PublishStep::Stamp,
+    PublishStep::Write,
+    PublishStep::Announce,
+];
+
 /// Rounds of pausing (each `SPACE_SPIN_PAUSES` pause instructions, then one rescan) before a
 /// producer waiting for space starts yielding: tens of microseconds.
 const SPACE_SPIN_ROUNDS: u32 = 2048;
@@ -39,14 +65,16 @@ const SPACE_WAIT_SLICE: Duration = Duration::from_micros(100);
 /// Multi-process producer for publishing events to a shared-memory ring, generic over the
 /// backend. Use the aliases [`crate::SharedProducer`] and [`crate::MmapProducer`].
 pub struct Producer<E: ShmEvent, B: RingBackend> {
-    seg: Segment<E, B>,
-    backend: B,
-    name: String,
+    pub(crate) seg: Segment<E, B>,
+    pub(crate) backend: B,
+    pub(crate) name: String,
     /// Next sequence to publish.
-    next: i64,
+    pub(crate) next: i64,
     /// Highest sequence publishable without rescanning the consumer table.
-    limit: i64,
-    capacity: i64,
+    pub(crate) limit: i64,
+    pub(crate) capacity: i64,
+    /// Required-consumer liveness, when enabled (cold path only).
+    pub(crate) liveness: Option<Box<LivenessMonitor>>,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Producer<E, B> {
@@ -70,13 +98,19 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             next: 0,
             limit: -1,
             capacity,
+            liveness: None,
         };
         p.refresh_limit();
         p
     }
 
-    fn refresh_limit(&mut self) {
+    pub(crate) fn refresh_limit(&mut self) {
         self.limit = registry::gating_minimum(&self.seg, self.next - 1) + self.capacity;
+        // Mutant: lets the producer claim one slot too many (overwrites an unreleased slot).
+        #[cfg(myelon_mutant = "wrap_off_by_one")]
+        {
+            self.limit += 1;
+        }
     }
 
     /// Step: the next sequence if its slot is free, rescanning the consumer table at most once.
@@ -94,26 +128,98 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
 
     /// Writes the event of claimed sequence `s` and publishes it.
     #[inline]
-    fn write_and_stamp<R>(&mut self, s: i64, f: impl FnOnce(&mut E) -> R) -> R {
+    pub(crate) fn write_and_stamp<R>(&mut self, s: i64, f: impl FnOnce(&mut E) -> R) -> R {
         debug_assert!(s == self.next && s <= self.limit);
-        let slot = self.seg.slot(s);
-        let r = slot.value.with_mut(|p| {
-            // SAFETY: I3 — `s` was claimed by this (single) producer and its previous occupant
-            // `s - capacity` has been released by every gating consumer (`s <= limit`), so no
-            // consumer holds a reference into this slot; `p` is in bounds and aligned (I2).
-            f(unsafe { &mut *p })
-        });
-        // Pairs with the consumer's `Acquire` load of the stamp (I3).
-        slot.stamp.store(s, STAMP_PUBLISH);
+        #[cfg(not(myelon_mutant = "stamp_before_write"))]
+        let r = {
+            let r = self.write_slot(s, f);
+            self.stamp_slot(s);
+            r
+        };
+        // Mutant: the stamp is published before the event is written.
+        #[cfg(myelon_mutant = "stamp_before_write")]
+        let r = {
+            self.stamp_slot(s);
+            self.write_slot(s, f)
+        };
         self.next = s + 1;
         r
     }
 
+    /// Writes the event of claimed (unpublished) sequence `s` in place.
     #[inline]
-    fn announce(&self, last: i64) {
+    fn write_slot<R>(&mut self, s: i64, f: impl FnOnce(&mut E) -> R) -> R {
+        let slot = self.seg.slot(s);
+        slot.value.with_mut(|p| {
+            // SAFETY: I3 — `s` was claimed by this (single) producer and its previous occupant
+            // `s - capacity` has been released by every gating consumer (`s <= limit`), so no
+            // consumer holds a reference into this slot; `p` is in bounds and aligned (I2).
+            f(unsafe { &mut *p })
+        })
+    }
+
+    /// Publishes slot `s` to consumers: its stamp store.
+    #[inline]
+    fn stamp_slot(&self, s: i64) {
+        // Pairs with the consumer's `Acquire` load of the stamp (I3).
+        self.seg.slot(s).stamp.store(s, STAMP_PUBLISH);
+    }
+
+    #[inline]
+    pub(crate) fn announce(&self, last: i64) {
         let h = self.seg.header();
         h.producer.value.store(last, Ordering::Release);
         notify(&self.backend, &h.consumer_wake);
+    }
+
+    /// The order of the publish steps ([`Producer::step_write`], [`Producer::step_stamp`],
+    /// [`Producer::step_announce`]) a steppable driver must follow; the same order `publish`
+    /// uses.
+    #[doc(hidden)]
+    pub const PUBLISH_STEPS: [PublishStep; 3] = PUBLISH_ORDER;
+
+    /// Step: writes claimed sequence `seq` (`seq` in `cursor()+1 ..= cursor()+n` of the last
+    /// successful claim of `n` slots) in place; nothing becomes visible to consumers.
+    ///
+    /// # Panics
+    /// If `seq` is outside the claimable range.
+    #[doc(hidden)]
+    pub fn step_write<R>(&mut self, seq: Sequence, f: impl FnOnce(&mut E) -> R) -> R {
+        assert!(
+            seq >= self.next && seq <= self.limit,
+            "step_write({seq}) outside the claimed range {}..={}",
+            self.next,
+            self.limit
+        );
+        self.write_slot(seq, f)
+    }
+
+    /// Step: publishes claimed sequence `seq` with one stamp store.
+    ///
+    /// # Panics
+    /// If `seq` is outside the claimable range.
+    #[doc(hidden)]
+    pub fn step_stamp(&mut self, seq: Sequence) {
+        assert!(
+            seq >= self.next && seq <= self.limit,
+            "step_stamp({seq}) outside the claimed range"
+        );
+        self.stamp_slot(seq);
+    }
+
+    /// Step: advances past `last` (every sequence up to it written and stamped) and stores the
+    /// producer cursor.
+    ///
+    /// # Panics
+    /// If `last` is outside the claimable range.
+    #[doc(hidden)]
+    pub fn step_announce(&mut self, last: Sequence) {
+        assert!(
+            last >= self.next && last <= self.limit,
+            "step_announce({last}) outside the claimed range"
+        );
+        self.next = last + 1;
+        self.announce(last);
     }
 
     /// Publishes one event written in place by `f`, if a slot is free.

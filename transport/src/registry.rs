@@ -210,6 +210,9 @@ fn take_over<E: ShmEvent, B: RingBackend>(
     e.owner_token.store(token, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
     e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
+    // Mutant: a rejoining consumer skips the first event it had not released.
+    #[cfg(myelon_mutant = "rejoin_off_by_one")]
+    let cursor = cursor + 1;
     Ok(Registration {
         index,
         start: cursor + 1,
@@ -290,6 +293,42 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     Err(MultiProcessError::TooManyConsumers { max: n })
 }
 
+/// Makes sure consumer `id` has a gating entry: an attached one or a reservation. A new
+/// reservation starts at `published` (its consumer resumes right after it). Used when
+/// required-consumer liveness is enabled.
+pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    id: &str,
+    published: i64,
+) -> MultiProcessResult<()> {
+    validate_id(id)?;
+    let _guard = lock(seg, backend, Duration::from_secs(1))?;
+    let idb = id.as_bytes();
+    let exists = seg.entries().any(|e| {
+        matches!(
+            e.state.load(Ordering::Acquire),
+            ENTRY_ACTIVE | ENTRY_RESERVED
+        ) && id_equals(e, idb)
+    });
+    if exists {
+        return Ok(());
+    }
+    let free = seg
+        .entries()
+        .find(|e| e.state.load(Ordering::Acquire) == ENTRY_FREE)
+        .ok_or(MultiProcessError::TooManyConsumers {
+            max: seg.geometry().max_consumers,
+        })?;
+    free.write_id(idb);
+    free.owner_token.store(0, Ordering::Relaxed);
+    free.cursor.value.store(published, Ordering::Relaxed);
+    // Publishes the id and cursor with the state (pairs with the `Acquire` state loads).
+    free.state.store(ENTRY_RESERVED, Ordering::Release);
+    bump_generation(seg);
+    Ok(())
+}
+
 fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
     seg.header()
         .registry
@@ -331,7 +370,11 @@ pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
     let lowest = published - seg.geometry().capacity as i64;
     let mut min = published;
     for e in seg.entries() {
-        if is_gating(e.state.load(Ordering::Acquire)) {
+        let st = e.state.load(Ordering::Acquire);
+        // Mutant: reservations (expected consumers not attached yet) stop gating.
+        #[cfg(myelon_mutant = "reserved_not_gating")]
+        let st = if st == ENTRY_RESERVED { ENTRY_FREE } else { st };
+        if is_gating(st) {
             let c = e.cursor.value.load(Ordering::Acquire);
             if c < lowest || c > published {
                 tracing::debug!(

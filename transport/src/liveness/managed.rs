@@ -1,0 +1,232 @@
+//! The managed publish surface of [`Producer`]: `enable_required_consumer_liveness`,
+//! `publish_managed`, `publish_batch_managed`, and the non-blocking claim step they loop over.
+//!
+//! The fast path of a managed publish is the unmanaged one plus a test of the sticky failure;
+//! the table is read and the clock consulted only once a claim has failed.
+
+use super::config::{RequiredConsumerError, RequiredConsumerLivenessConfig};
+use super::monitor::{EntryView, LivenessMonitor};
+use crate::backend::{ProcessState, RingBackend};
+use crate::error::MultiProcessResult;
+use crate::event::ShmEvent;
+use crate::layout::{Segment, ENTRY_ACTIVE};
+use crate::producer::Producer;
+use crate::registry;
+use crate::sync::{spin_hint, Ordering};
+use crate::wait::block_on;
+use crate::Sequence;
+use std::time::Duration;
+
+/// Longest single sleep of a blocked managed publish (bounded further by the next check).
+const MANAGED_WAIT_SLICE: Duration = Duration::from_micros(100);
+/// Pauses, then yields, before a blocked managed publish sleeps.
+const MANAGED_SPIN_ROUNDS: u32 = 256;
+const MANAGED_YIELD_ROUNDS: u32 = 64;
+
+/// Outcome of [`Producer::managed_try_claim`].
+pub type ManagedClaim = Result<Option<Sequence>, RequiredConsumerError>;
+
+/// The gating entries as the monitor sees them; owner liveness is probed only for non-required
+/// entries at or below `threshold` (the only ones the dead-consumer policy looks at).
+fn table_view<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    monitor: Option<&LivenessMonitor>,
+    threshold: Sequence,
+) -> Vec<EntryView> {
+    seg.entries()
+        .filter_map(|e| {
+            let st = e.state.load(Ordering::Acquire);
+            if !registry::is_gating(st) {
+                return None;
+            }
+            let id = registry::entry_id(e);
+            let cursor = e.cursor.value.load(Ordering::Acquire);
+            let attached = st == ENTRY_ACTIVE;
+            let owner_dead = attached
+                && cursor < threshold
+                && monitor.is_some_and(|m| !m.is_required(&id))
+                && backend.token_state(e.owner_token.load(Ordering::Relaxed)) == ProcessState::Dead;
+            Some(EntryView {
+                id,
+                attached,
+                cursor,
+                incarnation: e.incarnation.load(Ordering::Relaxed),
+                owner_dead,
+            })
+        })
+        .collect()
+}
+
+impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
+    /// Turns on required-consumer liveness for the managed publish calls (see
+    /// [`crate::liveness`]). Reserves an entry for every required id not in the consumer table
+    /// yet, so it gates from now on and its consumer resumes here when it attaches. Replaces
+    /// any previous configuration (and clears a previous failure).
+    pub fn enable_required_consumer_liveness(
+        &mut self,
+        config: RequiredConsumerLivenessConfig,
+    ) -> MultiProcessResult<()> {
+        config.validate()?;
+        let published = self.next - 1;
+        for id in &config.required {
+            registry::ensure_entry(&self.seg, &self.backend, id, published)?;
+        }
+        self.refresh_limit();
+        let table = table_view(&self.seg, &self.backend, None, Sequence::MIN);
+        let now = self.backend.now();
+        tracing::debug!(ring = %self.name, required = ?config.required, "required-consumer liveness enabled");
+        self.liveness = Some(Box::new(LivenessMonitor::new(config, now, &table)));
+        Ok(())
+    }
+
+    /// Whether required-consumer liveness is enabled.
+    pub fn required_consumer_liveness_enabled(&self) -> bool {
+        self.liveness.is_some()
+    }
+
+    /// The sticky liveness failure, if the producer has failed.
+    pub fn required_consumer_failure(&self) -> Option<&RequiredConsumerError> {
+        self.liveness.as_ref().and_then(|m| m.failed())
+    }
+
+    /// Step (the managed counterpart of [`Producer::try_claim`]): the next sequence if `n` slots
+    /// are free at `now`. When they are not, opens or continues a blocked episode and runs a
+    /// liveness check if one is due. Without liveness enabled it is a plain claim.
+    #[doc(hidden)]
+    pub fn managed_try_claim(&mut self, n: usize, now: Duration) -> ManagedClaim {
+        let Some(mut m) = self.liveness.take() else {
+            return Ok(self.try_claim_n(n as i64));
+        };
+        let r = self.managed_claim_with(&mut m, n as i64, now);
+        self.liveness = Some(m);
+        r
+    }
+
+    fn try_claim_n(&mut self, n: i64) -> Option<Sequence> {
+        let want = self.next + n - 1;
+        if want > self.limit {
+            self.refresh_limit();
+            if want > self.limit {
+                return None;
+            }
+        }
+        Some(self.next)
+    }
+
+    fn managed_claim_with(
+        &mut self,
+        m: &mut LivenessMonitor,
+        n: i64,
+        now: Duration,
+    ) -> ManagedClaim {
+        if let Some(e) = m.failed() {
+            return Err(e.clone());
+        }
+        let want = self.next + n - 1;
+        if let Some(s) = self.try_claim_n(n) {
+            if m.in_episode() {
+                let table = table_view(&self.seg, &self.backend, None, Sequence::MIN);
+                m.end_episode(now, self.next - 1, &table);
+            }
+            return Ok(Some(s));
+        }
+        if !m.in_episode() {
+            m.begin_episode(now);
+        }
+        if m.check_due(now) {
+            let threshold = want - self.capacity;
+            let table = table_view(&self.seg, &self.backend, Some(m), threshold);
+            m.check(now, want, self.capacity, self.next - 1, &table)?;
+        }
+        Ok(None)
+    }
+
+    /// When the blocked managed publish next checks the consumers (`None`: not blocked, or
+    /// liveness off). The DST scheduler wakes the producer then.
+    #[doc(hidden)]
+    pub fn next_liveness_check(&self) -> Option<Duration> {
+        self.liveness.as_ref().and_then(|m| m.next_check())
+    }
+
+    /// Waits until `n` slots are free, checking liveness while blocked.
+    fn managed_wait(&mut self, n: usize) -> Result<Sequence, RequiredConsumerError> {
+        let mut idle = 0u32;
+        loop {
+            let now = self.backend.now();
+            if let Some(s) = self.managed_try_claim(n, now)? {
+                return Ok(s);
+            }
+            idle = idle.saturating_add(1);
+            if idle < MANAGED_SPIN_ROUNDS {
+                spin_hint();
+            } else if idle < MANAGED_SPIN_ROUNDS + MANAGED_YIELD_ROUNDS {
+                self.backend.yield_now();
+            } else {
+                let until_check = self
+                    .next_liveness_check()
+                    .map_or(MANAGED_WAIT_SLICE, |t| t.saturating_sub(now));
+                let slice = MANAGED_WAIT_SLICE
+                    .min(until_check)
+                    .max(Duration::from_micros(1));
+                let want = self.next + n as i64 - 1;
+                let (next, cap, seg) = (self.next, self.capacity, &self.seg);
+                block_on(&self.backend, &seg.header().producer_wake, slice, || {
+                    registry::gating_minimum(seg, next - 1) + cap >= want
+                });
+            }
+        }
+    }
+
+    fn managed_precheck(&self) -> Result<(), RequiredConsumerError> {
+        match self.liveness.as_deref().and_then(LivenessMonitor::failed) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Producer::publish`] under required-consumer liveness: waits for space like `publish`,
+    /// but while blocked checks the required consumers and fails with a
+    /// [`RequiredConsumerError`] instead of hanging (see [`crate::liveness`]). Without liveness
+    /// enabled it is `publish`.
+    #[inline]
+    pub fn publish_managed<F: FnOnce(&mut E)>(
+        &mut self,
+        f: F,
+    ) -> Result<Sequence, RequiredConsumerError> {
+        self.managed_precheck()?;
+        let s = match self.try_claim() {
+            Some(s) => s,
+            None => self.managed_wait(1)?,
+        };
+        self.write_and_stamp(s, f);
+        self.announce(s);
+        Ok(s)
+    }
+
+    /// [`Producer::publish_batch`] under required-consumer liveness. On an error the events
+    /// written before it stay published (the returned error says why the rest were not).
+    pub fn publish_batch_managed<F: FnMut(usize, &mut E)>(
+        &mut self,
+        count: usize,
+        mut f: F,
+    ) -> Result<Sequence, RequiredConsumerError> {
+        self.managed_precheck()?;
+        for i in 0..count {
+            let s = match self.try_claim() {
+                Some(s) => s,
+                None => {
+                    if i > 0 {
+                        self.announce(self.next - 1);
+                    }
+                    self.managed_wait(1)?
+                }
+            };
+            self.write_and_stamp(s, |e| f(i, e));
+        }
+        if count > 0 {
+            self.announce(self.next - 1);
+        }
+        Ok(self.next - 1)
+    }
+}

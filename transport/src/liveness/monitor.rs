@@ -1,0 +1,314 @@
+//! The liveness state machine: a pure step function over what the producer observed in the
+//! consumer table at one instant. It reads no shared memory and no clock itself, so the same
+//! code runs in a blocked `publish_managed`, under the DST scheduler and in unit tests.
+
+use super::config::{
+    RequiredConsumerAlert, RequiredConsumerAlertKind, RequiredConsumerError,
+    RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
+};
+use crate::Sequence;
+use std::time::Duration;
+
+/// One gating entry of the consumer table as the producer saw it during a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The entry's consumer id.
+    pub id: String,
+    /// A consumer holds the entry (false: a reservation).
+    pub attached: bool,
+    /// Its last released sequence.
+    pub cursor: Sequence,
+    /// Attach count of the entry.
+    pub incarnation: u64,
+    /// Its owner process is known dead (only probed for non-required blocking entries).
+    pub owner_dead: bool,
+}
+
+/// What one check decided, besides the alerts it raised.
+pub type LivenessOutcome = Result<(), RequiredConsumerError>;
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    id: String,
+    /// Incarnation of the id's entry when liveness was enabled (`None`: no entry then).
+    base_incarnation: Option<u64>,
+    appeared: bool,
+    cursor: Sequence,
+    last_progress: Duration,
+    alerted_at: Option<Duration>,
+}
+
+/// Per-producer liveness state (see the module docs of `liveness` for the rules).
+#[derive(Debug)]
+pub struct LivenessMonitor {
+    cfg: RequiredConsumerLivenessConfig,
+    enabled_at: Duration,
+    tracked: Vec<Tracked>,
+    episode_start: Option<Duration>,
+    last_check: Option<Duration>,
+    failed: Option<RequiredConsumerError>,
+    #[cfg(myelon_mutant = "rejoin_any_id")]
+    cursor_sum: i64,
+}
+
+impl LivenessMonitor {
+    /// A monitor enabled at `now`, with the table as it was then.
+    pub fn new(cfg: RequiredConsumerLivenessConfig, now: Duration, table: &[EntryView]) -> Self {
+        let tracked = cfg
+            .required
+            .iter()
+            .map(|id| {
+                let e = table.iter().find(|e| &e.id == id);
+                Tracked {
+                    id: id.clone(),
+                    base_incarnation: e.map(|e| e.incarnation),
+                    appeared: e.is_some_and(|e| e.attached),
+                    cursor: e.map_or(-1, |e| e.cursor),
+                    last_progress: now,
+                    alerted_at: None,
+                }
+            })
+            .collect();
+        LivenessMonitor {
+            cfg,
+            enabled_at: now,
+            tracked,
+            episode_start: None,
+            last_check: None,
+            failed: None,
+            #[cfg(myelon_mutant = "rejoin_any_id")]
+            cursor_sum: table.iter().map(|e| e.cursor).sum(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RequiredConsumerLivenessConfig {
+        &self.cfg
+    }
+
+    /// The sticky failure, if the producer has failed.
+    pub fn failed(&self) -> Option<&RequiredConsumerError> {
+        self.failed.as_ref()
+    }
+
+    /// Whether `id` is a required consumer.
+    pub fn is_required(&self, id: &str) -> bool {
+        self.cfg
+            .required
+            .binary_search_by(|r| r.as_str().cmp(id))
+            .is_ok()
+    }
+
+    /// Whether a blocked episode is open.
+    pub fn in_episode(&self) -> bool {
+        self.episode_start.is_some()
+    }
+
+    /// Opens a blocked episode (the producer could not claim) at `now`; the first check is due
+    /// at once.
+    pub fn begin_episode(&mut self, now: Duration) {
+        self.episode_start = Some(now);
+        self.last_check = None;
+    }
+
+    /// When the next check is due (`None` outside an episode).
+    pub fn next_check(&self) -> Option<Duration> {
+        self.episode_start?;
+        Some(match self.last_check {
+            None => Duration::ZERO,
+            Some(t) => t + self.cfg.progress_check_interval,
+        })
+    }
+
+    /// Whether a check is due at `now`.
+    pub fn check_due(&self, now: Duration) -> bool {
+        self.next_check().is_some_and(|t| now >= t)
+    }
+
+    /// Closes the episode after the producer could claim again: observes progress once more
+    /// (raising `Recovered` alerts) and forgets the episode.
+    pub fn end_episode(&mut self, now: Duration, producer_cursor: Sequence, table: &[EntryView]) {
+        self.observe(now, producer_cursor, table);
+        self.episode_start = None;
+        self.last_check = None;
+    }
+
+    /// Closes the episode without observing (the publish gave up with an error).
+    pub fn abort_episode(&mut self) {
+        self.episode_start = None;
+        self.last_check = None;
+    }
+
+    /// One check while blocked waiting to publish sequence `want` on a ring of `capacity`.
+    pub fn check(
+        &mut self,
+        now: Duration,
+        want: Sequence,
+        capacity: i64,
+        producer_cursor: Sequence,
+        table: &[EntryView],
+    ) -> LivenessOutcome {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.last_check = Some(now);
+        self.observe(now, producer_cursor, table);
+        let threshold = want - capacity;
+        self.check_startup(now)?;
+        self.check_stalls(now, threshold, producer_cursor, table)?;
+        self.check_dead_non_required(threshold, table)
+    }
+
+    fn observe(&mut self, now: Duration, producer_cursor: Sequence, table: &[EntryView]) {
+        #[cfg(myelon_mutant = "rejoin_any_id")]
+        let any_moved = {
+            let sum: i64 = table.iter().map(|e| e.cursor).sum();
+            let moved = sum != self.cursor_sum;
+            self.cursor_sum = sum;
+            moved
+        };
+        for i in 0..self.tracked.len() {
+            let Some(e) = table.iter().find(|e| e.id == self.tracked[i].id) else {
+                continue;
+            };
+            let t = &mut self.tracked[i];
+            if !t.appeared {
+                if e.attached || Some(e.incarnation) != t.base_incarnation {
+                    t.appeared = true;
+                    t.cursor = e.cursor;
+                    t.last_progress = now;
+                }
+                continue;
+            }
+            #[cfg(not(myelon_mutant = "rejoin_any_id"))]
+            let progressed = e.cursor != t.cursor;
+            #[cfg(myelon_mutant = "rejoin_any_id")]
+            let progressed = e.cursor != t.cursor || (t.alerted_at.is_some() && any_moved);
+            if progressed {
+                t.cursor = e.cursor;
+                #[cfg(not(myelon_mutant = "alert_timer_not_reset"))]
+                {
+                    t.last_progress = now;
+                }
+                if let Some(at) = t.alerted_at.take() {
+                    let alert = RequiredConsumerAlert {
+                        kind: RequiredConsumerAlertKind::Recovered,
+                        consumer_id: t.id.clone(),
+                        consumer_cursor: e.cursor,
+                        producer_cursor,
+                        stalled_for: now.saturating_sub(at),
+                    };
+                    tracing::info!(consumer = %alert.consumer_id, cursor = alert.consumer_cursor, "required consumer recovered");
+                    self.emit(&alert);
+                }
+            }
+        }
+    }
+
+    fn check_startup(&mut self, now: Duration) -> LivenessOutcome {
+        #[cfg(myelon_mutant = "startup_never_fires")]
+        return Ok(());
+        #[allow(unreachable_code)]
+        if now.saturating_sub(self.enabled_at) < self.cfg.startup_wait_timeout {
+            return Ok(());
+        }
+        let missing: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|t| !t.appeared)
+            .map(|t| t.id.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::error!(?missing, "required consumers never appeared");
+        self.fail(RequiredConsumerError::StartupTimeout { missing })
+    }
+
+    fn check_stalls(
+        &mut self,
+        now: Duration,
+        threshold: Sequence,
+        producer_cursor: Sequence,
+        table: &[EntryView],
+    ) -> LivenessOutcome {
+        let episode_start = self.episode_start.unwrap_or(now);
+        for i in 0..self.tracked.len() {
+            let t = &self.tracked[i];
+            let blocking = t.appeared && table.iter().any(|e| e.id == t.id && e.cursor < threshold);
+            if !blocking {
+                continue;
+            }
+            let stall_start = t.last_progress.max(episode_start);
+            let stalled_for = now.saturating_sub(stall_start);
+            #[cfg(not(myelon_mutant = "alert_repeats"))]
+            let alert_due = t.alerted_at.is_none() && stalled_for >= self.cfg.progress_timeout;
+            #[cfg(myelon_mutant = "alert_repeats")]
+            let alert_due = stalled_for >= self.cfg.progress_timeout;
+            if alert_due {
+                let alert = RequiredConsumerAlert {
+                    kind: RequiredConsumerAlertKind::Stalled,
+                    consumer_id: t.id.clone(),
+                    consumer_cursor: t.cursor,
+                    producer_cursor,
+                    stalled_for,
+                };
+                tracing::warn!(consumer = %alert.consumer_id, cursor = alert.consumer_cursor, producer = producer_cursor, ?stalled_for, "required consumer stalled while gating the producer");
+                self.tracked[i].alerted_at = Some(now);
+                self.emit(&alert);
+            }
+            let t = &self.tracked[i];
+            let Some(alerted_at) = t.alerted_at else {
+                continue;
+            };
+            #[cfg(not(myelon_mutant = "grace_from_stall_start"))]
+            let grace_from = alerted_at;
+            #[cfg(myelon_mutant = "grace_from_stall_start")]
+            let grace_from = {
+                let _ = alerted_at;
+                stall_start
+            };
+            if self.cfg.failure_action == RequiredConsumerFailureAction::GracefulShutdown
+                && now.saturating_sub(grace_from) >= self.cfg.shutdown_grace_period
+            {
+                tracing::error!(consumer = %t.id, ?stalled_for, "required consumer stalled past the grace period: graceful shutdown");
+                return self.fail(RequiredConsumerError::GracefulShutdownTriggered {
+                    consumer_id: t.id.clone(),
+                    stalled_for,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_dead_non_required(
+        &mut self,
+        threshold: Sequence,
+        table: &[EntryView],
+    ) -> LivenessOutcome {
+        let dead = table
+            .iter()
+            .find(|e| e.owner_dead && e.cursor < threshold && !self.is_required(&e.id));
+        match dead {
+            Some(e) => {
+                tracing::warn!(consumer = %e.id, "a dead non-required consumer gates the producer");
+                self.abort_episode();
+                Err(RequiredConsumerError::NonRequiredConsumerDead {
+                    consumer_id: e.id.clone(),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: RequiredConsumerError) -> LivenessOutcome {
+        self.failed = Some(e.clone());
+        Err(e)
+    }
+
+    fn emit(&self, alert: &RequiredConsumerAlert) {
+        if let Some(hook) = &self.cfg.alert_hook {
+            hook(alert);
+        }
+    }
+}
