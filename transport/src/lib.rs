@@ -42,6 +42,8 @@
 mod auto;
 pub mod backend;
 mod builder;
+#[cfg(not(loom))]
+pub mod codec;
 pub mod consumer;
 mod error;
 mod event;
@@ -51,6 +53,8 @@ mod names;
 pub mod producer;
 mod registry;
 mod sync;
+#[cfg(not(loom))]
+pub mod transport;
 mod wait;
 
 #[cfg(all(test, not(loom)))]
@@ -60,17 +64,27 @@ pub use auto::AutoConsumer;
 pub use builder::{
     CoordinationMode, SharedDisruptorBuilder, DEFAULT_ATTACH_TIMEOUT, DEFAULT_COORDINATION_TIMEOUT,
 };
+#[cfg(not(loom))]
+pub use codec::{Codec, CodecError};
 pub use consumer::{Consumer, EventLease};
 pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use event::{type_fingerprint, ShmEvent};
 pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
-pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
 pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
 };
+pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
 pub use producer::{BatchClaim, Producer};
 pub use registry::ConsumerInfo;
+#[cfg(not(loom))]
+pub use transport::{
+    frame_flags, is_last_frame, is_single_frame, publish_framed_payload, recv_framed_message,
+    AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer, FramedTransportProducer,
+    TransportError, TransportResult,
+};
+#[cfg(all(feature = "mmap", not(loom)))]
+pub use transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
 pub use wait::{
     default_block_strategy_duration, default_consume_sleep_duration,
     default_discovery_poll_duration, perform_default_block_wait,

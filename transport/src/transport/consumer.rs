@@ -1,0 +1,273 @@
+//! The framed consumer: leases frames from the ring one at a time, validates each header and
+//! hands back whole messages.
+//!
+//! * A single-frame message is delivered in place: the returned [`FramedMessage`] holds the
+//!   Layer 0 lease of its slot (the producer cannot overwrite it) and derefs to the slot's bytes.
+//!   It is released when the message is dropped.
+//! * A multi-frame message is copied fragment by fragment into a buffer the consumer owns and
+//!   reuses (16-byte aligned, grown to the largest message seen, bounded by the maximum message
+//!   size): no allocation per message in steady state. Each fragment's slot is released as soon
+//!   as it is copied, so a message may be larger than the ring.
+//! * A consumer that joins or rejoins in the middle of a message skips to the next first frame
+//!   and counts the partial message in [`FramedTransportConsumer::dropped_messages`]. A frame
+//!   that fails validation is returned as a typed [`TransportError`] (the message it belonged to
+//!   is dropped and counted); the next receive carries on with the next message.
+//!
+//! Because slots are released per fragment, a consumer that crashes while reassembling rejoins
+//! (same id) in the middle of that message and drops it; every later message is delivered.
+
+use super::error::{TransportError, TransportResult};
+use super::frame::FramedTransportFrame;
+use super::reassembly::{Reassembler, Step};
+use super::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::backend::RingBackend;
+use crate::builder::SharedDisruptorBuilder;
+use crate::consumer::{Consumer, EventLease};
+use crate::error::MultiProcessError;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+/// Receives variable-length byte messages from a ring of frames `F` on backend `B` (POSIX shared
+/// memory by default; see [`MmapFramedTransportConsumer`](super::MmapFramedTransportConsumer)).
+pub struct FramedTransportConsumer<F: FramedTransportFrame, B: RingBackend = super::DefaultBackend>
+{
+    consumer: Consumer<F, B>,
+    asm: Reassembler,
+    received: u64,
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTransportConsumer<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedTransportConsumer")
+            .field("consumer", &self.consumer)
+            .field("received", &self.received)
+            .field("dropped", &self.asm.dropped())
+            .finish()
+    }
+}
+
+/// How a receive waits for the next frame.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Until(Instant),
+    Forever,
+}
+
+/// What a step found, without borrowing the consumer.
+enum Ready {
+    /// A single-frame message of `len` bytes in the (still unreleased) next slot.
+    Slot { id: u32, len: usize },
+    /// A reassembled message in the buffer.
+    Buffer { id: u32 },
+}
+
+/// A received message: either a view into its ring slot (single-frame messages; the slot stays
+/// leased until this is dropped) or a view of the consumer's reassembly buffer.
+pub struct FramedMessage<'a, F: FramedTransportFrame, B: RingBackend> {
+    message_id: u32,
+    body: Body<'a, F, B>,
+}
+
+enum Body<'a, F: FramedTransportFrame, B: RingBackend> {
+    Slot(EventLease<'a, F, B>, usize),
+    Buffer(&'a [u8]),
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> FramedMessage<'_, F, B> {
+    /// The producer's id for this message.
+    pub fn message_id(&self) -> u32 {
+        self.message_id
+    }
+
+    /// Whether the bytes are read in place from the ring slot (a single-frame message).
+    pub fn is_in_place(&self) -> bool {
+        matches!(self.body, Body::Slot(..))
+    }
+
+    /// The payload.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.body {
+            Body::Slot(lease, len) => {
+                let data = lease.data();
+                // `len` was validated against `data.len()` by the reassembler.
+                &data[..(*len).min(data.len())]
+            }
+            Body::Buffer(b) => b,
+        }
+    }
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> Deref for FramedMessage<'_, F, B> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedMessage<'_, F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedMessage")
+            .field("message_id", &self.message_id)
+            .field("len", &self.bytes().len())
+            .field("in_place", &self.is_in_place())
+            .finish()
+    }
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
+    /// Wraps a Layer 0 consumer of frames; it starts by looking for a first frame.
+    pub fn new(consumer: Consumer<F, B>) -> Self {
+        FramedTransportConsumer {
+            consumer,
+            asm: Reassembler::new(F::DATA_BYTES, F::INDEX_MASK, DEFAULT_MAX_MESSAGE_SIZE),
+            received: 0,
+        }
+    }
+
+    /// Attaches to the ring described by `builder` and wraps the consumer.
+    pub fn from_builder(builder: SharedDisruptorBuilder<F, B>) -> TransportResult<Self> {
+        Ok(Self::new(builder.build_consumer()?))
+    }
+
+    /// Drops (with `MessageTooLarge`) any message longer than `max` bytes; this bounds the
+    /// reassembly buffer (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn with_max_message_size(mut self, max: usize) -> Self {
+        self.asm.set_max_message_size(max);
+        self
+    }
+
+    /// The largest message accepted.
+    pub fn max_message_size(&self) -> usize {
+        self.asm.max_message_size()
+    }
+
+    /// Messages received so far.
+    pub fn messages_received(&self) -> u64 {
+        self.received
+    }
+
+    /// Messages of which this consumer saw some frames but delivered nothing: partial messages
+    /// at a join or rejoin, and messages dropped because a frame failed validation.
+    pub fn dropped_messages(&self) -> u64 {
+        self.asm.dropped()
+    }
+
+    /// The Layer 0 consumer.
+    pub fn inner(&self) -> &Consumer<F, B> {
+        &self.consumer
+    }
+
+    /// Unwraps the Layer 0 consumer (a message in progress is lost).
+    pub fn into_inner(self) -> Consumer<F, B> {
+        self.consumer
+    }
+
+    /// Feeds frames to the reassembler until a message is ready, nothing is available, or an
+    /// error. The frame of a single-frame message (and one that interrupted a message) is left
+    /// unreleased in the ring (see `keep`).
+    fn step(&mut self, wait: Wait) -> TransportResult<Option<Ready>> {
+        loop {
+            let Some(lease) = next_frame(&mut self.consumer, wait)? else {
+                return Ok(None);
+            };
+            match self.asm.feed(lease.meta(), lease.data()) {
+                Step::Pending | Step::Skipped => {}
+                Step::Single { message_id, len } => {
+                    keep(lease);
+                    return Ok(Some(Ready::Slot {
+                        id: message_id,
+                        len,
+                    }));
+                }
+                Step::Complete { message_id } => return Ok(Some(Ready::Buffer { id: message_id })),
+                Step::Dropped(e) => {
+                    tracing::debug!(error = %e, "framed consumer dropped a frame");
+                    return Err(e);
+                }
+                Step::Interrupted(e) => {
+                    keep(lease);
+                    tracing::debug!(error = %e, "framed consumer dropped an incomplete message");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, ready: Ready) -> TransportResult<FramedMessage<'_, F, B>> {
+        self.received += 1;
+        let (message_id, body) = match ready {
+            Ready::Buffer { id } => (id, Body::Buffer(self.asm.message())),
+            Ready::Slot { id, len } => {
+                let seq = self.consumer.next_sequence();
+                // The slot was leased and not released in `step`, so it is still the next one.
+                let lease =
+                    self.consumer
+                        .try_consume_next_leased()?
+                        .ok_or(TransportError::Ring(MultiProcessError::Corrupt {
+                            what: "a leased frame's slot stamp changed",
+                            value: seq,
+                        }))?;
+                (id, Body::Slot(lease, len))
+            }
+        };
+        Ok(FramedMessage { message_id, body })
+    }
+
+    fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
+        match self.step(wait)? {
+            None => Ok(None),
+            Some(ready) => self.deliver(ready).map(Some),
+        }
+    }
+
+    /// The next whole message if one is available now. `Ok(None)`: nothing yet (a message
+    /// partly received stays in progress). End of stream and a dead producer are
+    /// `Ring(Closed)` / `Ring(ProducerDead)`; frame errors are described on [`TransportError`].
+    pub fn try_recv(&mut self) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
+        self.recv_with(Wait::No)
+    }
+
+    /// The next whole message, waiting as long as it takes.
+    pub fn recv(&mut self) -> TransportResult<FramedMessage<'_, F, B>> {
+        match self.recv_with(Wait::Forever)? {
+            Some(m) => Ok(m),
+            None => unreachable!("a blocking receive returns a message or an error"),
+        }
+    }
+
+    /// The next whole message, waiting at most `timeout` in all (`Ring(Timeout)`; a message
+    /// partly received stays in progress for the next call).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> TransportResult<FramedMessage<'_, F, B>> {
+        let deadline = Instant::now() + timeout;
+        match self.recv_with(Wait::Until(deadline))? {
+            Some(m) => Ok(m),
+            None => unreachable!("a bounded receive returns a message or an error"),
+        }
+    }
+}
+
+/// Leases the next frame, waiting as `wait` says. `None`: none yet (`Wait::No` only).
+fn next_frame<F: FramedTransportFrame, B: RingBackend>(
+    consumer: &mut Consumer<F, B>,
+    wait: Wait,
+) -> TransportResult<Option<EventLease<'_, F, B>>> {
+    Ok(match wait {
+        Wait::No => consumer.try_consume_next_leased()?,
+        Wait::Forever => Some(consumer.consume_next_leased()?),
+        Wait::Until(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            Some(consumer.consume_next_leased_timeout(left)?)
+        }
+    })
+}
+
+/// Leaves a leased frame unreleased: the consumer's cursor stays before it, so the next lease
+/// returns the same slot, and the producer cannot overwrite it meanwhile.
+///
+/// Layer 0 has no peek; dropping an [`EventLease`] releases its slot, forgetting it does not
+/// (the lease owns no resource but the borrow). See the report for the `try_peek` this stands
+/// in for.
+fn keep<F: FramedTransportFrame, B: RingBackend>(lease: EventLease<'_, F, B>) {
+    std::mem::forget(lease);
+}

@@ -1,0 +1,298 @@
+//! The framed producer: fragments a message over consecutive slots and publishes them as a unit.
+//!
+//! A message of `len` bytes takes `max(1, ceil(len / DATA_BYTES))` frames. When that fits in
+//! the ring, the frames are claimed together with [`Producer::try_claim_batch`], written in
+//! place and committed at once: consumers see the whole message or nothing of it. A message
+//! that needs more frames than the ring has slots cannot be claimed as a unit; the blocking
+//! [`FramedTransportProducer::publish`] then streams it in ring-sized chunks of frames (each
+//! chunk committed as a unit), and consumers reassemble it as it arrives. If such a producer dies
+//! mid-message, consumers see the message incomplete: the next first frame reports
+//! `IncompleteMessage` and counts it as dropped.
+
+use super::error::{TransportError, TransportResult};
+use super::frame::{fragment_meta, frames_for, FramedTransportFrame};
+use super::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::backend::RingBackend;
+use crate::builder::SharedDisruptorBuilder;
+use crate::producer::{BatchClaim, Producer};
+use crate::{RingBufferFull, Sequence};
+use std::time::Duration;
+
+/// Publishes variable-length byte messages over a ring of frames `F` on backend `B` (POSIX
+/// shared memory by default; see [`MmapFramedTransportProducer`](super::MmapFramedTransportProducer)).
+pub struct FramedTransportProducer<F: FramedTransportFrame, B: RingBackend = super::DefaultBackend>
+{
+    producer: Producer<F, B>,
+    next_id: u32,
+    max_message_size: usize,
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTransportProducer<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedTransportProducer")
+            .field("producer", &self.producer)
+            .field("next_message_id", &self.next_id)
+            .finish()
+    }
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
+    /// Wraps a Layer 0 producer of frames. Message ids start at 0 for each producer.
+    pub fn new(producer: Producer<F, B>) -> Self {
+        FramedTransportProducer {
+            producer,
+            next_id: 0,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    /// Creates the ring described by `builder` (slots start as empty frames) and wraps it.
+    pub fn from_builder(builder: SharedDisruptorBuilder<F, B>) -> TransportResult<Self> {
+        Ok(Self::new(builder.build_producer(F::empty)?))
+    }
+
+    /// Refuses messages longer than `max` bytes (default [`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn with_max_message_size(mut self, max: usize) -> Self {
+        self.max_message_size = max;
+        self
+    }
+
+    /// The Layer 0 producer.
+    pub fn inner(&self) -> &Producer<F, B> {
+        &self.producer
+    }
+
+    /// The Layer 0 producer, mutably (raw frames published through it must follow the frame
+    /// rules of [`super::frame`], or consumers will report them as corrupt).
+    pub fn inner_mut(&mut self) -> &mut Producer<F, B> {
+        &mut self.producer
+    }
+
+    /// Unwraps the Layer 0 producer.
+    pub fn into_inner(self) -> Producer<F, B> {
+        self.producer
+    }
+
+    /// Id the next message will carry.
+    pub fn next_message_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Ring capacity in frames.
+    pub fn capacity(&self) -> usize {
+        self.producer.capacity()
+    }
+
+    /// Last published sequence (frame) of the ring.
+    pub fn cursor(&self) -> Sequence {
+        self.producer.cursor()
+    }
+
+    /// Frames a message of `len` bytes takes.
+    pub fn frames_for(len: usize) -> usize {
+        frames_for(len, F::DATA_BYTES)
+    }
+
+    fn check(&self, len: usize) -> TransportResult<usize> {
+        if len > self.max_message_size {
+            return Err(TransportError::MessageTooLarge {
+                message_id: 0,
+                len,
+                max: self.max_message_size,
+            });
+        }
+        Ok(Self::frames_for(len))
+    }
+
+    fn check_unit(&self, len: usize) -> TransportResult<usize> {
+        let frames = self.check(len)?;
+        if frames > self.capacity() {
+            return Err(TransportError::ExceedsCapacity {
+                frames,
+                capacity: self.capacity(),
+            });
+        }
+        Ok(frames)
+    }
+
+    /// Publishes `payload` as one message if the ring has room for all its frames now.
+    /// Returns the message id. `Full`: not enough room (nothing published).
+    pub fn try_publish(&mut self, payload: &[u8]) -> TransportResult<u32> {
+        let frames = self.check_unit(payload.len())?;
+        let id = self.next_id;
+        let batch = self
+            .producer
+            .try_claim_batch(frames)
+            .map_err(|RingBufferFull| TransportError::Full { frames })?;
+        fill_and_commit(batch, id, 0, frames, payload);
+        self.next_id = id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Publishes `payload` as one message, waiting for room as long as it takes (strict
+    /// broadcast). A message larger than the ring is streamed (see the module docs).
+    pub fn publish(&mut self, payload: &[u8]) -> TransportResult<u32> {
+        let frames = self.check(payload.len())?;
+        let id = self.next_id;
+        let mut first = 0;
+        while first < frames {
+            let count = (frames - first).min(self.capacity());
+            let batch = self.producer.claim_batch_timeout(count, None)?;
+            fill_and_commit(batch, id, first, frames, payload);
+            first += count;
+        }
+        self.next_id = id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Publishes `payload` as one message, waiting at most `timeout` for room
+    /// (`Ring(Timeout)`: nothing published). The message must fit in the ring.
+    pub fn publish_timeout(&mut self, payload: &[u8], timeout: Duration) -> TransportResult<u32> {
+        let frames = self.check_unit(payload.len())?;
+        let id = self.next_id;
+        let batch = self.producer.claim_batch_timeout(frames, Some(timeout))?;
+        fill_and_commit(batch, id, 0, frames, payload);
+        self.next_id = id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Claims room for a message of exactly `len` bytes, to be written in place (see
+    /// [`MessageClaim`]). `Full` if the ring has no room for it now.
+    pub fn try_claim(&mut self, len: usize) -> TransportResult<MessageClaim<'_, F, B>> {
+        let frames = self.check_unit(len)?;
+        let batch = self
+            .producer
+            .try_claim_batch(frames)
+            .map_err(|RingBufferFull| TransportError::Full { frames })?;
+        Ok(MessageClaim::new(batch, &mut self.next_id, len))
+    }
+
+    /// [`Self::try_claim`], waiting up to `timeout` (`None`: no bound) for room.
+    pub fn claim_timeout(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> TransportResult<MessageClaim<'_, F, B>> {
+        let frames = self.check_unit(len)?;
+        let batch = self.producer.claim_batch_timeout(frames, timeout)?;
+        Ok(MessageClaim::new(batch, &mut self.next_id, len))
+    }
+}
+
+/// Writes fragments `first..first + batch.len()` of the `frames`-frame message `id` with the
+/// bytes of `payload`, then commits them.
+fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
+    mut batch: BatchClaim<'_, F, B>,
+    id: u32,
+    first: usize,
+    frames: usize,
+    payload: &[u8],
+) {
+    for i in 0..batch.len() {
+        let index = first + i;
+        let meta = fragment_meta(id, index, frames, payload.len(), F::DATA_BYTES);
+        let start = index * F::DATA_BYTES;
+        let len = meta.len as usize;
+        let frame = batch.slot_mut(i);
+        frame.set_meta(&meta);
+        frame.data_mut()[..len].copy_from_slice(&payload[start..start + len]);
+    }
+    batch.commit();
+}
+
+/// Room for one message of a known length, claimed in the ring: write the payload in place
+/// (no intermediate buffer) through [`std::io::Write`] or [`MessageClaim::fragment_mut`], then
+/// [`commit`](MessageClaim::commit) to publish every frame at once. Dropping the claim (or
+/// [`abort`](MessageClaim::abort)) publishes nothing and does not use up a message id.
+///
+/// Frame headers are written when the claim is made; bytes of the claimed length that are not
+/// written hold whatever the slots held before.
+pub struct MessageClaim<'a, F: FramedTransportFrame, B: RingBackend> {
+    batch: BatchClaim<'a, F, B>,
+    next_id: &'a mut u32,
+    len: usize,
+    written: usize,
+}
+
+impl<'a, F: FramedTransportFrame, B: RingBackend> MessageClaim<'a, F, B> {
+    fn new(mut batch: BatchClaim<'a, F, B>, next_id: &'a mut u32, len: usize) -> Self {
+        let frames = batch.len();
+        for i in 0..frames {
+            let meta = fragment_meta(*next_id, i, frames, len, F::DATA_BYTES);
+            batch.slot_mut(i).set_meta(&meta);
+        }
+        MessageClaim {
+            batch,
+            next_id,
+            len,
+            written: 0,
+        }
+    }
+
+    /// Message length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Frames (fragments) the message takes.
+    pub fn fragments(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// The id the message will carry.
+    pub fn message_id(&self) -> u32 {
+        *self.next_id
+    }
+
+    /// Bytes written so far through `std::io::Write`.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// The bytes of fragment `i` (`i < fragments()`): `DATA_BYTES` for every fragment but the
+    /// last, which holds the rest.
+    ///
+    /// # Panics
+    /// If `i >= fragments()`.
+    pub fn fragment_mut(&mut self, i: usize) -> &mut [u8] {
+        let len = fragment_meta(0, i, self.batch.len(), self.len, F::DATA_BYTES).len as usize;
+        &mut self.batch.slot_mut(i).data_mut()[..len]
+    }
+
+    /// Publishes the message; returns its id.
+    pub fn commit(self) -> u32 {
+        let id = *self.next_id;
+        self.batch.commit();
+        *self.next_id = id.wrapping_add(1);
+        id
+    }
+
+    /// Publishes nothing.
+    pub fn abort(self) {}
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> std::io::Write for MessageClaim<'_, F, B> {
+    /// Appends to the message; `Ok(0)` once the claimed length is written.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() && self.written < self.len {
+            let frame = self.written / F::DATA_BYTES;
+            let offset = self.written % F::DATA_BYTES;
+            let dst = &mut self.fragment_mut(frame)[offset..];
+            let n = dst.len().min(buf.len() - done);
+            dst[..n].copy_from_slice(&buf[done..done + n]);
+            done += n;
+            self.written += n;
+        }
+        Ok(done)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
