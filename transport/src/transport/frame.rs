@@ -20,7 +20,9 @@
 //! length beyond the frame (`len > N`), a short inner fragment, unknown flags, a fragment of a
 //! different message, and a gap in the fragment sequence. The header is read from shared memory
 //! and therefore untrusted: [`FramedTransportFrame::meta`] copies it out once and the copy is
-//! validated before any byte of `data` is used.
+//! validated before any byte of `data` is used. The header carries no checksum of the payload:
+//! corrupt payload bytes, or a last fragment's length changed to another value in `0..=N`, are
+//! not detectable at this layer (a codec's validation catches what it can).
 //!
 //! Different `N` are different ring types: the ring's type fingerprint is built from the frame's
 //! `core::any::type_name` (which spells out `N`) and its size, so a consumer of
