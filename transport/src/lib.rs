@@ -50,17 +50,23 @@ mod event;
 mod layout;
 pub mod liveness;
 mod names;
+#[cfg(not(loom))]
+pub mod prelude;
 pub mod producer;
 mod registry;
 mod sync;
 #[cfg(not(loom))]
 pub mod transport;
+#[cfg(not(loom))]
+pub mod typed_transport;
 mod wait;
 
 #[cfg(all(test, not(loom)))]
 mod hostile_tests;
 
 pub use auto::AutoConsumer;
+#[cfg(feature = "bincode")]
+pub use bincode;
 pub use builder::{
     CoordinationMode, SharedDisruptorBuilder, DEFAULT_ATTACH_TIMEOUT, DEFAULT_COORDINATION_TIMEOUT,
 };
@@ -69,6 +75,8 @@ pub use codec::{Codec, CodecError};
 pub use consumer::{Consumer, EventLease};
 pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use event::{type_fingerprint, ShmEvent};
+#[cfg(feature = "flatbuffers")]
+pub use flatbuffers;
 pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
 pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
@@ -77,6 +85,8 @@ pub use liveness::{
 pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
 pub use producer::{BatchClaim, Producer};
 pub use registry::ConsumerInfo;
+#[cfg(feature = "rkyv")]
+pub use rkyv;
 #[cfg(not(loom))]
 pub use transport::{
     frame_flags, is_last_frame, is_single_frame, publish_framed_payload, recv_framed_message,
@@ -85,6 +95,10 @@ pub use transport::{
 };
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
+#[cfg(all(feature = "mmap", not(loom)))]
+pub use typed_transport::{MmapTypedConsumer, MmapTypedProducer};
+#[cfg(not(loom))]
+pub use typed_transport::{TypedConsumer, TypedProducer, TypedPublishError};
 pub use wait::{
     default_block_strategy_duration, default_consume_sleep_duration,
     default_discovery_poll_duration, perform_default_block_wait,

@@ -19,16 +19,16 @@ use std::fmt;
 
 #[cfg(feature = "bincode")]
 mod bincode_codec;
-#[cfg(all(feature = "flatbuffers", any()))]
+#[cfg(feature = "flatbuffers")]
 mod flatbuffers_codec;
-#[cfg(all(feature = "rkyv", any()))]
+#[cfg(feature = "rkyv")]
 mod rkyv_codec;
 
 #[cfg(feature = "bincode")]
 pub use bincode_codec::{BincodeCodec, DEFAULT_BINCODE_LIMIT};
-#[cfg(all(feature = "flatbuffers", any()))]
+#[cfg(feature = "flatbuffers")]
 pub use flatbuffers_codec::{FlatbuffersCodec, FlatbuffersMessage};
-#[cfg(all(feature = "rkyv", any()))]
+#[cfg(feature = "rkyv")]
 pub use rkyv_codec::RkyvCodec;
 
 /// Why encoding or decoding failed.
