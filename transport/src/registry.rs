@@ -198,10 +198,11 @@ fn take_over<E: ShmEvent, B: RingBackend>(
     let e = seg.entry(index);
     let published = producer_cursor(seg, Ordering::Acquire)?;
     let cursor = e.cursor.value.load(Ordering::Acquire);
-    let lowest = published
-        .saturating_sub(seg.geometry().capacity as i64)
-        .max(-1);
-    if cursor < lowest || cursor > published {
+    let capacity = seg.geometry().capacity as i64;
+    let lowest = published.saturating_sub(capacity).max(-1);
+    // A consumer reads a slot as soon as its stamp is stored, before the producer announces
+    // the cursor, so a released cursor may run ahead of `published` by up to one claim.
+    if cursor < lowest || cursor > published.saturating_add(capacity) {
         return Err(MultiProcessError::Corrupt {
             what: "consumer cursor",
             value: cursor,
