@@ -87,6 +87,15 @@ pub use producer::{BatchClaim, Producer};
 pub use registry::ConsumerInfo;
 #[cfg(feature = "rkyv")]
 pub use rkyv;
+#[cfg(all(feature = "shm", not(loom)))]
+pub use transport::ensure_coordination_cursor;
+#[cfg(not(loom))]
+pub use transport::{
+    compact_session_tag, coordination_cursor_name, validate_segment_name, MyelonTransportConfig,
+    MyelonTransportLayout, MyelonWaitStrategy, RunnerMyelonTransportConfig,
+    DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX,
+    SEGMENT_NAME_LIMIT_MACOS,
+};
 #[cfg(not(loom))]
 pub use transport::{
     frame_flags, is_last_frame, is_single_frame, publish_framed_payload, recv_framed_message,

@@ -33,16 +33,27 @@
 //! [`FramedTransportConsumer`]'s.
 
 mod consumer;
+pub mod coordination_cursor;
 mod error;
 pub mod frame;
+pub mod layout_names;
 mod producer;
 mod reassembly;
 
 pub use consumer::{FramedMessage, FramedTransportConsumer};
+#[cfg(feature = "shm")]
+pub use coordination_cursor::ensure_coordination_cursor;
+pub use coordination_cursor::{CoordinationCursor, CoordinationCursorError};
 pub use error::{TransportError, TransportResult};
 pub use frame::{
     frame_flags, is_last_frame, is_single_frame, AlignedFixedFrame, FixedFrame, FrameMeta,
     FramedTransportFrame,
+};
+pub use layout_names::{
+    compact_session_tag, coordination_cursor_name, validate_segment_name, MyelonLayoutError,
+    MyelonTransportConfig, MyelonTransportLayout, MyelonWaitStrategy, RunnerMyelonTransportConfig,
+    SegmentNameError, DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH,
+    DEFAULT_TRANSPORT_PREFIX, MAX_RUNNERS, SEGMENT_NAME_LIMIT_MACOS,
 };
 pub use producer::{FramedTransportProducer, MessageClaim};
 pub use reassembly::{Reassembler, Step};
