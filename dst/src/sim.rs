@@ -326,7 +326,7 @@ impl<'w> Sim<'w> {
             self.reference = Some(RefLiveness::new(l, 0, &self.facts()));
         }
         self.p = Some(p);
-        self.note(0, 1, 0, 0, || "producer: ring created".to_string());
+        self.note(0, 1, 0, 0, || "ring created".to_string());
     }
 
     fn fail(&mut self, oracle: &'static str, detail: String) {

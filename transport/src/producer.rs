@@ -448,9 +448,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
 /// (or [`abort`](BatchClaim::abort)) to publish nothing: until the stamps are stored no consumer
 /// can see the slots, so an abandoned claim needs no undo. The producer is borrowed meanwhile.
 pub struct BatchClaim<'a, E: ShmEvent, B: RingBackend> {
-    producer: &'a mut Producer<E, B>,
-    first: i64,
-    count: usize,
+    pub(crate) producer: &'a mut Producer<E, B>,
+    pub(crate) first: i64,
+    pub(crate) count: usize,
 }
 
 impl<E: ShmEvent, B: RingBackend> BatchClaim<'_, E, B> {

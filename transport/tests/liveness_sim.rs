@@ -306,3 +306,34 @@ fn invalid_cross_field_config_is_rejected_on_enable() {
     assert!(p.enable_required_consumer_liveness(cfg).is_err());
     assert!(!p.required_consumer_liveness_enabled());
 }
+
+#[test]
+fn managed_batch_claim_waits_checks_and_commits_as_a_unit() {
+    let b = SimBackend::new_world();
+    let alerts = Alerts::default();
+    let mut p = producer(&b);
+    p.enable_required_consumer_liveness(config(&["r0"], &alerts))
+        .unwrap();
+    let (mut c, _own) = consumer(&b, "r0");
+    assert!(matches!(
+        p.claim_batch_managed(CAP + 1),
+        Err(RequiredConsumerError::InvalidClaim {
+            count: 5,
+            capacity: 4
+        })
+    ));
+    let mut claim = p.claim_batch_managed(3).unwrap();
+    for i in 0..3 {
+        *claim.slot_mut(i) = 10 + i as u64;
+    }
+    assert_eq!(claim.commit(), 2);
+    let got: Vec<u64> = std::iter::from_fn(|| c.try_consume_next().unwrap()).collect();
+    assert_eq!(got, [10, 11, 12]);
+    fill(&mut p);
+    // The consumer stalls: the managed claim alerts, then shuts down instead of hanging.
+    assert!(matches!(
+        p.claim_batch_managed(2),
+        Err(RequiredConsumerError::GracefulShutdownTriggered { .. })
+    ));
+    assert_eq!(kinds(&alerts).len(), 1);
+}

@@ -75,6 +75,14 @@ pub enum RequiredConsumerError {
         /// Its id.
         consumer_id: String,
     },
+    /// A managed claim of `count` slots that can never be satisfied (0, or more than the
+    /// capacity).
+    InvalidClaim {
+        /// Slots asked for.
+        count: usize,
+        /// Ring capacity.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for RequiredConsumerError {
@@ -93,6 +101,10 @@ impl fmt::Display for RequiredConsumerError {
             Self::NonRequiredConsumerDead { consumer_id } => write!(
                 f,
                 "non-required consumer {consumer_id:?} died while gating the producer"
+            ),
+            Self::InvalidClaim { count, capacity } => write!(
+                f,
+                "a claim of {count} slots can never fit a ring of {capacity}"
             ),
         }
     }

@@ -10,7 +10,7 @@ use crate::backend::{ProcessState, RingBackend};
 use crate::error::MultiProcessResult;
 use crate::event::ShmEvent;
 use crate::layout::{Segment, ENTRY_ACTIVE};
-use crate::producer::Producer;
+use crate::producer::{BatchClaim, Producer};
 use crate::registry;
 use crate::sync::{spin_hint, Ordering};
 use crate::wait::block_on;
@@ -228,5 +228,36 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             self.announce(self.next - 1);
         }
         Ok(self.next - 1)
+    }
+
+    /// [`Producer::claim_batch_timeout`] under required-consumer liveness: waits for `count`
+    /// consecutive slots, checking the required consumers while blocked, and returns them to
+    /// be written in place and committed as a unit. This is what the framed and typed producers
+    /// build their managed publish on. `InvalidClaim` when `count` is 0 or exceeds the
+    /// capacity.
+    pub fn claim_batch_managed(
+        &mut self,
+        count: usize,
+    ) -> Result<BatchClaim<'_, E, B>, RequiredConsumerError> {
+        if count == 0 || count as i64 > self.capacity {
+            return Err(RequiredConsumerError::InvalidClaim {
+                count,
+                capacity: self.capacity as usize,
+            });
+        }
+        self.managed_precheck()?;
+        let want = self.next + count as i64 - 1;
+        if want > self.limit {
+            self.refresh_limit();
+            if want > self.limit {
+                self.managed_wait(count)?;
+            }
+        }
+        let first = self.next;
+        Ok(BatchClaim {
+            first,
+            count,
+            producer: self,
+        })
     }
 }
