@@ -7,7 +7,7 @@
 //! shared-memory-visible step at a time, with a seeded scheduler that owns virtual time, and
 //! checks the oracles after every step: no loss, no duplicate, no reorder per consumer
 //! incarnation, no overwrite of an unreleased slot, no torn read, and the liveness rules
-//! against the independent [`reference`] model.
+//! against the independent [`reference`](mod@reference) model.
 
 #![warn(missing_docs)]
 

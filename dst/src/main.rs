@@ -64,7 +64,7 @@ enum Cmd {
         /// Profile the seed was run under.
         #[arg(long, default_value = "default", value_parser = profile)]
         profile: Profile,
-        /// Where to write the schedule (default: dst-shrunk-<seed>.schedule).
+        /// Where to write the schedule (default: `dst-shrunk-<seed>.schedule`).
         #[arg(long)]
         out: Option<PathBuf>,
     },
