@@ -455,6 +455,11 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         (p - self.cursor()).max(0)
     }
 
+    /// The observability counter line of this consumer's table entry.
+    pub(crate) fn counters(&self) -> &crate::layout::CounterLine {
+        &self.seg.entry(self.reg.index).counters
+    }
+
     /// This consumer's id.
     pub fn consumer_id(&self) -> &str {
         &self.id

@@ -395,6 +395,22 @@ pub(crate) fn try_header_of(region: &impl Region) -> Option<&Header> {
     Some(unsafe { &*(region.as_ptr() as *const Header) })
 }
 
+/// Consumer-table entry `i` of a region whose event type is unknown (the observability
+/// inspector), or `None` when `i` is beyond [`TABLE_ENTRIES`] or the region cannot hold the
+/// entry. Entries are all atomics, so any bytes form a valid entry; the caller validates
+/// what it reads.
+pub(crate) fn try_entry_of(region: &impl Region, i: usize) -> Option<&ConsumerEntry> {
+    try_header_of(region)?;
+    let off = size_of::<Header>().checked_add(i.checked_mul(size_of::<ConsumerEntry>())?)?;
+    if i >= TABLE_ENTRIES || off.checked_add(size_of::<ConsumerEntry>())? > region.len() {
+        return None;
+    }
+    // SAFETY: the region is page aligned (checked by `try_header_of`) and `off + size_of::<
+    // ConsumerEntry>() <= len` (checked above); `off` is a multiple of 128, the entry's
+    // alignment; every field of `ConsumerEntry` is an atomic, valid for any bit pattern.
+    Some(unsafe { &*(region.as_ptr().add(off) as *const ConsumerEntry) })
+}
+
 /// Reads the magic and state of a region that may not be a myelon segment at all.
 /// Returns `None` when the region is too small to hold a header.
 pub(crate) fn peek_state(region: &impl Region) -> Option<(u64, u32)> {

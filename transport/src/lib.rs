@@ -50,6 +50,7 @@ mod event;
 mod layout;
 pub mod liveness;
 mod names;
+pub mod observability;
 #[cfg(not(loom))]
 pub mod prelude;
 pub mod producer;

@@ -225,7 +225,10 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// Publishes one event written in place by `f`, if a slot is free.
     #[inline]
     pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Result<Sequence, RingBufferFull> {
-        let s = self.try_claim().ok_or(RingBufferFull)?;
+        let Some(s) = self.try_claim() else {
+            crate::observability::record_full(self.seg.header());
+            return Err(RingBufferFull);
+        };
         self.write_and_stamp(s, f);
         self.announce(s);
         Ok(s)
@@ -299,6 +302,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if last > self.limit {
             self.refresh_limit();
             if last > self.limit {
+                crate::observability::record_full(self.seg.header());
                 return Err(RingBufferFull);
             }
         }
@@ -325,6 +329,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if last > self.limit {
             self.refresh_limit();
             if last > self.limit {
+                crate::observability::record_full(self.seg.header());
                 return Err(RingBufferFull);
             }
         }
@@ -363,15 +368,20 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         loop {
             self.refresh_limit();
             if want <= self.limit {
+                if idle > 0 {
+                    let waited = self.backend.now().saturating_sub(start);
+                    crate::observability::record_blocked(self.seg.header(), waited);
+                }
                 return Ok(self.next);
             }
             let waited = self.backend.now().saturating_sub(start);
             let slice = match timeout {
                 Some(t) if waited >= t => {
+                    crate::observability::record_blocked(self.seg.header(), waited);
                     return Err(MultiProcessError::Timeout {
                         op: "publish",
                         waited,
-                    })
+                    });
                 }
                 Some(t) => (t - waited).min(SPACE_WAIT_SLICE),
                 None => SPACE_WAIT_SLICE,

@@ -239,6 +239,7 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
     fence(Ordering::SeqCst);
     let c1 = producer_cursor(seg, Ordering::SeqCst)?.max(c0);
     e.cursor.value.store(c1, Ordering::Release);
+    crate::observability::reset_entry(e, c1 + 1);
     Ok(Registration {
         index,
         start: c1 + 1,
@@ -324,6 +325,7 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
     free.write_id(idb);
     free.owner_token.store(0, Ordering::Relaxed);
     free.cursor.value.store(published, Ordering::Relaxed);
+    crate::observability::reset_entry(free, published + 1);
     // Publishes the id and cursor with the state (pairs with the `Acquire` state loads).
     free.state.store(ENTRY_RESERVED, Ordering::Release);
     bump_generation(seg);
@@ -385,6 +387,7 @@ pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
                 );
             }
             min = min.min(c.clamp(lowest, published));
+            crate::observability::note_lag(e, published - c.clamp(lowest, published));
         }
     }
     min

@@ -128,6 +128,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             if m.in_episode() {
                 let table = table_view(&self.seg, &self.backend, None, Sequence::MIN);
                 m.end_episode(now, self.next - 1, &table);
+                crate::observability::record_alerts(&self.seg, m.take_emitted());
             }
             return Ok(Some(s));
         }
@@ -137,7 +138,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if m.check_due(now) {
             let threshold = want - self.capacity;
             let table = table_view(&self.seg, &self.backend, Some(m), threshold);
-            m.check(now, want, self.capacity, self.next - 1, &table)?;
+            let checked = m.check(now, want, self.capacity, self.next - 1, &table);
+            crate::observability::record_alerts(&self.seg, m.take_emitted());
+            checked?;
         }
         Ok(None)
     }
@@ -149,8 +152,17 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         self.liveness.as_ref().and_then(|m| m.next_check())
     }
 
-    /// Waits until `n` slots are free, checking liveness while blocked.
+    /// Waits until `n` slots are free, checking liveness while blocked (counted in the ring's
+    /// observability counters as a blocked publish).
     fn managed_wait(&mut self, n: usize) -> Result<Sequence, RequiredConsumerError> {
+        let start = self.backend.now();
+        let r = self.managed_wait_loop(n);
+        let waited = self.backend.now().saturating_sub(start);
+        crate::observability::record_blocked(self.seg.header(), waited);
+        r
+    }
+
+    fn managed_wait_loop(&mut self, n: usize) -> Result<Sequence, RequiredConsumerError> {
         let mut idle = 0u32;
         loop {
             let now = self.backend.now();

@@ -47,6 +47,8 @@ pub struct LivenessMonitor {
     episode_start: Option<Duration>,
     last_check: Option<Duration>,
     failed: Option<RequiredConsumerError>,
+    /// Alerts raised since the producer last took them (for the observability counters).
+    emitted: Vec<(String, RequiredConsumerAlertKind)>,
     #[cfg(myelon_mutant = "rejoin_any_id")]
     cursor_sum: i64,
 }
@@ -76,6 +78,7 @@ impl LivenessMonitor {
             episode_start: None,
             last_check: None,
             failed: None,
+            emitted: Vec::new(),
             #[cfg(myelon_mutant = "rejoin_any_id")]
             cursor_sum: table.iter().map(|e| e.cursor).sum(),
         }
@@ -306,7 +309,14 @@ impl LivenessMonitor {
         Err(e)
     }
 
-    fn emit(&self, alert: &RequiredConsumerAlert) {
+    /// The alerts (consumer id, kind) raised since the last call; for the observability
+    /// counters. Allocates nothing when there were none.
+    pub(crate) fn take_emitted(&mut self) -> Vec<(String, RequiredConsumerAlertKind)> {
+        std::mem::take(&mut self.emitted)
+    }
+
+    fn emit(&mut self, alert: &RequiredConsumerAlert) {
+        self.emitted.push((alert.consumer_id.clone(), alert.kind));
         if let Some(hook) = &self.cfg.alert_hook {
             hook(alert);
         }

@@ -215,7 +215,13 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     }
 
     fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
-        match self.step(wait)? {
+        let dropped = self.asm.dropped();
+        let stepped = self.step(wait);
+        if self.asm.dropped() != dropped {
+            let n = self.asm.dropped().wrapping_sub(dropped);
+            crate::observability::record_dropped(self.consumer.counters(), n);
+        }
+        match stepped? {
             None => Ok(None),
             Some(ready) => self.deliver(ready).map(Some),
         }

@@ -1,0 +1,3 @@
+//! The `myelon` command-line tool (work in progress).
+
+fn main() {}
