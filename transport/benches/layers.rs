@@ -1,1 +1,341 @@
-fn main() {}
+//! Layers 1–3 benchmark, against Layer 0 and memcpy floors measured in the same run, between
+//! two busy-spinning processes pinned to two CPUs (the Layer 0 benchmark's process, pinning,
+//! clock and ping-pong modules are reused as they are).
+//!
+//! ```text
+//! cargo bench -p myelon --features rkyv --bench layers [-- --quick] [--iters N] [--messages N]
+//! ```
+//!
+//! Rows:
+//! * `pingpong_64` — raw Layer 0 ping-pong of a 64-byte event (the baseline);
+//! * `framed_pingpong_64` / `_1024` / `_65536` — framed ping-pong of 64 B, 1 KiB (each in one
+//!   frame, read in place) and 64 KiB (16 fragments of 4 KiB frames, reassembled);
+//! * `memcpy` — single-thread copy bandwidth over the same working set as the ring;
+//! * `bulk_1MiB_frame1MiB` / `bulk_1MiB_frame64KiB` — one-way 1 MiB messages, producer copying
+//!   every byte in, consumer reading every byte, as one frame or 16 fragments;
+//! * `rkyv_access` / `rkyv_decode` — ns per validated in-place access vs full decode.
+//!
+//! Targets: framed 64 B p50 ≤ 1.3× raw 64 B p50; 1 MiB ≥ 0.7× memcpy; access < decode / 4.
+
+#[path = "layer0/clock.rs"]
+#[allow(dead_code)]
+mod clock;
+#[path = "layer0/events.rs"]
+#[allow(dead_code)]
+mod events;
+#[path = "layer0/pingpong.rs"]
+#[allow(dead_code)]
+mod pingpong;
+#[path = "layer0/proc.rs"]
+#[allow(dead_code)]
+mod proc;
+#[path = "layer0/spin.rs"]
+#[allow(dead_code)]
+mod spin;
+
+#[path = "layers/bulk.rs"]
+mod bulk;
+#[path = "layers/framed_pingpong.rs"]
+mod framed_pingpong;
+#[path = "layers/zerocopy.rs"]
+mod zerocopy;
+
+use clock::{Clock, Stats};
+use events::Ev64;
+use myelon::transport::FixedFrame;
+use proc::{BenchResult, Names, ROLE_ARG};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// 64-byte payload frames (76-byte frame: the slot is two lines, as for a raw 64-byte event).
+type F64 = FixedFrame<64>;
+/// 1 KiB payload frames.
+type F1K = FixedFrame<1024>;
+/// 4 KiB frames (4084 payload bytes + 12).
+type F4K = FixedFrame<{ 4096 - 12 }>;
+/// 64 KiB frames.
+type F64K = FixedFrame<{ 64 * 1024 }>;
+/// 1 MiB frames.
+type F1M = FixedFrame<{ 1024 * 1024 }>;
+
+const MIB: usize = 1024 * 1024;
+
+/// What to measure and how much (the field names the reused Layer 0 modules read).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub warmup: u64,
+    pub iters: u64,
+    pub pingpong_capacity: usize,
+    pub cpus: (usize, usize),
+    pub peer_timeout: Duration,
+    pub bulk_messages: u64,
+    pub decode_iters: u64,
+    pub bulk_capacity: usize,
+    pub only: Vec<String>,
+}
+
+const USAGE: &str = "\
+usage: layers [--quick] [--iters N] [--warmup N] [--messages N] [--cpus A,B] [--only P,..]
+  --quick       100k round trips, 2k bulk messages
+  --iters N     timed round trips per ping-pong row (default 1000000)
+  --messages N  1 MiB messages per bulk row (default 10000)
+  --bulk-capacity N  ring depth of the bulk rows, in 1 MiB messages (default 4)
+  --cpus A,B    CPUs of this process and of the peer (default: first two allowed)
+  --only P,..   rows whose name starts with a prefix: pingpong framed memcpy bulk rkyv";
+
+fn parse_plan(args: &[String]) -> Result<Plan, String> {
+    let mut plan = Plan {
+        warmup: 50_000,
+        iters: 1_000_000,
+        pingpong_capacity: 1024,
+        cpus: proc::default_cpus(),
+        peer_timeout: Duration::from_secs(120),
+        bulk_messages: 10_000,
+        decode_iters: 1_000_000,
+        bulk_capacity: 4,
+        only: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        let num = |v: &String| v.parse::<u64>().map_err(|e| format!("{a} {v}: {e}"));
+        match a.as_str() {
+            "--bench" => {}
+            "--quick" => {
+                plan.warmup = 10_000;
+                plan.iters = 100_000;
+                plan.bulk_messages = 2_000;
+                plan.decode_iters = 200_000;
+            }
+            "--iters" => plan.iters = num(value()?)?.max(1),
+            "--warmup" => plan.warmup = num(value()?)?,
+            "--messages" => plan.bulk_messages = num(value()?)?.max(2),
+            "--bulk-capacity" => plan.bulk_capacity = num(value()?)?.max(1) as usize,
+            "--cpus" => {
+                let v: Vec<usize> = value()?
+                    .split(',')
+                    .map(|x| x.parse().map_err(|e| format!("--cpus: {e}")))
+                    .collect::<Result<_, _>>()?;
+                match v.as_slice() {
+                    [x, y] => plan.cpus = (*x, *y),
+                    _ => return Err("--cpus takes two CPUs: A,B".into()),
+                }
+            }
+            "--only" => plan.only = value()?.split(',').map(str::to_string).collect(),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
+/// Results of one run, printed as a table with the targets.
+#[derive(Default)]
+struct Results {
+    latency: Vec<(String, Stats)>,
+    bandwidth: Vec<(String, f64)>,
+    per_op: Vec<(String, f64)>,
+}
+
+impl Results {
+    fn lat(&self, name: &str) -> Option<&Stats> {
+        self.latency.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+    fn bw(&self, name: &str) -> Option<f64> {
+        self.bandwidth
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    }
+    fn op(&self, name: &str) -> Option<f64> {
+        self.per_op.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    fn print(&self) -> bool {
+        println!(
+            "\n{:<26} {:>10} {:>10} {:>10} {:>10}",
+            "latency (round trip)", "p50 ns", "p99 ns", "p99.9 ns", "mean ns"
+        );
+        for (n, s) in &self.latency {
+            println!(
+                "{n:<26} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
+                s.p50, s.p99, s.p999, s.mean
+            );
+        }
+        println!("\n{:<26} {:>10}", "bandwidth", "GB/s");
+        for (n, v) in &self.bandwidth {
+            println!("{n:<26} {v:>10.2}");
+        }
+        println!("\n{:<26} {:>10}", "per operation", "ns");
+        for (n, v) in &self.per_op {
+            println!("{n:<26} {v:>10.1}");
+        }
+        println!("\ntargets:");
+        let mut all = true;
+        let mut target =
+            |what: &str, ratio: Option<f64>, ok: fn(f64) -> bool, bound: &str| match ratio {
+                Some(r) => {
+                    let pass = ok(r);
+                    all &= pass;
+                    println!(
+                        "  {what:<46} {r:>6.2} ({bound}) {}",
+                        if pass { "met" } else { "MISSED" }
+                    );
+                }
+                None => println!("  {what:<46}      - (not measured)"),
+            };
+        let raw = self.lat("pingpong_64").map(|s| s.p50);
+        let framed = self.lat("framed_pingpong_64").map(|s| s.p50);
+        target(
+            "framed 64 B p50 / raw 64 B p50",
+            framed.zip(raw).map(|(f, r)| f / r),
+            |r| r <= 1.3,
+            "<= 1.30",
+        );
+        let memcpy = self.bw("memcpy_1MiB");
+        for row in ["bulk_1MiB_frame1MiB", "bulk_1MiB_frame64KiB"] {
+            target(
+                &format!("{row} / memcpy"),
+                self.bw(row).zip(memcpy).map(|(b, m)| b / m),
+                |r| r >= 0.7,
+                ">= 0.70",
+            );
+        }
+        let ratio = self
+            .op("rkyv_access")
+            .zip(self.op("rkyv_decode"))
+            .map(|(a, d)| a / d);
+        target("rkyv access / full decode", ratio, |r| r < 0.25, "< 0.25");
+        all
+    }
+}
+
+fn latency_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()> {
+    let mut names = Names::new();
+    type Row = fn(&Clock, &Plan, &mut Names) -> BenchResult<Stats>;
+    let rows: [(&str, Row); 4] = [
+        ("pingpong_64", pingpong::run::<Ev64>),
+        ("framed_pingpong_64", |c, p, n| {
+            framed_pingpong::run::<F64>(c, p, n, 64)
+        }),
+        ("framed_pingpong_1024", |c, p, n| {
+            framed_pingpong::run::<F1K>(c, p, n, 1024)
+        }),
+        ("framed_pingpong_65536", |c, p, n| {
+            let p = Plan {
+                pingpong_capacity: 256,
+                iters: (p.iters / 10).max(1),
+                warmup: p.warmup / 10,
+                ..p.clone()
+            };
+            framed_pingpong::run::<F4K>(c, &p, n, 65536)
+        }),
+    ];
+    for (name, row) in rows {
+        if plan.wants(name) {
+            r.latency
+                .push((name.to_string(), row(clock, plan, &mut names)?));
+        }
+    }
+    Ok(())
+}
+
+fn bandwidth_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()> {
+    let mut names = Names::new();
+    let cap = plan.bulk_capacity;
+    if plan.wants("memcpy") {
+        let passes = plan.bulk_messages.max(100);
+        r.bandwidth.push((
+            "memcpy_1MiB".into(),
+            bulk::memcpy_floor(clock, MIB, cap, passes),
+        ));
+    }
+    for (row, frame_64k) in [
+        ("bulk_1MiB_frame1MiB", false),
+        ("bulk_1MiB_frame64KiB", true),
+    ] {
+        if plan.wants(row) {
+            let gbps = if frame_64k {
+                bulk::run::<F64K>(plan, &mut names, MIB, 16 * cap)?
+            } else {
+                bulk::run::<F1M>(plan, &mut names, MIB, cap)?
+            };
+            r.bandwidth.push((row.to_string(), gbps));
+        }
+    }
+    Ok(())
+}
+
+fn run_benchmark(plan: &Plan) -> BenchResult<bool> {
+    proc::pin(plan.cpus.0);
+    let clock = Clock::calibrate();
+    println!(
+        "layers: processes on cpus {} and {}, timer {} ({:.0} MHz), {} round trips (+{} warm-up), {} bulk messages",
+        plan.cpus.0, plan.cpus.1, clock.method(), clock.mhz(), plan.iters, plan.warmup, plan.bulk_messages
+    );
+    let mut r = Results::default();
+    latency_rows(&clock, plan, &mut r)?;
+    bandwidth_rows(&clock, plan, &mut r)?;
+    if plan.wants("rkyv") {
+        let (access, decode, len) = zerocopy::run(plan.decode_iters);
+        println!("rkyv message: {len} bytes");
+        r.per_op.push(("rkyv_access".into(), access));
+        r.per_op.push(("rkyv_decode".into(), decode));
+    }
+    Ok(r.print())
+}
+
+fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
+    let args = proc::peer_setup(args)?;
+    match role {
+        r if r == pingpong::role::<Ev64>() => pingpong::peer::<Ev64>(&args),
+        r if r == framed_pingpong::role(64) => framed_pingpong::peer::<F64>(&args),
+        r if r == framed_pingpong::role(1024) => framed_pingpong::peer::<F1K>(&args),
+        r if r == framed_pingpong::role(65536) => framed_pingpong::peer::<F4K>(&args),
+        r if r == bulk::role::<F1M>() => bulk::peer::<F1M>(&args),
+        r if r == bulk::role::<F64K>() => bulk::peer::<F64K>(&args),
+        other => Err(format!("unknown role {other:?}").into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, role, rest @ ..] = args.as_slice() {
+        if flag == ROLE_ARG {
+            return match run_peer(role, rest) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("layers peer {role}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let plan = match parse_plan(&args) {
+        Ok(plan) => plan,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_benchmark(&plan) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            println!("some targets were missed (see above)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("layers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

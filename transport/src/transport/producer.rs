@@ -137,7 +137,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         let mut first = 0;
         while first < frames {
             let count = (frames - first).min(self.capacity());
-            let batch = self.producer.claim_batch_timeout(count, None)?;
+            let batch = claim(&mut self.producer, count, None)?;
             fill_and_commit(batch, id, first, frames, payload);
             first += count;
         }
@@ -150,7 +150,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
     pub fn publish_timeout(&mut self, payload: &[u8], timeout: Duration) -> TransportResult<u32> {
         let frames = self.check_unit(payload.len())?;
         let id = self.next_id;
-        let batch = self.producer.claim_batch_timeout(frames, Some(timeout))?;
+        let batch = claim(&mut self.producer, frames, Some(timeout))?;
         fill_and_commit(batch, id, 0, frames, payload);
         self.next_id = id.wrapping_add(1);
         Ok(id)
@@ -174,9 +174,26 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         timeout: Option<Duration>,
     ) -> TransportResult<MessageClaim<'_, F, B>> {
         let frames = self.check_unit(len)?;
-        let batch = self.producer.claim_batch_timeout(frames, timeout)?;
+        let batch = claim(&mut self.producer, frames, timeout)?;
         Ok(MessageClaim::new(batch, &mut self.next_id, len))
     }
+}
+
+/// Claims `count` slots: the non-blocking claim first (it compares with the producer's cached
+/// gating limit and rescans the consumer table only when that is reached), then the waiting one.
+fn claim<F: FramedTransportFrame, B: RingBackend>(
+    producer: &mut Producer<F, B>,
+    count: usize,
+    timeout: Option<Duration>,
+) -> TransportResult<BatchClaim<'_, F, B>> {
+    // Two calls because the borrow checker cannot yet see that the first borrow ends when the
+    // claim fails (the `Result` carries no borrow in its error).
+    if producer.try_claim_batch(count).is_ok() {
+        return producer
+            .try_claim_batch(count)
+            .map_err(|RingBufferFull| TransportError::Full { frames: count });
+    }
+    Ok(producer.claim_batch_timeout(count, timeout)?)
 }
 
 /// Writes fragments `first..first + batch.len()` of the `frames`-frame message `id` with the
