@@ -455,15 +455,16 @@ pub struct CleanOutcome {
 /// Removes every myelon segment of `backend` whose creator is dead, with the backend's atomic
 /// [`RingBackend::remove_if_abandoned`] (so a segment whose owner is alive — or that a new
 /// owner re-created meanwhile — is never removed). `dry_run`: only reports what would go.
-/// Segments of live owners, and anything that is not a myelon segment, are not touched and not
-/// reported.
+/// Only names for which `select` returns true are considered. Segments of live owners, and
+/// anything that is not a myelon segment, are not touched and not reported.
 pub fn clean_abandoned<B: RingBackend>(
     backend: &B,
     dry_run: bool,
+    select: impl Fn(&str) -> bool,
 ) -> Result<Vec<CleanOutcome>, BackendError> {
     let mut out = Vec::new();
     for l in list_segments(backend)? {
-        if l.owner != ProcessState::Dead {
+        if l.owner != ProcessState::Dead || !select(&l.name) {
             continue;
         }
         let removed = if dry_run {
