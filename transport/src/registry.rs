@@ -316,6 +316,17 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
     if exists {
         return Ok(());
     }
+    // An unclaimed discovery reservation this id would claim becomes the id's reservation, so
+    // the prefix slot does not gate on its own for a consumer that will never come.
+    let prefixed = seg.entries().find(|e| {
+        e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_has_prefix(e, idb)
+    });
+    if let Some(e) = prefixed {
+        e.write_id(idb);
+        e.state.store(ENTRY_RESERVED, Ordering::Release);
+        bump_generation(seg);
+        return Ok(());
+    }
     let free = seg
         .entries()
         .find(|e| e.state.load(Ordering::Acquire) == ENTRY_FREE)

@@ -337,3 +337,48 @@ fn managed_batch_claim_waits_checks_and_commits_as_a_unit() {
     ));
     assert_eq!(kinds(&alerts).len(), 1);
 }
+
+#[test]
+fn a_required_id_takes_over_a_matching_prefix_reservation() {
+    let b = world();
+    let alerts = Alerts::default();
+    let mut p = SharedDisruptorBuilder::with_backend(b.clone(), "live", CAP)
+        .discover_consumer_with_prefix(1, "cp")
+        .with_coordination(myelon::CoordinationMode::BufferUntilConsumers)
+        .build_producer(|| 0)
+        .unwrap();
+    p.enable_required_consumer_liveness(config(&["cp_0"], &alerts))
+        .unwrap();
+    // One gating entry, not two: the prefix reservation became cp_0's.
+    assert_eq!(p.consumers().len(), 1);
+    assert_eq!(p.consumers()[0].id, "cp_0");
+    let (mut c, _own) = consumer(&b, "cp_0");
+    assert!(c.resumed());
+    for i in 0..3 * CAP as u64 {
+        assert_eq!(p.publish_managed(|e| *e = i), Ok(i as i64));
+        assert_eq!(c.try_consume_next().unwrap(), Some(i));
+    }
+}
+
+#[test]
+fn an_unclaimed_non_required_reservation_is_reported_not_hung_on() {
+    let b = world();
+    let alerts = Alerts::default();
+    let mut p = SharedDisruptorBuilder::with_backend(b.clone(), "live", CAP)
+        .with_consumer_ids(["expected"])
+        .with_coordination(myelon::CoordinationMode::BufferUntilConsumers)
+        .build_producer(|| 0)
+        .unwrap();
+    p.enable_required_consumer_liveness(config(&["r0"], &alerts))
+        .unwrap();
+    let (mut r, _own) = consumer(&b, "r0");
+    fill(&mut p);
+    while r.try_consume_next().unwrap().is_some() {}
+    assert_eq!(claim_at(&b, &mut p, 49 * MS), Ok(None));
+    assert_eq!(
+        claim_at(&b, &mut p, 50 * MS),
+        Err(RequiredConsumerError::StartupTimeout {
+            missing: vec!["expected".into()]
+        })
+    );
+}

@@ -9,7 +9,7 @@ use super::monitor::{EntryView, LivenessMonitor};
 use crate::backend::{ProcessState, RingBackend};
 use crate::error::MultiProcessResult;
 use crate::event::ShmEvent;
-use crate::layout::{Segment, ENTRY_ACTIVE};
+use crate::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX};
 use crate::producer::{BatchClaim, Producer};
 use crate::registry;
 use crate::sync::{spin_hint, Ordering};
@@ -53,6 +53,7 @@ fn table_view<E: ShmEvent, B: RingBackend>(
                 cursor,
                 incarnation: e.incarnation.load(Ordering::Relaxed),
                 owner_dead,
+                prefix: st == ENTRY_RESERVED_PREFIX,
             })
         })
         .collect()

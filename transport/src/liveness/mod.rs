@@ -14,8 +14,11 @@
 //!
 //! * A required id that has not appeared (attached) within `startup_wait_timeout` of enabling →
 //!   [`RequiredConsumerError::StartupTimeout`]. Enabling reserves an entry for every required id
-//!   not yet in the table, so a required consumer gates the producer from the start and sees
-//!   every event published after enabling.
+//!   not yet in the table (taking over a matching unclaimed discovery-prefix reservation), so a
+//!   required consumer gates the producer from the start and sees every event published after
+//!   enabling. An unclaimed reservation of a non-required id (an expected consumer from the
+//!   builder) that gates the blocked producer past `startup_wait_timeout` is reported in
+//!   `missing` too (`prefix*` for a discovery reservation): no reservation hangs it silently.
 //! * A required consumer that has appeared and does not advance for `progress_timeout` while
 //!   it gates the blocked producer → exactly one [`RequiredConsumerAlertKind::Stalled`] alert for
 //!   that stall window: a `tracing` warning and the optional [`RequiredConsumerAlertHook`].

@@ -22,6 +22,8 @@ pub struct EntryView {
     pub incarnation: u64,
     /// Its owner process is known dead (only probed for non-required blocking entries).
     pub owner_dead: bool,
+    /// An unclaimed discovery-prefix reservation (`id` is the prefix).
+    pub prefix: bool,
 }
 
 /// What one check decided, besides the alerts it raised.
@@ -157,7 +159,7 @@ impl LivenessMonitor {
         self.last_check = Some(now);
         self.observe(now, producer_cursor, table);
         let threshold = want - capacity;
-        self.check_startup(now)?;
+        self.check_startup(now, threshold, table)?;
         self.check_stalls(now, threshold, producer_cursor, table)?;
         self.check_dead_non_required(threshold, table)
     }
@@ -208,19 +210,38 @@ impl LivenessMonitor {
         }
     }
 
-    fn check_startup(&mut self, now: Duration) -> LivenessOutcome {
+    /// Required ids that never appeared, and (so that no reservation can hang the producer
+    /// silently) unclaimed reservations of other ids that gate the blocked producer.
+    fn check_startup(
+        &mut self,
+        now: Duration,
+        threshold: Sequence,
+        table: &[EntryView],
+    ) -> LivenessOutcome {
         #[cfg(myelon_mutant = "startup_never_fires")]
         return Ok(());
         #[allow(unreachable_code)]
         if now.saturating_sub(self.enabled_at) < self.cfg.startup_wait_timeout {
             return Ok(());
         }
-        let missing: Vec<String> = self
+        let mut missing: Vec<String> = self
             .tracked
             .iter()
             .filter(|t| !t.appeared)
             .map(|t| t.id.clone())
             .collect();
+        missing.extend(
+            table
+                .iter()
+                .filter(|e| !e.attached && e.cursor < threshold && !self.is_required(&e.id))
+                .map(|e| {
+                    if e.prefix {
+                        format!("{}*", e.id)
+                    } else {
+                        e.id.clone()
+                    }
+                }),
+        );
         if missing.is_empty() {
             return Ok(());
         }
