@@ -244,6 +244,16 @@ pub fn rejoin_in_the_middle_skips_to_next_message<F: Fixture>() {
     assert_eq!(c.dropped_messages(), 1);
     expect_msg(&mut c, b"tail", true);
     assert_eq!(c.dropped_messages(), 1);
+    // The drop is also counted in the ring's shared counters (what `myelon stat` shows).
+    let snap = myelon::observability::RingInspector::open(f.consumer(), f.name())
+        .expect("inspect")
+        .snapshot();
+    let entry = snap
+        .consumers
+        .iter()
+        .find(|e| e.id == "c0")
+        .expect("c0 entry");
+    assert_eq!(entry.partial_dropped, 1);
 }
 
 /// What a consumer joining mid-message sees: the tail fragments of a message (published here

@@ -11,9 +11,9 @@
 //!
 //! | codec | feature | `T` | decode | access |
 //! |---|---|---|---|---|
-//! | [`BincodeCodec`] | `bincode` (default) | `bincode::Encode + Decode<()>` | byte limit, trailing bytes rejected | — |
-//! | [`RkyvCodec`] | `rkyv` | `rkyv::Archive` with a checkable archive | `rkyv::from_bytes` (bytecheck) | `rkyv::access` (bytecheck) |
-//! | [`FlatbuffersCodec`] | `flatbuffers` | a [`FlatbuffersMessage`] | verifier with limits | the verified root table |
+//! | `BincodeCodec` | `bincode` (default) | `bincode::Encode + Decode<()>` | byte limit, trailing bytes rejected | — |
+//! | `RkyvCodec` | `rkyv` | `rkyv::Archive` with a checkable archive | `rkyv::from_bytes` (bytecheck) | `rkyv::access` (bytecheck) |
+//! | `FlatbuffersCodec` | `flatbuffers` | a `FlatbuffersMessage` | verifier with limits | the verified root table |
 
 use std::fmt;
 
@@ -61,6 +61,10 @@ pub enum CodecError {
     },
 }
 
+#[cfg_attr(
+    not(any(feature = "bincode", feature = "rkyv", feature = "flatbuffers")),
+    allow(dead_code)
+)]
 impl CodecError {
     pub(crate) fn decode(codec: &'static str, reason: impl fmt::Display) -> Self {
         CodecError::Decode {
