@@ -158,6 +158,15 @@ fn main() -> ExitCode {
                 r.steps,
                 r.elapsed.as_secs_f64()
             );
+            if !quiet {
+                let reached: Vec<String> = r
+                    .coverage
+                    .rows()
+                    .into_iter()
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                println!("reached: {}", reached.join(", "));
+            }
             if r.failures.is_empty() {
                 ExitCode::SUCCESS
             } else {
