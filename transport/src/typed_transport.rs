@@ -24,6 +24,7 @@
 
 use crate::backend::RingBackend;
 use crate::codec::{Codec, CodecError, ZeroCopyCodec};
+use crate::liveness::RequiredConsumerLivenessConfig;
 use crate::transport::{
     AlignedBuf, DefaultBackend, FramedMessage, FramedTransportConsumer, FramedTransportFrame,
     FramedTransportProducer, TransportError, TransportResult,
@@ -139,6 +140,23 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedProducer<T, C
     pub fn publish(&mut self, value: &T) -> Result<u32, TypedPublishError> {
         self.encode(value)?;
         Ok(self.framed.publish(&self.buf)?)
+    }
+
+    /// Turns on required-consumer liveness for [`Self::publish_managed`] (see
+    /// [`crate::liveness`]).
+    pub fn enable_required_consumer_liveness(
+        &mut self,
+        config: RequiredConsumerLivenessConfig,
+    ) -> TransportResult<()> {
+        self.framed.enable_required_consumer_liveness(config)
+    }
+
+    /// Publishes `value` under required-consumer liveness: a stalled required consumer is a
+    /// `Transport(Liveness(..))` error, never a silent hang (see
+    /// [`FramedTransportProducer::publish_managed`]).
+    pub fn publish_managed(&mut self, value: &T) -> Result<u32, TypedPublishError> {
+        self.encode(value)?;
+        Ok(self.framed.publish_managed(&self.buf)?)
     }
 
     /// Publishes `value`, waiting at most `timeout` for room.

@@ -2,6 +2,7 @@
 
 use crate::codec::CodecError;
 use crate::error::MultiProcessError;
+use crate::liveness::RequiredConsumerError;
 use std::fmt;
 
 /// Result type of the framed and typed transports.
@@ -93,6 +94,8 @@ pub enum TransportError {
     },
     /// Encoding or decoding a typed message failed (Layer 2/3).
     Codec(CodecError),
+    /// A managed publish failed under required-consumer liveness (`publish_managed`).
+    Liveness(RequiredConsumerError),
 }
 
 impl TransportError {
@@ -169,6 +172,7 @@ impl fmt::Display for TransportError {
                 "message {message_id}: fragment {found} where {expected} was expected"
             ),
             Codec(e) => write!(f, "codec: {e}"),
+            Liveness(e) => write!(f, "required-consumer liveness: {e}"),
         }
     }
 }
@@ -178,6 +182,7 @@ impl std::error::Error for TransportError {
         match self {
             TransportError::Ring(e) => Some(e),
             TransportError::Codec(e) => Some(e),
+            TransportError::Liveness(e) => Some(e),
             _ => None,
         }
     }
@@ -186,6 +191,12 @@ impl std::error::Error for TransportError {
 impl From<MultiProcessError> for TransportError {
     fn from(e: MultiProcessError) -> Self {
         TransportError::Ring(e)
+    }
+}
+
+impl From<RequiredConsumerError> for TransportError {
+    fn from(e: RequiredConsumerError) -> Self {
+        TransportError::Liveness(e)
     }
 }
 

@@ -14,6 +14,7 @@ use super::frame::{fragment_meta, frames_for, FramedTransportFrame};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::backend::RingBackend;
 use crate::builder::SharedDisruptorBuilder;
+use crate::liveness::RequiredConsumerLivenessConfig;
 use crate::producer::{BatchClaim, Producer};
 use crate::{RingBufferFull, Sequence};
 use std::time::Duration;
@@ -152,6 +153,33 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         let id = self.next_id;
         let batch = claim(&mut self.producer, frames, Some(timeout))?;
         fill_and_commit(batch, id, 0, frames, payload);
+        self.next_id = id.wrapping_add(1);
+        Ok(id)
+    }
+
+    /// Turns on required-consumer liveness for [`Self::publish_managed`] (see
+    /// [`crate::liveness`]; delegates to [`Producer::enable_required_consumer_liveness`]).
+    pub fn enable_required_consumer_liveness(
+        &mut self,
+        config: RequiredConsumerLivenessConfig,
+    ) -> TransportResult<()> {
+        Ok(self.producer.enable_required_consumer_liveness(config)?)
+    }
+
+    /// [`Self::publish`] under required-consumer liveness: while it waits for room it checks
+    /// the required consumers and fails with `Liveness(..)` instead of hanging on a stalled
+    /// one. A message larger than the ring is streamed chunk by chunk; if liveness fails
+    /// between chunks, consumers see that message incomplete (dropped and counted).
+    pub fn publish_managed(&mut self, payload: &[u8]) -> TransportResult<u32> {
+        let frames = self.check(payload.len())?;
+        let id = self.next_id;
+        let mut first = 0;
+        while first < frames {
+            let count = (frames - first).min(self.capacity());
+            let batch = self.producer.claim_batch_managed(count)?;
+            fill_and_commit(batch, id, first, frames, payload);
+            first += count;
+        }
         self.next_id = id.wrapping_add(1);
         Ok(id)
     }
