@@ -47,6 +47,8 @@ pub mod codec;
 pub mod consumer;
 mod error;
 mod event;
+#[cfg(not(loom))]
+pub mod inference;
 mod layout;
 pub mod liveness;
 mod names;
@@ -78,6 +80,8 @@ pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use event::{type_fingerprint, ShmEvent};
 #[cfg(feature = "flatbuffers")]
 pub use flatbuffers;
+#[cfg(not(loom))]
+pub use inference::{FixedTopology, InferenceTopologyError, InferenceTopologyResult, WorkerCount};
 pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
 pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,

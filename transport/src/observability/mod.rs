@@ -29,7 +29,7 @@
 //!
 //! Read them with [`RingInspector`] (attach to a ring by name without knowing its event type),
 //! from the `myelon stat` command, or, with the `metrics` feature, export them through the
-//! `metrics` facade ([`export_metrics`]).
+//! `metrics` facade (`export_metrics`).
 
 #[cfg(not(loom))]
 mod inspect;

@@ -276,6 +276,11 @@ impl<B: RingBackend> CoordinationCursor<B> {
         self.region.is_owner()
     }
 
+    /// Whether the process that created the cursor is alive.
+    pub fn owner_state(&self) -> ProcessState {
+        self.region.owner_state()
+    }
+
     /// The session generation (0 until the engine first advances it).
     pub fn generation(&self) -> u64 {
         self.seg().header.generation.load(Ordering::Acquire)
