@@ -11,6 +11,8 @@
 //! * `framed_pingpong_64` / `_1024` / `_65536` — framed ping-pong of 64 B, 1 KiB (each in one
 //!   frame, read in place) and 64 KiB (16 fragments of 4 KiB frames, reassembled);
 //! * `memcpy` — single-thread copy bandwidth over the same working set as the ring;
+//! * `handoff` — the same 1 MiB pipeline without myelon (two threads, heap buffers): what the
+//!   hardware gives when every byte crosses between the two cores' caches;
 //! * `bulk_1MiB_frame1MiB` / `bulk_1MiB_frame64KiB` — one-way 1 MiB messages, producer copying
 //!   every byte in, consumer reading every byte, as one frame or 16 fragments;
 //! * `rkyv_access` / `rkyv_decode` — ns per validated in-place access vs full decode.
@@ -81,7 +83,7 @@ usage: layers [--quick] [--iters N] [--warmup N] [--messages N] [--cpus A,B] [--
   --messages N  1 MiB messages per bulk row (default 10000)
   --bulk-capacity N  ring depth of the bulk rows, in 1 MiB messages (default 4)
   --cpus A,B    CPUs of this process and of the peer (default: first two allowed)
-  --only P,..   rows whose name starts with a prefix: pingpong framed memcpy bulk rkyv";
+  --only P,..   rows whose name starts with a prefix: pingpong framed memcpy handoff bulk rkyv";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
@@ -206,6 +208,16 @@ impl Results {
                 ">= 0.70",
             );
         }
+        let handoff = self.bw("handoff_1MiB");
+        let show = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
+        println!(
+            "  (context) bare two-thread handoff / memcpy: {}",
+            show(handoff.zip(memcpy).map(|(h, m)| h / m))
+        );
+        for row in ["bulk_1MiB_frame1MiB", "bulk_1MiB_frame64KiB"] {
+            let r = self.bw(row).zip(handoff).map(|(b, h)| b / h);
+            println!("  (context) {row} / bare handoff: {}", show(r));
+        }
         let ratio = self
             .op("rkyv_access")
             .zip(self.op("rkyv_decode"))
@@ -254,6 +266,10 @@ fn bandwidth_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()
             "memcpy_1MiB".into(),
             bulk::memcpy_floor(clock, MIB, cap, passes),
         ));
+    }
+    if plan.wants("handoff") {
+        let gbps = bulk::handoff_floor(plan.cpus, MIB, cap, plan.bulk_messages);
+        r.bandwidth.push(("handoff_1MiB".into(), gbps));
     }
     for (row, frame_64k) in [
         ("bulk_1MiB_frame1MiB", false),

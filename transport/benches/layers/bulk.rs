@@ -6,6 +6,12 @@
 //! The floor is single-thread `memcpy` bandwidth in the same run, over the same working set: a
 //! `size`-byte source copied in turn into `capacity` destination buffers of `size` bytes (as the
 //! producer's copies rotate through the ring's slots).
+//!
+//! A second floor, `handoff`, is the same pipeline without myelon: two threads of this process
+//! pinned to the same two CPUs hand `size`-byte heap buffers over through `capacity` slots (a
+//! mutex per slot and two atomic counters), the writer copying every byte in, the reader summing
+//! every byte. It is what the hardware gives this pattern: every line crosses from one core's
+//! cache to the other's.
 
 use crate::clock::Clock;
 use crate::proc::{BenchResult, Names, Peer};
@@ -117,6 +123,52 @@ pub fn peer<F: FramedTransportFrame>(args: &[String]) -> BenchResult<()> {
     std::hint::black_box(sink);
     println!("elapsed_ns {}", elapsed.as_nanos());
     Ok(())
+}
+
+/// The bare two-thread handoff described in the module docs, GB/s as the reader saw it.
+pub fn handoff_floor(cpus: (usize, usize), size: usize, capacity: usize, n: u64) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let slots: Arc<Vec<Mutex<Vec<u8>>>> =
+        Arc::new((0..capacity).map(|_| Mutex::new(vec![0u8; size])).collect());
+    let head = Arc::new(AtomicU64::new(0)); // messages written
+    let tail = Arc::new(AtomicU64::new(0)); // messages read
+    let reader = {
+        let (slots, head, tail) = (Arc::clone(&slots), Arc::clone(&head), Arc::clone(&tail));
+        std::thread::spawn(move || {
+            crate::proc::pin(cpus.1);
+            let mut sink = 0u64;
+            let mut start = None;
+            for i in 0..n {
+                while head.load(Ordering::Acquire) <= i {
+                    std::hint::spin_loop();
+                }
+                if i == 0 {
+                    start = Some(std::time::Instant::now());
+                }
+                let slot = slots[(i as usize) % capacity].lock().expect("slot");
+                sink = sink.wrapping_add(read_all(&slot));
+                drop(slot);
+                tail.store(i + 1, Ordering::Release);
+            }
+            std::hint::black_box(sink);
+            start.map(|s| s.elapsed()).unwrap_or_default()
+        })
+    };
+    crate::proc::pin(cpus.0);
+    let src = source(size);
+    for i in 0..n {
+        while i - tail.load(Ordering::Acquire) >= capacity as u64 {
+            std::hint::spin_loop();
+        }
+        slots[(i as usize) % capacity]
+            .lock()
+            .expect("slot")
+            .copy_from_slice(&src);
+        head.store(i + 1, Ordering::Release);
+    }
+    let elapsed = reader.join().expect("reader thread");
+    gbps(((n - 1) * size as u64) as f64, elapsed.as_nanos() as f64)
 }
 
 /// Single-thread memcpy bandwidth over `capacity` rotating `size`-byte destinations, GB/s
