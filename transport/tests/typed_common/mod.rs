@@ -1,9 +1,6 @@
 //! Message types for the typed-transport tests: one per codec, with the same content, and a
 //! deterministic generator and checker.
-#![allow(dead_code)]
-
-use myelon::codec::{CodecError, FlatbuffersMessage};
-use myelon::flatbuffers::{self, FlatBufferBuilder, Follow, Verifiable, Verifier, WIPOffset};
+#![allow(dead_code, unused_imports)]
 
 /// The content of message `seq`: its name and `len(seq)` values.
 pub fn name_of(seq: u64) -> String {
@@ -82,88 +79,101 @@ impl FMsg {
     }
 }
 
-/// The `FMsg` root table, read in place.
-#[derive(Clone, Copy)]
-pub struct FMsgTable<'a> {
-    tab: flatbuffers::Table<'a>,
-}
+#[cfg(feature = "flatbuffers")]
+pub use fb::FMsgTable;
 
-impl<'a> FMsgTable<'a> {
-    const VT_SEQ: flatbuffers::VOffsetT = 4;
-    const VT_NAME: flatbuffers::VOffsetT = 6;
-    const VT_VALUES: flatbuffers::VOffsetT = 8;
+#[cfg(feature = "flatbuffers")]
+mod fb {
+    use super::FMsg;
+    use myelon::codec::{CodecError, FlatbuffersMessage};
+    use myelon::flatbuffers::{self, FlatBufferBuilder, Follow, Verifiable, Verifier, WIPOffset};
 
-    pub fn seq(&self) -> u64 {
-        // SAFETY: the table was verified (`Verifiable` below checks this field's type and
-        // bounds) before any accessor can be called.
-        unsafe { self.tab.get::<u64>(Self::VT_SEQ, Some(0)) }.unwrap_or(0)
+    /// The `FMsg` root table, read in place.
+    #[derive(Clone, Copy)]
+    pub struct FMsgTable<'a> {
+        tab: flatbuffers::Table<'a>,
     }
 
-    pub fn name(&self) -> Option<&'a str> {
-        // SAFETY: as for `seq`: the string field was verified.
-        unsafe {
-            self.tab
-                .get::<flatbuffers::ForwardsUOffset<&str>>(Self::VT_NAME, None)
+    impl<'a> FMsgTable<'a> {
+        const VT_SEQ: flatbuffers::VOffsetT = 4;
+        const VT_NAME: flatbuffers::VOffsetT = 6;
+        const VT_VALUES: flatbuffers::VOffsetT = 8;
+
+        pub fn seq(&self) -> u64 {
+            // SAFETY: the table was verified (`Verifiable` below checks this field's type and
+            // bounds) before any accessor can be called.
+            unsafe { self.tab.get::<u64>(Self::VT_SEQ, Some(0)) }.unwrap_or(0)
+        }
+
+        pub fn name(&self) -> Option<&'a str> {
+            // SAFETY: as for `seq`: the string field was verified.
+            unsafe {
+                self.tab
+                    .get::<flatbuffers::ForwardsUOffset<&str>>(Self::VT_NAME, None)
+            }
+        }
+
+        pub fn values(&self) -> Option<flatbuffers::Vector<'a, u32>> {
+            // SAFETY: as for `seq`: the vector field was verified.
+            unsafe {
+                self.tab
+                    .get::<flatbuffers::ForwardsUOffset<flatbuffers::Vector<'a, u32>>>(
+                        Self::VT_VALUES,
+                        None,
+                    )
+            }
         }
     }
 
-    pub fn values(&self) -> Option<flatbuffers::Vector<'a, u32>> {
-        // SAFETY: as for `seq`: the vector field was verified.
-        unsafe {
-            self.tab
-                .get::<flatbuffers::ForwardsUOffset<flatbuffers::Vector<'a, u32>>>(
+    impl<'a> Follow<'a> for FMsgTable<'a> {
+        type Inner = FMsgTable<'a>;
+        unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+            // SAFETY: forwarded contract: `loc` is a table position in `buf` (the verifier checked it).
+            let tab = unsafe { flatbuffers::Table::new(buf, loc) };
+            FMsgTable { tab }
+        }
+    }
+
+    impl Verifiable for FMsgTable<'_> {
+        fn run_verifier(
+            v: &mut Verifier,
+            pos: usize,
+        ) -> Result<(), flatbuffers::InvalidFlatbuffer> {
+            v.visit_table(pos)?
+                .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+                .visit_field::<flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+                .visit_field::<flatbuffers::ForwardsUOffset<flatbuffers::Vector<'_, u32>>>(
+                    "values",
                     Self::VT_VALUES,
-                    None,
-                )
+                    false,
+                )?
+                .finish();
+            Ok(())
         }
     }
-}
 
-impl<'a> Follow<'a> for FMsgTable<'a> {
-    type Inner = FMsgTable<'a>;
-    unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-        // SAFETY: forwarded contract: `loc` is a table position in `buf` (the verifier checked it).
-        let tab = unsafe { flatbuffers::Table::new(buf, loc) };
-        FMsgTable { tab }
-    }
-}
+    impl FlatbuffersMessage for FMsg {
+        type Root<'a> = FMsgTable<'a>;
 
-impl Verifiable for FMsgTable<'_> {
-    fn run_verifier(v: &mut Verifier, pos: usize) -> Result<(), flatbuffers::InvalidFlatbuffer> {
-        v.visit_table(pos)?
-            .visit_field::<u64>("seq", Self::VT_SEQ, false)?
-            .visit_field::<flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
-            .visit_field::<flatbuffers::ForwardsUOffset<flatbuffers::Vector<'_, u32>>>(
-                "values",
-                Self::VT_VALUES,
-                false,
-            )?
-            .finish();
-        Ok(())
-    }
-}
+        fn build<'b>(&self, fbb: &mut FlatBufferBuilder<'b>) -> WIPOffset<FMsgTable<'b>> {
+            let name = fbb.create_string(&self.name);
+            let values = fbb.create_vector(&self.values);
+            let start = fbb.start_table();
+            fbb.push_slot::<u64>(FMsgTable::VT_SEQ, self.seq, 0);
+            fbb.push_slot_always(FMsgTable::VT_NAME, name);
+            fbb.push_slot_always(FMsgTable::VT_VALUES, values);
+            WIPOffset::new(fbb.end_table(start).value())
+        }
 
-impl FlatbuffersMessage for FMsg {
-    type Root<'a> = FMsgTable<'a>;
-
-    fn build<'b>(&self, fbb: &mut FlatBufferBuilder<'b>) -> WIPOffset<FMsgTable<'b>> {
-        let name = fbb.create_string(&self.name);
-        let values = fbb.create_vector(&self.values);
-        let start = fbb.start_table();
-        fbb.push_slot::<u64>(FMsgTable::VT_SEQ, self.seq, 0);
-        fbb.push_slot_always(FMsgTable::VT_NAME, name);
-        fbb.push_slot_always(FMsgTable::VT_VALUES, values);
-        WIPOffset::new(fbb.end_table(start).value())
-    }
-
-    fn from_root(root: FMsgTable<'_>) -> Result<Self, CodecError> {
-        Ok(FMsg {
-            seq: root.seq(),
-            name: root.name().unwrap_or_default().to_string(),
-            values: root
-                .values()
-                .map(|v| v.iter().collect())
-                .unwrap_or_default(),
-        })
+        fn from_root(root: FMsgTable<'_>) -> Result<Self, CodecError> {
+            Ok(FMsg {
+                seq: root.seq(),
+                name: root.name().unwrap_or_default().to_string(),
+                values: root
+                    .values()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
+            })
+        }
     }
 }
