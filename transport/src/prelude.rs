@@ -1,7 +1,24 @@
-//! Convenience re-exports: the transport, codec and ring types most programs use, in one
-//! `use myelon::prelude::*;`.
+//! Convenience re-exports: the transport, codec, liveness and observability types most programs
+//! use, in one `use myelon::prelude::*;`.
+//!
+//! ```
+//! use myelon::prelude::*;
+//! use myelon::backend::SimBackend;
+//!
+//! let world = SimBackend::new_world();
+//! let mut tx = FramedTransportProducer::<FixedFrame<52>, _>::from_builder(
+//!     SharedDisruptorBuilder::with_backend(world.clone(), "prelude", 16),
+//! )?;
+//! let mut rx = FramedTransportConsumer::<FixedFrame<52>, _>::from_builder(
+//!     SharedDisruptorBuilder::with_backend(world.sibling(), "prelude", 16).with_consumer_id("c"),
+//! )?;
+//! tx.publish(b"hi")?;
+//! assert_eq!(&*rx.try_recv()?.expect("message"), b"hi");
+//! # Ok::<(), TransportError>(())
+//! ```
 
 pub use crate::codec::{Codec, CodecError, ZeroCopyCodec};
+pub use crate::observability::{ConsumerSnapshot, RingInspector, RingSnapshot};
 pub use crate::transport::{
     frame_flags, publish_framed_payload, recv_framed_message, AlignedFixedFrame, FixedFrame,
     FrameMeta, FramedMessage, FramedTransportConsumer, FramedTransportFrame,
@@ -11,6 +28,10 @@ pub use crate::typed_transport::{TypedConsumer, TypedProducer, TypedPublishError
 pub use crate::{
     AutoWaitStrategy, Consumer, ConsumerInfo, CoordinationMode, MultiProcessError,
     MultiProcessResult, Producer, RingBufferFull, Sequence, SharedDisruptorBuilder, ShmEvent,
+};
+pub use crate::{
+    RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
+    RequiredConsumerLivenessConfig,
 };
 
 #[cfg(feature = "bincode")]
