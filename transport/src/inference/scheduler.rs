@@ -203,14 +203,15 @@ where
                 Err(e) => return Err(e.into()),
             }
             // Blocked: the liveness step checks the required workers while we wait.
+            let start = self.backend.now();
             loop {
                 let now = self.backend.now();
-                if self
-                    .dispatch
-                    .inner_mut()
-                    .managed_try_claim(frames, now)?
-                    .is_some()
-                {
+                let claimed = self.dispatch.inner_mut().managed_try_claim(frames, now);
+                if !matches!(claimed, Ok(None)) {
+                    let waited = self.backend.now().saturating_sub(start);
+                    let header = self.dispatch.inner().seg.header();
+                    crate::observability::record_wait(header, waited);
+                    claimed?;
                     break;
                 }
                 idle = idle.saturating_add(1);

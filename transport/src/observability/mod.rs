@@ -95,8 +95,18 @@ pub(crate) fn record_blocked(header: &Header, waited: Duration) {
     if !ENABLED {
         return;
     }
+    header.counters.values[ring_counter::PUBLISH_FULL].fetch_add(1, Ordering::Relaxed);
+    record_wait(header, waited);
+}
+
+/// Producer: a publish that was already counted as full waited `waited` for space.
+#[cold]
+#[inline(never)]
+pub(crate) fn record_wait(header: &Header, waited: Duration) {
+    if !ENABLED {
+        return;
+    }
     let c = &header.counters.values;
-    c[ring_counter::PUBLISH_FULL].fetch_add(1, Ordering::Relaxed);
     c[ring_counter::BLOCKED_WAITS].fetch_add(1, Ordering::Relaxed);
     let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
     c[ring_counter::BLOCKED_NANOS].fetch_add(nanos, Ordering::Relaxed);
