@@ -329,6 +329,26 @@ pub fn join_in_the_middle_skips_to_next_message<F: Fixture>() {
     assert_eq!(c.dropped_messages(), 1);
 }
 
+/// Two producers in one process number their messages independently, each from 0.
+pub fn message_ids_are_per_producer<F: Fixture>() {
+    let f = F::new();
+    let other = format!("{}b", f.name());
+    let mut p1 = producer::<F, Frame>(&f, 8);
+    let mut p2 = FramedTransportProducer::<Frame, F::B>::from_builder(
+        SharedDisruptorBuilder::with_backend(f.producer(), &other, 8),
+    )
+    .expect("second producer");
+    let mut c2 = FramedTransportConsumer::<Frame, F::B>::from_builder(
+        SharedDisruptorBuilder::with_backend(f.consumer(), &other, 8).with_consumer_id("c"),
+    )
+    .expect("consumer");
+    for i in 0..5u32 {
+        assert_eq!(p1.publish(b"one").expect("publish"), i);
+        assert_eq!(p2.publish(b"two").expect("publish"), i);
+        assert_eq!(c2.recv_timeout(LONG).expect("message").message_id(), i);
+    }
+}
+
 macro_rules! framed_conformance {
     ($module:ident, $fixture:ty) => {
         mod $module {
@@ -368,6 +388,10 @@ macro_rules! framed_conformance {
             #[test]
             fn rejoin_in_the_middle_skips_to_next_message() {
                 super::rejoin_in_the_middle_skips_to_next_message::<$fixture>()
+            }
+            #[test]
+            fn message_ids_are_per_producer() {
+                super::message_ids_are_per_producer::<$fixture>()
             }
             #[test]
             fn join_in_the_middle_skips_to_next_message() {
