@@ -215,7 +215,7 @@ impl Reassembler {
             };
         }
         self.buf.clear();
-        self.buf.extend_from_slice(&data[..len]);
+        self.buf.extend_bounded(&data[..len], self.max_message_size);
         self.state = State::Assembling { id, next_index: 1 };
         Step::Pending
     }
@@ -253,7 +253,7 @@ impl Reassembler {
         if total > self.max_message_size {
             return self.dropped_with(current, self.too_large(current, total));
         }
-        self.buf.extend_from_slice(&data[..len]);
+        self.buf.extend_bounded(&data[..len], self.max_message_size);
         if meta.is_last() {
             self.state = State::Idle;
             Step::Complete {
@@ -322,12 +322,19 @@ impl AlignedBuf {
     }
 
     pub(crate) fn extend_from_slice(&mut self, src: &[u8]) {
+        self.extend_bounded(src, usize::MAX);
+    }
+
+    /// Appends `src`; the buffer never grows beyond `max(len + src.len(), limit)` bytes
+    /// (rounded up to 16).
+    pub(crate) fn extend_bounded(&mut self, src: &[u8], limit: usize) {
         let end = self.len + src.len();
         let need = end.div_ceil(16);
         if need > self.chunks.len() {
-            // Grow geometrically so that a message built from many fragments costs O(len).
-            let target = need.max(self.chunks.len() * 2);
-            self.chunks.resize(target, Chunk::default());
+            // Grow geometrically so that a message built from many fragments costs O(len),
+            // but never past the limit (the maximum message size).
+            let doubled = (self.chunks.len() * 2).min(limit.div_ceil(16));
+            self.chunks.resize(need.max(doubled), Chunk::default());
         }
         let start = self.len;
         self.bytes_mut()[start..end].copy_from_slice(src);
@@ -510,6 +517,22 @@ mod tests {
             a.feed(meta(1, 3, SINGLE, 0), &D),
             Step::Dropped(TransportError::MessageTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn buffer_growth_stays_within_the_limit() {
+        let max = 1000;
+        let mut a = Reassembler::new(N, 0xffff, max);
+        assert!(matches!(a.feed(meta(1, 4, FIRST, 0), &D), Step::Pending));
+        for i in 1..249 {
+            assert!(matches!(a.feed(meta(1, 4, 0, i), &D), Step::Pending));
+        }
+        assert!(matches!(
+            a.feed(meta(1, 4, LAST, 249), &D),
+            Step::Complete { .. }
+        ));
+        assert_eq!(a.message().len(), 1000);
+        assert!(a.buf.chunks.len() * 16 <= max.next_multiple_of(16));
     }
 
     #[test]
