@@ -256,3 +256,57 @@ proptest! {
         check_survivors::<E>(&got, "arbitrary");
     }
 }
+
+/// A peer that never stops publishing fragments (never a first frame) cannot trap a receive:
+/// a non-blocking one returns after at most `capacity` frames, a bounded one at its deadline.
+#[test]
+fn endless_fragments_cannot_trap_a_receive() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    type E = FixedFrame<20>;
+    let world = SimBackend::new_world();
+    let name = unique("endless");
+    let mut p = SharedDisruptorBuilder::<E, _>::with_backend(world.clone(), &name, 8)
+        .build_producer(E::empty)
+        .expect("raw producer");
+    let mut c = FramedTransportConsumer::<E, SimBackend>::from_builder(
+        SharedDisruptorBuilder::with_backend(world.sibling(), &name, 8).with_consumer_id("c0"),
+    )
+    .expect("consumer");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let meta = FrameMeta {
+                    message_id: 1,
+                    len: 20,
+                    flags: 0,
+                    fragment_index: i,
+                };
+                if p.try_publish(|f| f.set_meta(&meta)).is_ok() {
+                    i = i.wrapping_add(1);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    for _ in 0..200 {
+        let r = c.try_recv().map(|m| m.map(|m| m.len()));
+        assert!(matches!(r, Ok(None)), "{r:?}");
+    }
+    let r = c.recv_timeout(Duration::from_millis(20)).map(|m| m.len());
+    assert!(
+        matches!(
+            r,
+            Err(TransportError::Ring(MultiProcessError::Timeout { .. }))
+        ),
+        "{r:?}"
+    );
+    assert_eq!(c.dropped_messages(), 1, "one message id skipped throughout");
+    stop.store(true, Ordering::Relaxed);
+    drop(c);
+    flood.join().expect("flood thread");
+}

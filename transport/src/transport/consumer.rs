@@ -50,7 +50,8 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTranspor
 #[derive(Clone, Copy)]
 enum Wait {
     No,
-    Until(Instant),
+    /// Deadline, and the timeout it was made from.
+    Until(Instant, Duration),
     Forever,
 }
 
@@ -166,8 +167,28 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// Feeds frames to the reassembler until a message is ready, nothing is available, or an
     /// error. The frame of a single-frame message (and one that interrupted a message) is left
     /// unreleased in the ring (see `keep`).
+    ///
+    /// The work of one call is bounded even if a peer publishes an endless run of fragments
+    /// (or of frames to skip): a non-blocking call handles at most `capacity` frames before it
+    /// returns `Ok(None)` (the message in progress is kept), and a bounded one checks its
+    /// deadline between frames.
     fn step(&mut self, wait: Wait) -> TransportResult<Option<Ready>> {
+        let budget = self.consumer.capacity();
+        let mut frames = 0usize;
         loop {
+            if frames > 0 {
+                match wait {
+                    Wait::No if frames >= budget => return Ok(None),
+                    Wait::Until(deadline, timeout) if Instant::now() >= deadline => {
+                        return Err(TransportError::Ring(MultiProcessError::Timeout {
+                            op: "receive a framed message",
+                            waited: timeout,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            frames += 1;
             let Some(lease) = next_frame(&mut self.consumer, wait)? else {
                 return Ok(None);
             };
@@ -246,7 +267,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// partly received stays in progress for the next call).
     pub fn recv_timeout(&mut self, timeout: Duration) -> TransportResult<FramedMessage<'_, F, B>> {
         let deadline = Instant::now() + timeout;
-        match self.recv_with(Wait::Until(deadline))? {
+        match self.recv_with(Wait::Until(deadline, timeout))? {
             Some(m) => Ok(m),
             None => unreachable!("a bounded receive returns a message or an error"),
         }
@@ -261,7 +282,7 @@ fn next_frame<F: FramedTransportFrame, B: RingBackend>(
     Ok(match wait {
         Wait::No => consumer.try_consume_next_leased()?,
         Wait::Forever => Some(consumer.consume_next_leased()?),
-        Wait::Until(deadline) => {
+        Wait::Until(deadline, _) => {
             let left = deadline.saturating_duration_since(Instant::now());
             Some(consumer.consume_next_leased_timeout(left)?)
         }
