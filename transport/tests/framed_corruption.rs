@@ -293,6 +293,16 @@ fn endless_fragments_cannot_trap_a_receive() {
             }
         })
     };
+    // Wait (bounded) until the flood is under way, then receive while it goes on.
+    let start = std::time::Instant::now();
+    while c.dropped_messages() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the flood never started"
+        );
+        let r = c.try_recv().map(|m| m.map(|m| m.len()));
+        assert!(matches!(r, Ok(None)), "{r:?}");
+    }
     for _ in 0..200 {
         let r = c.try_recv().map(|m| m.map(|m| m.len()));
         assert!(matches!(r, Ok(None)), "{r:?}");
