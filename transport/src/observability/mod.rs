@@ -45,8 +45,9 @@ pub use inspect::{
 pub use metrics_export::export_metrics;
 
 /// Loom models leave the counters out: they are not part of any protocol, and every modelled
-/// atomic operation multiplies the state space.
-const ENABLED: bool = !cfg!(loom);
+/// atomic operation multiplies the state space. `--cfg myelon_counters_off` leaves them out
+/// too, so that the benchmark can compare the publish path with and without them.
+const ENABLED: bool = !cfg!(any(loom, myelon_counters_off));
 
 use crate::layout::{ConsumerEntry, CounterLine, Header};
 use crate::sync::Ordering;
