@@ -20,6 +20,8 @@ mod pingpong;
 mod proc;
 #[path = "layer0/report.rs"]
 mod report;
+#[path = "layer0/slotfloor.rs"]
+mod slotfloor;
 #[path = "layer0/spin.rs"]
 mod spin;
 #[path = "layer0/stream.rs"]
@@ -68,19 +70,21 @@ usage: layer0 [--quick] [--runs R] [--iters N] [--warmup N] [--events N]
   --runs R       repeat everything R times; the table shows best and spread (default 1)
   --iters N      timed round trips per latency row (default 1000000)
   --events N     events per stream row (default 50000000)
-  --capacities   stream ring capacities (default 1024,4096,16384)
+  --capacities   stream ring capacities (default 1024,2048,4096,16384)
   --batch B      events per publish_batch call (default 64)
   --consume-batch M  max of try_consume_batch (default capacity/4)
   --cpus A,B     CPUs of this process and of the peer (default: first two allowed)
   --pause        issue a pause instruction in every spin loop (default: none)
-  --only P,..    run only the rows whose name starts with one of the prefixes";
+  --only P,..    run only the rows whose name starts with one of the prefixes; rows:
+                 timer floor floor_1line floor_slot56 floor_slot64 pingpong_56 pingpong_64
+                 pingpong_1024 stream_publish_cap<C> stream_batch<B>_cap<C>";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
         warmup: 50_000,
         iters: 1_000_000,
         events: 50_000_000,
-        capacities: vec![1024, 4096, 16384],
+        capacities: vec![1024, 2048, 4096, 16384],
         batch: 64,
         consume_batch: None,
         pingpong_capacity: 1024,
@@ -118,7 +122,6 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
                 _ => return Err("--cpus takes two CPUs: A,B".into()),
             },
             "--only" => plan.only = value()?.split(',').map(str::to_string).collect(),
-            "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -141,11 +144,12 @@ fn timer_overhead(clock: &Clock, plan: &Plan) -> Stats {
 fn latency_rows(clock: &Clock, plan: &Plan, run: usize, report: &mut Report) -> BenchResult<()> {
     let mut names = Names::new();
     type Row = fn(&Clock, &Plan, &mut Names) -> BenchResult<Stats>;
-    let rows: [(&str, Row); 7] = [
+    let rows: [(&str, Row); 8] = [
         ("timer", |c, p, _| Ok(timer_overhead(c, p))),
         ("floor", |c, p, n| floor::run(c, p, n, floor::FLOOR_LINES)),
         ("floor_1line", |c, p, n| floor::run(c, p, n, 1)),
-        ("floor_slot64", floor::run_slots),
+        ("floor_slot56", slotfloor::run::<7>),
+        ("floor_slot64", slotfloor::run::<8>),
         ("pingpong_56", pingpong::run::<Ev56>),
         ("pingpong_64", pingpong::run::<Ev64>),
         ("pingpong_1024", pingpong::run::<Ev1k>),
@@ -206,7 +210,8 @@ fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
     match role {
         r if r == floor::role(1) => floor::peer(&args, 1),
         r if r == floor::role(floor::FLOOR_LINES) => floor::peer(&args, floor::FLOOR_LINES),
-        "floor-slot" => floor::peer_slots(&args),
+        r if r == slotfloor::role::<7>() => slotfloor::peer::<7>(&args),
+        r if r == slotfloor::role::<8>() => slotfloor::peer::<8>(&args),
         r if r == pingpong::role::<Ev56>() => pingpong::peer::<Ev56>(&args),
         r if r == pingpong::role::<Ev64>() => pingpong::peer::<Ev64>(&args),
         r if r == pingpong::role::<Ev1k>() => pingpong::peer::<Ev1k>(&args),
@@ -227,6 +232,10 @@ fn main() -> ExitCode {
                 }
             };
         }
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
     let plan = match parse_plan(&args) {
         Ok(plan) => plan,

@@ -104,19 +104,26 @@ impl Report {
     /// Prints the tables and the `SUMMARY` lines; returns whether every measured target was met.
     pub fn print_summary(&mut self) -> bool {
         let mut pass = true;
-        println!();
-        println!(
-            "{:<15} {:>7} {:>11} {:>7} {:>8} {:>7} {:>11}  target",
-            "round trip", "p50 ns", "p50 spread", "p99 ns", "p99.9 ns", "/floor", "/fl spread"
-        );
+        let is_stream = |r: &Record| matches!(r.value, Value::Stream(_));
+        let has_stream = self.records.iter().any(is_stream);
+        let has_latency = !self.records.iter().all(is_stream);
+        if has_latency {
+            println!();
+            println!(
+                "{:<15} {:>7} {:>11} {:>7} {:>8} {:>7} {:>11}  target",
+                "round trip", "p50 ns", "p50 spread", "p99 ns", "p99.9 ns", "/floor", "/fl spread"
+            );
+        }
         for name in self.names() {
             pass &= self.latency_row(&name);
         }
-        println!();
-        println!(
-            "{:<24} {:>7} {:>12} {:>8} {:>8} {:>6}",
-            "stream 64 B (M ev/s)", "best", "spread", "window", "producer", "batch"
-        );
+        if has_stream {
+            println!();
+            println!(
+                "{:<24} {:>7} {:>12} {:>8} {:>8} {:>6}",
+                "stream 64 B (M ev/s)", "best", "spread", "window", "producer", "batch"
+            );
+        }
         let mut best: Vec<(String, f64, String)> = Vec::new();
         for name in self.names() {
             let Some(rate) = self.stream_row(&name) else {

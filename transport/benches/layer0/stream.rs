@@ -17,11 +17,14 @@ use crate::proc::{BenchResult, Names, Peer};
 use crate::Plan;
 use myelon::producer::CoordinationMode;
 use myelon::{attach_shared_consumer, build_shared_single_producer, MultiProcessError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 const CONSUMER_ID: &str = "stream";
 /// Role name of the consuming peer.
 pub const ROLE: &str = "stream";
+/// How often the parent checks that the consumer is alive while publishing.
+const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// Events per throughput window.
 const WINDOW: u64 = 1 << 20;
 
@@ -77,6 +80,36 @@ fn publish_all(producer: &mut myelon::SharedProducer<Ev64>, n: u64, mode: Mode) 
     }
 }
 
+/// Publishes on a thread of its own (it inherits this thread's CPU) while this thread watches
+/// the peer: `publish` waits for space indefinitely (strict broadcast), so a consumer that dies
+/// would otherwise hang the benchmark. On that error the blocked thread is left behind; the
+/// process exits soon after, and the segment name is removed by [`Names`]. Returns the
+/// producer's elapsed seconds; the producer is dropped (the stream closed) on its thread.
+fn publish_watched(
+    mut producer: myelon::SharedProducer<Ev64>,
+    n: u64,
+    mode: Mode,
+    peer: &mut Peer,
+) -> BenchResult<f64> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("publisher".into())
+        .spawn(move || {
+            let start = Instant::now();
+            publish_all(&mut producer, n, mode);
+            let secs = start.elapsed().as_secs_f64();
+            drop(producer);
+            let _ = tx.send(secs);
+        })?;
+    loop {
+        match rx.recv_timeout(WATCH_INTERVAL) {
+            Ok(secs) => return Ok(secs),
+            Err(RecvTimeoutError::Timeout) => peer.check_alive()?,
+            Err(RecvTimeoutError::Disconnected) => return Err("publisher thread panicked".into()),
+        }
+    }
+}
+
 /// Parent side (producer).
 pub fn run(
     clock: &Clock,
@@ -87,7 +120,7 @@ pub fn run(
 ) -> BenchResult<StreamStats> {
     let name = names.fresh("stream");
     let n = plan.events;
-    let mut producer = build_shared_single_producer::<Ev64>(&name, capacity)
+    let producer = build_shared_single_producer::<Ev64>(&name, capacity)
         .with_consumer_id(CONSUMER_ID)
         .with_coordination(CoordinationMode::BufferUntilConsumers)
         .build_producer(Ev64::default)?;
@@ -104,10 +137,7 @@ pub fn run(
         peer.check_alive()?;
         std::thread::sleep(Duration::from_millis(1));
     }
-    let start = Instant::now();
-    publish_all(&mut producer, n, mode);
-    let producer_secs = start.elapsed().as_secs_f64();
-    drop(producer); // Closes the stream.
+    let producer_secs = publish_watched(producer, n, mode, &mut peer)?;
     let out = peer.finish(plan.peer_timeout)?;
     let field = |key: &str| -> BenchResult<f64> {
         out.split_whitespace()
