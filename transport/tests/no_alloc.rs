@@ -49,8 +49,8 @@ fn steady_state_hot_paths_do_not_allocate() {
         .build_consumer()
         .expect("consumer");
     let round = |p: &mut myelon::SharedProducer<Event>,
-                     c: &mut myelon::SharedConsumer<Event>,
-                     base: u64| {
+                 c: &mut myelon::SharedConsumer<Event>,
+                 base: u64| {
         let mut seen = 0u64;
         for i in 0..300 {
             p.publish(|e| fill(e, base + i));
