@@ -73,6 +73,7 @@ pub struct Plan {
     pub bulk_messages: u64,
     pub decode_iters: u64,
     pub bulk_capacity: usize,
+    pub runs: usize,
     pub only: Vec<String>,
 }
 
@@ -81,6 +82,8 @@ usage: layers [--quick] [--iters N] [--warmup N] [--messages N] [--cpus A,B] [--
   --quick       100k round trips, 2k bulk messages
   --iters N     timed round trips per ping-pong row (default 1000000)
   --messages N  1 MiB messages per bulk row (default 10000)
+  --runs R      repeat everything R times; each row keeps its best run (lowest p50 or ns,
+                highest GB/s), floors included, and each run's ratios are printed
   --bulk-capacity N  ring depth of the bulk rows, in 1 MiB messages (default 4)
   --cpus A,B    CPUs of this process and of the peer (default: first two allowed)
   --only P,..   rows whose name starts with a prefix: pingpong framed memcpy handoff bulk rkyv";
@@ -95,6 +98,7 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
         bulk_messages: 10_000,
         decode_iters: 1_000_000,
         bulk_capacity: 4,
+        runs: 1,
         only: Vec::new(),
     };
     let mut it = args.iter();
@@ -112,6 +116,7 @@ fn parse_plan(args: &[String]) -> Result<Plan, String> {
             "--iters" => plan.iters = num(value()?)?.max(1),
             "--warmup" => plan.warmup = num(value()?)?,
             "--messages" => plan.bulk_messages = num(value()?)?.max(2),
+            "--runs" => plan.runs = num(value()?)?.max(1) as usize,
             "--bulk-capacity" => plan.bulk_capacity = num(value()?)?.max(1) as usize,
             "--cpus" => {
                 let v: Vec<usize> = value()?
@@ -145,6 +150,55 @@ struct Results {
 }
 
 impl Results {
+    fn push_lat(&mut self, name: &str, s: Stats) {
+        match self.latency.iter_mut().find(|(n, _)| n == name) {
+            Some((_, old)) if old.p50 <= s.p50 => {}
+            Some((_, old)) => *old = s,
+            None => self.latency.push((name.to_string(), s)),
+        }
+    }
+    fn push_bw(&mut self, name: &str, v: f64) {
+        match self.bandwidth.iter_mut().find(|(n, _)| n == name) {
+            Some((_, old)) => *old = old.max(v),
+            None => self.bandwidth.push((name.to_string(), v)),
+        }
+    }
+    fn push_op(&mut self, name: &str, v: f64) {
+        match self.per_op.iter_mut().find(|(n, _)| n == name) {
+            Some((_, old)) => *old = old.min(v),
+            None => self.per_op.push((name.to_string(), v)),
+        }
+    }
+
+    fn merge(&mut self, other: Results) {
+        for (n, s) in other.latency {
+            self.push_lat(&n, s);
+        }
+        for (n, v) in other.bandwidth {
+            self.push_bw(&n, v);
+        }
+        for (n, v) in other.per_op {
+            self.push_op(&n, v);
+        }
+    }
+
+    /// One line with this run's ratios (the spread across runs).
+    fn print_ratios(&self, run: usize) {
+        let ratio = |a: Option<f64>, b: Option<f64>| {
+            a.zip(b)
+                .map_or("-".to_string(), |(a, b)| format!("{:.2}", a / b))
+        };
+        let p50 = |n: &str| self.lat(n).map(|s| s.p50);
+        println!(
+            "run {run}: framed64/raw64 p50 {}, bulk1MiB/memcpy {} (64KiB frames {}), handoff/memcpy {}, access/decode {}",
+            ratio(p50("framed_pingpong_64"), p50("pingpong_64")),
+            ratio(self.bw("bulk_1MiB_frame1MiB"), self.bw("memcpy_1MiB")),
+            ratio(self.bw("bulk_1MiB_frame64KiB"), self.bw("memcpy_1MiB")),
+            ratio(self.bw("handoff_1MiB"), self.bw("memcpy_1MiB")),
+            ratio(self.op("rkyv_access"), self.op("rkyv_decode")),
+        );
+    }
+
     fn lat(&self, name: &str) -> Option<&Stats> {
         self.latency.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
@@ -250,8 +304,7 @@ fn latency_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()> 
     ];
     for (name, row) in rows {
         if plan.wants(name) {
-            r.latency
-                .push((name.to_string(), row(clock, plan, &mut names)?));
+            r.push_lat(name, row(clock, plan, &mut names)?);
         }
     }
     Ok(())
@@ -262,14 +315,11 @@ fn bandwidth_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()
     let cap = plan.bulk_capacity;
     if plan.wants("memcpy") {
         let passes = plan.bulk_messages.max(100);
-        r.bandwidth.push((
-            "memcpy_1MiB".into(),
-            bulk::memcpy_floor(clock, MIB, cap, passes),
-        ));
+        r.push_bw("memcpy_1MiB", bulk::memcpy_floor(clock, MIB, cap, passes));
     }
     if plan.wants("handoff") {
         let gbps = bulk::handoff_floor(plan.cpus, MIB, cap, plan.bulk_messages);
-        r.bandwidth.push(("handoff_1MiB".into(), gbps));
+        r.push_bw("handoff_1MiB", gbps);
     }
     for (row, frame_64k) in [
         ("bulk_1MiB_frame1MiB", false),
@@ -281,7 +331,7 @@ fn bandwidth_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()
             } else {
                 bulk::run::<F1M>(plan, &mut names, MIB, cap)?
             };
-            r.bandwidth.push((row.to_string(), gbps));
+            r.push_bw(row, gbps);
         }
     }
     Ok(())
@@ -294,16 +344,26 @@ fn run_benchmark(plan: &Plan) -> BenchResult<bool> {
         "layers: processes on cpus {} and {}, timer {} ({:.0} MHz), {} round trips (+{} warm-up), {} bulk messages",
         plan.cpus.0, plan.cpus.1, clock.method(), clock.mhz(), plan.iters, plan.warmup, plan.bulk_messages
     );
-    let mut r = Results::default();
-    latency_rows(&clock, plan, &mut r)?;
-    bandwidth_rows(&clock, plan, &mut r)?;
-    if plan.wants("rkyv") {
-        let (access, decode, len) = zerocopy::run(plan.decode_iters);
-        println!("rkyv message: {len} bytes");
-        r.per_op.push(("rkyv_access".into(), access));
-        r.per_op.push(("rkyv_decode".into(), decode));
+    let mut best = Results::default();
+    for k in 1..=plan.runs {
+        let mut r = Results::default();
+        latency_rows(&clock, plan, &mut r)?;
+        bandwidth_rows(&clock, plan, &mut r)?;
+        if plan.wants("rkyv") {
+            let (access, decode, len) = zerocopy::run(plan.decode_iters);
+            if k == 1 {
+                println!("rkyv message: {len} bytes");
+            }
+            r.push_op("rkyv_access", access);
+            r.push_op("rkyv_decode", decode);
+        }
+        r.print_ratios(k);
+        best.merge(r);
     }
-    Ok(r.print())
+    if plan.runs > 1 {
+        println!("\nbest of {} runs per row:", plan.runs);
+    }
+    Ok(best.print())
 }
 
 fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
