@@ -69,6 +69,9 @@ pub struct Coverage {
     pub producer_crash: u64,
     /// A multi-slot claim.
     pub batch_claim: u64,
+    /// A same-id rejoin that resumed inside a multi-slot claim (the Layer 0 stand-in for a
+    /// rejoin mid-message).
+    pub rejoin_mid_batch: u64,
 }
 
 impl Coverage {
@@ -99,6 +102,7 @@ impl Coverage {
             ("dead non-required consumer", self.non_required_dead),
             ("producer crash", self.producer_crash),
             ("batch claim", self.batch_claim),
+            ("rejoin mid-batch", self.rejoin_mid_batch),
         ]
     }
 
@@ -115,6 +119,7 @@ impl Coverage {
             ("", &mut self.non_required_dead),
             ("", &mut self.producer_crash),
             ("", &mut self.batch_claim),
+            ("", &mut self.rejoin_mid_batch),
         ]
     }
 }
@@ -191,6 +196,7 @@ struct Sim<'w> {
     pstate: PState,
     pnext: i64,
     claim_n: Option<i64>,
+    batches: Vec<(i64, i64)>,
     stamped: i64,
     announced: i64,
     cs: Vec<CActor>,
@@ -209,11 +215,34 @@ struct Sim<'w> {
     failure: Option<Failure>,
 }
 
-/// Runs `w` and checks it; `trace` keeps a readable line per step.
+/// Runs `w` and checks it; `trace` keeps a readable line per step. A panic anywhere in the run
+/// (library or harness) is reported as a failure of the `panic` oracle, not propagated.
 pub fn run(w: &Workload, trace: bool) -> RunReport {
-    let mut sim = Sim::new(w, trace);
-    sim.main_loop();
-    sim.finish()
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sim = Sim::new(w, trace);
+        sim.main_loop();
+        sim.finish()
+    }));
+    caught.unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "non-string panic payload".into());
+        RunReport {
+            failure: Some(Failure {
+                oracle: "panic",
+                detail,
+                at_us: 0,
+                step: 0,
+            }),
+            trace_hash: 0,
+            steps: 0,
+            end_us: 0,
+            coverage: Coverage::default(),
+            trace: Vec::new(),
+        }
+    })
 }
 
 fn us(d: u64) -> Duration {
@@ -264,6 +293,7 @@ impl<'w> Sim<'w> {
             pstate: PState::Claim,
             pnext: 0,
             claim_n: None,
+            batches: Vec::new(),
             stamped: -1,
             announced: -1,
             cs,
@@ -637,6 +667,7 @@ impl<'w> Sim<'w> {
                 }
                 if n > 1 {
                     self.cov.batch_claim += 1;
+                    self.batches.push((first, first + n - 1));
                 }
                 self.claim_n = None;
                 self.pstate = PState::Steps {
@@ -863,6 +894,9 @@ impl<'w> Sim<'w> {
             }
         }
         self.cov.same_id_rejoin += u64::from(rejoin);
+        if rejoin && self.batches.iter().any(|&(a, b)| a < start && start <= b) {
+            self.cov.rejoin_mid_batch += 1;
+        }
         a.l.in_table = true;
         a.l.attached_ever = true;
         a.l.dead = false;
