@@ -18,7 +18,7 @@
 //! line per rank. Like a ring, it is removed when its creator drops it; `myelon list` shows it
 //! as kind `cursor`.
 
-use super::layout_names::{validate_segment_name, SegmentNameError};
+use super::layout_names::SegmentNameError;
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
@@ -149,7 +149,7 @@ pub(crate) fn is_cursor(region: &impl Region) -> bool {
 pub fn ensure_coordination_cursor(
     name: &str,
 ) -> Result<CoordinationCursor<crate::backend::ShmBackend>, CoordinationCursorError> {
-    validate_segment_name(name).map_err(CoordinationCursorError::Name)?;
+    super::layout_names::validate_segment_name(name).map_err(CoordinationCursorError::Name)?;
     CoordinationCursor::ensure_with(crate::backend::ShmBackend, name)
 }
 
