@@ -343,3 +343,143 @@ impl LivenessMonitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    const MS: Duration = Duration::from_millis(1);
+    const CAP: i64 = 4;
+
+    fn view(id: &str, attached: bool, cursor: i64) -> EntryView {
+        EntryView {
+            id: id.into(),
+            attached,
+            cursor,
+            incarnation: u64::from(attached),
+            owner_dead: false,
+            prefix: false,
+        }
+    }
+
+    /// Progress 10 ms, grace 5 ms, startup 50 ms; returns the monitor and its alert log.
+    fn monitor(
+        table: &[EntryView],
+    ) -> (
+        LivenessMonitor,
+        Arc<Mutex<Vec<(RequiredConsumerAlertKind, String)>>>,
+    ) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let cfg = RequiredConsumerLivenessConfig::new(["a", "b"])
+            .unwrap()
+            .with_progress_timeout(10 * MS)
+            .unwrap()
+            .with_progress_check_interval(MS)
+            .unwrap()
+            .with_shutdown_grace_period(5 * MS)
+            .unwrap()
+            .with_startup_wait_timeout(50 * MS)
+            .unwrap()
+            .with_alert_hook(Arc::new(move |a| {
+                sink.lock().unwrap().push((a.kind, a.consumer_id.clone()))
+            }));
+        (LivenessMonitor::new(cfg, Duration::ZERO, table), log)
+    }
+
+    /// Each row: (time in ms, cursor of `a`, cursor of `b`) → expected outcome, with the
+    /// producer blocked wanting sequence 4 (so a cursor below 0 gates).
+    #[test]
+    fn stall_window_table() {
+        let t0 = [view("a", true, -1), view("b", true, 3)];
+        let (mut m, log) = monitor(&t0);
+        m.begin_episode(Duration::ZERO);
+        let rows: &[(u32, i64, i64, Option<&str>, usize)] = &[
+            // ms, a, b, error, alerts so far
+            (0, -1, 3, None, 0),
+            (9, -1, 3, None, 0),
+            (10, -1, 3, None, 1), // stalled 10 ms: one alert
+            (12, -1, 3, None, 1), // still one
+            (13, -1, 9, None, 1), // another id advancing is not a recovery
+            (14, -1, 9, None, 1),
+            (15, -1, 9, Some("a"), 1), // 5 ms of grace after the alert
+            (16, 0, 9, Some("a"), 1),  // sticky
+        ];
+        for &(ms, a, b, err, alerts) in rows {
+            let r = m.check(
+                ms * MS,
+                4,
+                CAP,
+                3,
+                &[view("a", true, a), view("b", true, b)],
+            );
+            match err {
+                None => assert_eq!(r, Ok(()), "at {ms} ms"),
+                Some(id) => assert!(
+                    matches!(&r, Err(RequiredConsumerError::GracefulShutdownTriggered { consumer_id, .. }) if consumer_id == id),
+                    "at {ms} ms: {r:?}"
+                ),
+            }
+            assert_eq!(log.lock().unwrap().len(), alerts, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn progress_resets_the_window_and_recovers() {
+        let (mut m, log) = monitor(&[view("a", true, -5), view("b", true, 3)]);
+        m.begin_episode(Duration::ZERO);
+        let check = |m: &mut LivenessMonitor, ms: u32, a: i64| {
+            m.check(
+                ms * MS,
+                4,
+                CAP,
+                3,
+                &[view("a", true, a), view("b", true, 3)],
+            )
+        };
+        assert_eq!(check(&mut m, 8, -5), Ok(()));
+        assert_eq!(check(&mut m, 9, -4), Ok(())); // progress at 9 ms: a new window
+        assert_eq!(check(&mut m, 18, -4), Ok(()));
+        assert!(log.lock().unwrap().is_empty());
+        assert_eq!(check(&mut m, 19, -4), Ok(()));
+        assert_eq!(check(&mut m, 20, -3), Ok(()));
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                (RequiredConsumerAlertKind::Stalled, "a".to_string()),
+                (RequiredConsumerAlertKind::Recovered, "a".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn startup_counts_from_enabling_and_lists_the_missing() {
+        let (mut m, log) = monitor(&[view("a", false, -1), view("b", true, -1)]);
+        m.begin_episode(40 * MS);
+        let t = [view("a", false, -1), view("b", true, 3)];
+        assert_eq!(m.check(49 * MS, 4, CAP, 3, &t), Ok(()));
+        assert_eq!(
+            m.check(50 * MS, 4, CAP, 3, &t),
+            Err(RequiredConsumerError::StartupTimeout {
+                missing: vec!["a".into()]
+            })
+        );
+        // A reservation that never appeared is never "stalled".
+        assert!(log.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_stall_clock_starts_when_the_producer_blocks() {
+        // Idle for an hour, then blocked: the window starts at the block.
+        let (mut m, log) = monitor(&[view("a", true, -1), view("b", true, 3)]);
+        let hour = Duration::from_secs(3600);
+        m.begin_episode(hour);
+        let t = [view("a", true, -1), view("b", true, 3)];
+        assert_eq!(m.check(hour, 4, CAP, 3, &t), Ok(()));
+        assert_eq!(m.check(hour + 9 * MS, 4, CAP, 3, &t), Ok(()));
+        assert!(log.lock().unwrap().is_empty());
+        assert_eq!(m.check(hour + 10 * MS, 4, CAP, 3, &t), Ok(()));
+        assert_eq!(log.lock().unwrap().len(), 1);
+    }
+}
