@@ -352,6 +352,8 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const CAP: i64 = 4;
 
+    type Log = Arc<Mutex<Vec<(RequiredConsumerAlertKind, String)>>>;
+
     fn view(id: &str, attached: bool, cursor: i64) -> EntryView {
         EntryView {
             id: id.into(),
@@ -364,12 +366,7 @@ mod tests {
     }
 
     /// Progress 10 ms, grace 5 ms, startup 50 ms; returns the monitor and its alert log.
-    fn monitor(
-        table: &[EntryView],
-    ) -> (
-        LivenessMonitor,
-        Arc<Mutex<Vec<(RequiredConsumerAlertKind, String)>>>,
-    ) {
+    fn monitor(table: &[EntryView]) -> (LivenessMonitor, Log) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         let cfg = RequiredConsumerLivenessConfig::new(["a", "b"])
