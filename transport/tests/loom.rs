@@ -1,6 +1,6 @@
 //! Loom models of publish/consume and gating over the simulated region.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p myelon --test loom --release`
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p myelon --no-default-features --test loom --release`
 //! Mutant check: add `--cfg myelon_mutant=\"relaxed_stamp\"` to RUSTFLAGS; the models must fail
 //! with a loom causality violation.
 #![cfg(loom)]
