@@ -5,9 +5,12 @@
 //! copied to a 16-byte-aligned address — an [`AlignedFixedFrame`] slot or the framed consumer's
 //! reassembly buffer.
 //!
-//! Decoding and [`ZeroCopyCodec::access`] validate with bytecheck (`rkyv::access`): every
-//! relative pointer, length, enum tag and alignment is checked against the byte slice first, so
-//! a hostile archive is a [`CodecError`]. A deserialized value allocates no more than what the
+//! Decoding and [`ZeroCopyCodec::access`] validate with bytecheck: every relative pointer,
+//! length, enum tag, UTF-8 string and alignment is checked against the byte slice first, so a
+//! hostile archive is a [`CodecError`]. `decode` uses rkyv's high-level validator
+//! (`rkyv::from_bytes`); `access` uses the low-level one (`rkyv::api::low::access`), which checks
+//! the same but does not track shared pointers (measurably cheaper for small messages), so
+//! zero-copy access needs an archive without `Rc`/`Arc` (such types still `decode`). A deserialized value allocates no more than what the
 //! (bounded) archive describes. `decode` copies misaligned input into an aligned scratch buffer
 //! it reuses; `access` needs 16-byte-aligned bytes ([`ZeroCopyCodec::ALIGN`]) and reports
 //! misaligned input as an error — the typed consumer aligns for it.
@@ -16,6 +19,7 @@
 
 use super::{Codec, CodecError, ZeroCopyCodec};
 use rkyv::api::high::{HighSerializer, HighValidator};
+use rkyv::api::low::LowValidator;
 use rkyv::bytecheck::CheckBytes;
 use rkyv::de::Pool;
 use rkyv::rancor::{Error as RkyvError, Strategy};
@@ -86,6 +90,7 @@ impl<T> ZeroCopyCodec<T> for RkyvCodec
 where
     T: Archive + for<'a> Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, RkyvError>>,
     T::Archived: for<'a> CheckBytes<HighValidator<'a, RkyvError>>
+        + for<'a> CheckBytes<LowValidator<'a, RkyvError>>
         + Deserialize<T, Strategy<Pool, RkyvError>>
         + 'static,
 {
@@ -93,7 +98,8 @@ where
     const ALIGN: usize = ALIGN;
 
     fn access<'a>(&self, bytes: &'a [u8]) -> Result<&'a T::Archived, CodecError> {
-        rkyv::access::<T::Archived, RkyvError>(bytes).map_err(|e| CodecError::decode("rkyv", e))
+        rkyv::api::low::access::<T::Archived, RkyvError>(bytes)
+            .map_err(|e| CodecError::decode("rkyv", e))
     }
 }
 

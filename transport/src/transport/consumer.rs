@@ -87,6 +87,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedMessage<'_, F, B> {
     }
 
     /// The payload.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         match &self.body {
             Body::Slot(lease, len) => {
@@ -101,6 +102,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedMessage<'_, F, B> {
 
 impl<F: FramedTransportFrame, B: RingBackend> Deref for FramedMessage<'_, F, B> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.bytes()
     }
@@ -172,6 +174,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// (or of frames to skip): a non-blocking call handles at most `capacity` frames before it
     /// returns `Ok(None)` (the message in progress is kept), and a bounded one checks its
     /// deadline between frames.
+    #[inline]
     fn step(&mut self, wait: Wait) -> TransportResult<Option<Ready>> {
         let budget = self.consumer.capacity();
         let mut frames = 0usize;
@@ -215,6 +218,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         }
     }
 
+    #[inline]
     fn deliver(&mut self, ready: Ready) -> TransportResult<FramedMessage<'_, F, B>> {
         self.received += 1;
         let (message_id, body) = match ready {
@@ -222,19 +226,19 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             Ready::Slot { id, len } => {
                 let seq = self.consumer.next_sequence();
                 // The slot was leased and not released in `step`, so it is still the next one.
-                let lease =
-                    self.consumer
-                        .try_consume_next_leased()?
-                        .ok_or(TransportError::Ring(MultiProcessError::Corrupt {
-                            what: "a leased frame's slot stamp changed",
-                            value: seq,
-                        }))?;
+                let lease = self.consumer.try_consume_next_leased()?.ok_or_else(|| {
+                    TransportError::Ring(MultiProcessError::Corrupt {
+                        what: "a leased frame's slot stamp changed",
+                        value: seq,
+                    })
+                })?;
                 (id, Body::Slot(lease, len))
             }
         };
         Ok(FramedMessage { message_id, body })
     }
 
+    #[inline]
     fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
         let dropped = self.asm.dropped();
         let stepped = self.step(wait);
@@ -251,6 +255,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// The next whole message if one is available now. `Ok(None)`: nothing yet (a message
     /// partly received stays in progress). End of stream and a dead producer are
     /// `Ring(Closed)` / `Ring(ProducerDead)`; frame errors are described on [`TransportError`].
+    #[inline]
     pub fn try_recv(&mut self) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
         self.recv_with(Wait::No)
     }
@@ -275,6 +280,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
 }
 
 /// Leases the next frame, waiting as `wait` says. `None`: none yet (`Wait::No` only).
+#[inline]
 fn next_frame<F: FramedTransportFrame, B: RingBackend>(
     consumer: &mut Consumer<F, B>,
     wait: Wait,
@@ -295,6 +301,7 @@ fn next_frame<F: FramedTransportFrame, B: RingBackend>(
 /// Layer 0 has no peek; dropping an [`EventLease`] releases its slot, forgetting it does not
 /// (the lease owns no resource but the borrow). See the report for the `try_peek` this stands
 /// in for.
+#[inline]
 fn keep<F: FramedTransportFrame, B: RingBackend>(lease: EventLease<'_, F, B>) {
     std::mem::forget(lease);
 }

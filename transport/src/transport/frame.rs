@@ -74,11 +74,13 @@ impl FrameMeta {
 }
 
 /// Whether `flags` mark the last fragment of a message.
+#[inline]
 pub fn is_last_frame(flags: u32) -> bool {
     flags & frame_flags::LAST != 0
 }
 
 /// Whether `flags` mark a message that fits in one frame (`FIRST | LAST`).
+#[inline]
 pub fn is_single_frame(flags: u32) -> bool {
     flags & frame_flags::SINGLE == frame_flags::SINGLE
 }
@@ -223,11 +225,13 @@ frame_impl!(AlignedFixedFrame, u32, u32, 16);
 
 /// Number of frames a `len`-byte message takes with `data_bytes` per frame (the empty message
 /// takes one).
+#[inline]
 pub(crate) fn frames_for(len: usize, data_bytes: usize) -> usize {
     len.div_ceil(data_bytes).max(1)
 }
 
 /// The header of fragment `index` of `frames` for message `id` of `total` bytes.
+#[inline]
 pub(crate) fn fragment_meta(
     id: u32,
     index: usize,

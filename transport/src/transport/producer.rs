@@ -94,6 +94,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         frames_for(len, F::DATA_BYTES)
     }
 
+    #[inline]
     fn check(&self, len: usize) -> TransportResult<usize> {
         if len > self.max_message_size {
             return Err(TransportError::MessageTooLarge {
@@ -105,6 +106,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         Ok(Self::frames_for(len))
     }
 
+    #[inline]
     fn check_unit(&self, len: usize) -> TransportResult<usize> {
         let frames = self.check(len)?;
         if frames > self.capacity() {
@@ -118,6 +120,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
 
     /// Publishes `payload` as one message if the ring has room for all its frames now.
     /// Returns the message id. `Full`: not enough room (nothing published).
+    #[inline]
     pub fn try_publish(&mut self, payload: &[u8]) -> TransportResult<u32> {
         let frames = self.check_unit(payload.len())?;
         let id = self.next_id;
@@ -132,6 +135,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
 
     /// Publishes `payload` as one message, waiting for room as long as it takes (strict
     /// broadcast). A message larger than the ring is streamed (see the module docs).
+    #[inline]
     pub fn publish(&mut self, payload: &[u8]) -> TransportResult<u32> {
         let frames = self.check(payload.len())?;
         let id = self.next_id;
@@ -186,6 +190,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
 
     /// Claims room for a message of exactly `len` bytes, to be written in place (see
     /// [`MessageClaim`]). `Full` if the ring has no room for it now.
+    #[inline]
     pub fn try_claim(&mut self, len: usize) -> TransportResult<MessageClaim<'_, F, B>> {
         let frames = self.check_unit(len)?;
         let batch = self
@@ -209,6 +214,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
 
 /// Claims `count` slots: the non-blocking claim first (it compares with the producer's cached
 /// gating limit and rescans the consumer table only when that is reached), then the waiting one.
+#[inline]
 fn claim<F: FramedTransportFrame, B: RingBackend>(
     producer: &mut Producer<F, B>,
     count: usize,
@@ -226,6 +232,7 @@ fn claim<F: FramedTransportFrame, B: RingBackend>(
 
 /// Writes fragments `first..first + batch.len()` of the `frames`-frame message `id` with the
 /// bytes of `payload`, then commits them.
+#[inline]
 fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
     mut batch: BatchClaim<'_, F, B>,
     id: u32,
@@ -304,12 +311,14 @@ impl<'a, F: FramedTransportFrame, B: RingBackend> MessageClaim<'a, F, B> {
     ///
     /// # Panics
     /// If `i >= fragments()`.
+    #[inline]
     pub fn fragment_mut(&mut self, i: usize) -> &mut [u8] {
         let len = fragment_meta(0, i, self.batch.len(), self.len, F::DATA_BYTES).len as usize;
         &mut self.batch.slot_mut(i).data_mut()[..len]
     }
 
     /// Publishes the message; returns its id.
+    #[inline]
     pub fn commit(self) -> u32 {
         let id = *self.next_id;
         self.batch.commit();

@@ -89,11 +89,13 @@ impl Reassembler {
     }
 
     /// Messages dropped so far (see the module docs).
+    #[inline]
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// The last completed multi-frame message (16-byte aligned).
+    #[inline]
     pub fn message(&self) -> &[u8] {
         self.buf.as_slice()
     }
@@ -114,6 +116,7 @@ impl Reassembler {
         self.state = State::Hunting;
     }
 
+    #[inline]
     fn drop_message(&mut self, id: u32) {
         if self.hunted != Some(id) {
             self.dropped += 1;
@@ -128,6 +131,7 @@ impl Reassembler {
     }
 
     /// Decides about one frame with header `meta` (untrusted) and payload area `data`.
+    #[inline]
     pub fn feed(&mut self, meta: FrameMeta, data: &[u8]) -> Step {
         let id = meta.message_id;
         if meta.flags & !frame_flags::ALL != 0 {
@@ -170,6 +174,7 @@ impl Reassembler {
 
     /// Checks that fragment `meta` of a message holds `len <= frame capacity` bytes and, unless
     /// it is the last, exactly a full frame.
+    #[inline]
     fn check_len(&self, meta: &FrameMeta, data: &[u8]) -> Result<usize, TransportError> {
         let len = meta.len as usize;
         if len > self.data_bytes || len > data.len() {
@@ -189,6 +194,7 @@ impl Reassembler {
         Ok(len)
     }
 
+    #[inline]
     fn start(&mut self, meta: FrameMeta, data: &[u8]) -> Step {
         let id = meta.message_id;
         if meta.fragment_index & self.index_mask != 0 {
@@ -220,6 +226,7 @@ impl Reassembler {
         Step::Pending
     }
 
+    #[inline]
     fn continue_message(
         &mut self,
         meta: FrameMeta,
