@@ -226,12 +226,12 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             Ready::Slot { id, len } => {
                 let seq = self.consumer.next_sequence();
                 // The slot was leased and not released in `step`, so it is still the next one.
-                let lease = self.consumer.try_consume_next_leased()?.ok_or_else(|| {
-                    TransportError::Ring(MultiProcessError::Corrupt {
+                let Some(lease) = self.consumer.try_consume_next_leased()? else {
+                    return Err(TransportError::Ring(MultiProcessError::Corrupt {
                         what: "a leased frame's slot stamp changed",
                         value: seq,
-                    })
-                })?;
+                    }));
+                };
                 (id, Body::Slot(lease, len))
             }
         };
