@@ -4,7 +4,8 @@
 //! consume, so the producer never blocks; rounds of both variants alternate and the medians and
 //! their ratio are printed (no absolute threshold: a ratio within noise of 1.0 is the claim).
 //!
-//! `cargo bench -p myelon --bench liveness`
+//! `cargo bench -p myelon --bench liveness`; with `SAME=1` both variants call `publish` (an A/A
+//! control: the spread of that ratio is the noise level).
 
 use myelon::{
     attach_shared_consumer, build_shared_single_producer, RequiredConsumerLivenessConfig,
@@ -34,6 +35,7 @@ fn main() {
     let mut plain = Vec::new();
     let mut managed = Vec::new();
     let mut sum = 0u64;
+    let same = std::env::var_os("SAME").is_some();
     for round in 0..2 * ROUNDS {
         let use_managed = round % 2 == 1;
         if use_managed && !p.required_consumer_liveness_enabled() {
@@ -44,7 +46,7 @@ fn main() {
         for b in 0..BURSTS {
             for i in 0..BURST {
                 let v = b * BURST + i;
-                if use_managed {
+                if use_managed && !same {
                     p.publish_managed(|e| *e = v).expect("room");
                 } else {
                     p.publish(|e| *e = v);

@@ -75,6 +75,9 @@ pub struct Producer<E: ShmEvent, B: RingBackend> {
     pub(crate) capacity: i64,
     /// Required-consumer liveness, when enabled (cold path only).
     pub(crate) liveness: Option<Box<LivenessMonitor>>,
+    /// Whether `liveness` holds a sticky failure (read by every managed publish, so kept here
+    /// rather than behind the box).
+    pub(crate) liveness_failed: bool,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Producer<E, B> {
@@ -99,6 +102,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             limit: -1,
             capacity,
             liveness: None,
+            liveness_failed: false,
         };
         p.refresh_limit();
         p

@@ -78,6 +78,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         let now = self.backend.now();
         tracing::debug!(ring = %self.name, required = ?config.required, "required-consumer liveness enabled");
         self.liveness = Some(Box::new(LivenessMonitor::new(config, now, &table)));
+        self.liveness_failed = false;
         Ok(())
     }
 
@@ -100,6 +101,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             return Ok(self.try_claim_n(n as i64));
         };
         let r = self.managed_claim_with(&mut m, n as i64, now);
+        self.liveness_failed = m.failed().is_some();
         self.liveness = Some(m);
         r
     }
@@ -191,10 +193,19 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         }
     }
 
+    #[inline]
     fn managed_precheck(&self) -> Result<(), RequiredConsumerError> {
+        if self.liveness_failed {
+            return Err(self.sticky_failure());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn sticky_failure(&self) -> RequiredConsumerError {
         match self.liveness.as_deref().and_then(LivenessMonitor::failed) {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
+            Some(e) => e.clone(),
+            None => unreachable!("liveness_failed is set only with a stored failure"),
         }
     }
 
@@ -207,11 +218,25 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         &mut self,
         f: F,
     ) -> Result<Sequence, RequiredConsumerError> {
+        if !self.liveness_failed {
+            if let Some(s) = self.try_claim() {
+                self.write_and_stamp(s, f);
+                self.announce(s);
+                return Ok(s);
+            }
+        }
+        self.publish_managed_slow(f)
+    }
+
+    /// The cold half of [`Self::publish_managed`]: a sticky failure, or no room.
+    #[cold]
+    #[inline(never)]
+    fn publish_managed_slow<F: FnOnce(&mut E)>(
+        &mut self,
+        f: F,
+    ) -> Result<Sequence, RequiredConsumerError> {
         self.managed_precheck()?;
-        let s = match self.try_claim() {
-            Some(s) => s,
-            None => self.managed_wait(1)?,
-        };
+        let s = self.managed_wait(1)?;
         self.write_and_stamp(s, f);
         self.announce(s);
         Ok(s)
