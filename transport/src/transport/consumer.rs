@@ -121,6 +121,12 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedMessage<
 impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// Wraps a Layer 0 consumer of frames; it starts by looking for a first frame.
     pub fn new(consumer: Consumer<F, B>) -> Self {
+        const {
+            assert!(
+                F::DATA_BYTES > 0,
+                "a frame type needs at least one payload byte"
+            )
+        };
         FramedTransportConsumer {
             consumer,
             asm: Reassembler::new(F::DATA_BYTES, F::INDEX_MASK, DEFAULT_MAX_MESSAGE_SIZE),

@@ -40,6 +40,12 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTranspor
 impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
     /// Wraps a Layer 0 producer of frames. Message ids start at 0 for each producer.
     pub fn new(producer: Producer<F, B>) -> Self {
+        const {
+            assert!(
+                F::DATA_BYTES > 0,
+                "a frame type needs at least one payload byte"
+            )
+        };
         FramedTransportProducer {
             producer,
             next_id: 0,
