@@ -272,14 +272,23 @@ impl<B: RingBackend> RingInspector<B> {
     pub fn snapshot(&self) -> RingSnapshot {
         let h = self.header();
         let r = Ordering::Relaxed;
-        let producer_cursor = h.producer.value.load(Ordering::Acquire).max(-1);
         let capacity = h.capacity.load(r);
         let c = &h.counters.values;
-        let consumers = (0..self.entries)
-            .filter_map(|i| {
-                let e = try_entry_of(&self.region, i)?;
-                self.consumer(i, e, producer_cursor, capacity)
-            })
+        // Consumer cursors first, then the producer's: a consumer never releases what was not
+        // published, so read in this order the figures agree (consumed <= published) unless a
+        // consumer released a slot between its stamp store and the producer's announcement.
+        let entries: Vec<_> = (0..self.entries)
+            .filter_map(|i| Some((i, try_entry_of(&self.region, i)?)))
+            .collect();
+        let cursors: Vec<i64> = entries
+            .iter()
+            .map(|(_, e)| e.cursor.value.load(Ordering::Acquire))
+            .collect();
+        let producer_cursor = h.producer.value.load(Ordering::Acquire).max(-1);
+        let consumers = entries
+            .iter()
+            .zip(cursors)
+            .filter_map(|((i, e), cursor)| self.consumer(*i, e, cursor, producer_cursor, capacity))
             .collect();
         RingSnapshot {
             name: self.name.clone(),
@@ -305,6 +314,7 @@ impl<B: RingBackend> RingInspector<B> {
         &self,
         index: usize,
         e: &ConsumerEntry,
+        cursor: i64,
         producer_cursor: i64,
         capacity: u64,
     ) -> Option<ConsumerSnapshot> {
@@ -316,7 +326,7 @@ impl<B: RingBackend> RingInspector<B> {
         };
         let r = Ordering::Relaxed;
         let c = &e.counters.values;
-        let cursor = e.cursor.value.load(Ordering::Acquire).max(-1);
+        let cursor = cursor.max(-1);
         let first_sequence = (c[consumer_counter::FIRST_SEQUENCE].load(r) as i64).max(0);
         let alerts = c[consumer_counter::ALERTS].load(r);
         let recoveries = c[consumer_counter::RECOVERIES].load(r);
