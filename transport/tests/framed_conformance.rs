@@ -349,6 +349,41 @@ pub fn message_ids_are_per_producer<F: Fixture>() {
     }
 }
 
+/// Two consumer threads and a producer, messages of pseudo-random sizes from empty to twice the
+/// ring (those stream), every byte checked.
+pub fn stress_random_sizes<F: Fixture>() {
+    const CAP: usize = 16;
+    const COUNT: u64 = 1000;
+    let f = F::new();
+    let mut p = producer::<F, Frame>(&f, CAP);
+    let size = |i: u64| (checksum(i) % (2 * CAP * N) as u64) as usize;
+    let readers: Vec<_> = ["c0", "c1"]
+        .into_iter()
+        .map(|id| {
+            let mut c = FramedTransportConsumer::from_builder(
+                builder::<F, Frame>(f.consumer(), &f, CAP)
+                    .with_consumer_id(id)
+                    .with_wait_strategy(AutoWaitStrategy::Yield),
+            )
+            .expect("consumer");
+            std::thread::spawn(move || {
+                for i in 0..COUNT {
+                    let m = c.recv_timeout(LONG).expect("message");
+                    assert_eq!(m.message_id(), i as u32);
+                    assert!(*m == payload(i, size(i))[..], "message {i} differs");
+                }
+                c.dropped_messages()
+            })
+        })
+        .collect();
+    for i in 0..COUNT {
+        p.publish(&payload(i, size(i))).expect("publish");
+    }
+    for r in readers {
+        assert_eq!(r.join().expect("reader"), 0);
+    }
+}
+
 macro_rules! framed_conformance {
     ($module:ident, $fixture:ty) => {
         mod $module {
@@ -388,6 +423,10 @@ macro_rules! framed_conformance {
             #[test]
             fn rejoin_in_the_middle_skips_to_next_message() {
                 super::rejoin_in_the_middle_skips_to_next_message::<$fixture>()
+            }
+            #[test]
+            fn stress_random_sizes() {
+                super::stress_random_sizes::<$fixture>()
             }
             #[test]
             fn message_ids_are_per_producer() {
