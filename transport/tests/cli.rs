@@ -254,3 +254,19 @@ fn clean_removes_a_dead_owners_ring_and_leaves_a_live_one() {
     assert!(out.contains("0 segment(s) removed"), "{out}");
     let _ = MmapBackend::new(std::env::temp_dir());
 }
+
+#[test]
+fn stat_of_a_coordination_cursor_shows_its_words() {
+    let name = format!("/myelon-t-{}-clicur", std::process::id());
+    let _guard = SegmentGuard(name.clone());
+    let cur = myelon::ensure_coordination_cursor(&name).unwrap();
+    cur.advance_generation();
+    cur.announce_rank(2);
+    cur.announce_rank(2);
+    let out = ok(&["stat", &name]);
+    assert!(out.contains("generation 1"), "{out}");
+    assert!(out.contains("rank incarnations 2:2"), "{out}");
+    assert!(out.contains("owner alive"), "{out}");
+    let out = ok(&["list", "--prefix", name.trim_start_matches('/')]);
+    assert_eq!(row(&out, &name)[2..5], ["cursor", "-", "alive"]);
+}

@@ -225,8 +225,9 @@ where
     }
 
     /// The next response of worker `rank` if one is there (`Ok(None)`: nothing yet). A dead
-    /// worker's ring is drained first; then, if the worker was restarted, its new ring is
-    /// attached (without waiting).
+    /// worker's ring is drained first; then, once the worker was restarted, its new ring is
+    /// attached (without waiting; until then this keeps returning `Ok(None)`: use
+    /// [`Self::recv_from`] for a deadline, or the dispatch ring's liveness for an alert).
     pub fn try_recv_from(&mut self, rank: usize) -> InferenceTopologyResult<Option<Resp>> {
         self.check_rank(rank)?;
         match self.responses[rank].try_recv() {

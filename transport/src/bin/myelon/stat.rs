@@ -3,7 +3,11 @@
 use crate::{owner_word, CliResult};
 use clap::Args;
 use myelon::backend::{MmapBackend, RingBackend, ShmBackend};
-use myelon::observability::{ConsumerSnapshot, RingInspector, RingSnapshot, RingState};
+use myelon::observability::{
+    ConsumerSnapshot, InspectError, RingInspector, RingSnapshot, RingState,
+};
+use myelon::transport::coordination_cursor::COORDINATION_RANKS;
+use myelon::transport::CoordinationCursor;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -30,12 +34,45 @@ pub(crate) struct StatArgs {
 
 pub(crate) fn run(args: &StatArgs) -> CliResult {
     match &args.dir {
-        None => show(RingInspector::open(ShmBackend, &args.name)?, args),
-        Some(d) => show(
-            RingInspector::open(MmapBackend::new(d.clone()), &args.name)?,
-            args,
-        ),
+        None => open_and_show(ShmBackend, args),
+        Some(d) => open_and_show(MmapBackend::new(d.clone()), args),
     }
+}
+
+fn open_and_show<B: RingBackend>(backend: B, args: &StatArgs) -> CliResult {
+    match RingInspector::open(backend.clone(), &args.name) {
+        Ok(inspector) => show(inspector, args),
+        Err(e @ InspectError::NotARing { .. }) => {
+            // Perhaps a session's coordination cursor.
+            match CoordinationCursor::open_with(backend, &args.name, Duration::ZERO) {
+                Ok(c) => {
+                    print!("{}", cursor_text(&c));
+                    Ok(())
+                }
+                Err(_) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn cursor_text<B: RingBackend>(c: &CoordinationCursor<B>) -> String {
+    let ranks: Vec<String> = (0..COORDINATION_RANKS)
+        .map(|r| (r, c.rank_value(r)))
+        .filter(|(_, v)| *v > 0)
+        .map(|(r, v)| format!("{r}:{v}"))
+        .collect();
+    let ranks = if ranks.is_empty() {
+        "-".to_string()
+    } else {
+        ranks.join(" ")
+    };
+    format!(
+        "coordination cursor {}  owner {}  generation {}\nrank incarnations {ranks}\n",
+        c.name(),
+        owner_word(c.owner_state()),
+        c.generation(),
+    )
 }
 
 /// ANSI: cursor home, clear screen.
