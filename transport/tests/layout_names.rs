@@ -167,3 +167,23 @@ fn ensure_refuses_bad_names() {
         ))
     ));
 }
+
+#[test]
+fn every_worker_count_of_a_fixed_topology_fits_and_is_unique_per_rank() {
+    use myelon::{FixedTopology, WorkerCount};
+    for label in LABELS.iter().filter(|l| !l.is_empty()) {
+        for w in WorkerCount::all() {
+            let t = FixedTopology::new(label, w).unwrap();
+            let names: HashSet<&str> = t.layout().all_segments().collect();
+            assert_eq!(names.len(), w.get() + 2, "{label:?} {w}");
+            assert!(names.iter().all(|n| validate_segment_name(n).is_ok()));
+            let again = FixedTopology::new(label, w).unwrap();
+            assert_eq!(again.layout(), t.layout());
+            let ids: HashSet<String> = t.worker_ids().into_iter().collect();
+            assert_eq!(ids.len(), w.get());
+        }
+    }
+    for n in [0, 1, 9, 100] {
+        assert!(WorkerCount::new(n).is_err(), "{n}");
+    }
+}
