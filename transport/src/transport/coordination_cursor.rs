@@ -144,7 +144,7 @@ pub(crate) fn is_cursor(region: &impl Region) -> bool {
 }
 
 /// Creates (or opens the live) coordination cursor `name` in POSIX shared memory; `name` must
-/// pass [`validate_segment_name`]. See [`CoordinationCursor::ensure_with`].
+/// pass [`validate_segment_name`](crate::transport::validate_segment_name). See [`CoordinationCursor::ensure_with`].
 #[cfg(feature = "shm")]
 pub fn ensure_coordination_cursor(
     name: &str,
