@@ -17,6 +17,9 @@ fuzz_target!(|input: &[u8]| {
     };
     let mask = if mode & 1 == 0 { 0xffff } else { u32::MAX };
     let mut r = Reassembler::new(DATA, mask, MAX);
+    // The next bit turns copying off (fragments used in place, as `recv_fragments_timeout` does).
+    let copy = mode & 2 == 0;
+    r.set_copy(copy);
     let data = [0x5a_u8; DATA];
     let mut interrupted = 0;
     for chunk in rest.chunks_exact(13) {
@@ -30,8 +33,16 @@ fuzz_target!(|input: &[u8]| {
         let dropped_before = r.dropped();
         match r.feed(meta, &data) {
             Step::Single { len, .. } => assert!(len <= DATA && len <= MAX),
-            Step::Complete { .. } => assert!(r.message().len() <= MAX && r.message().len() > DATA - 1),
-            Step::Pending => assert!(r.in_progress().is_some_and(|(_, n)| n <= MAX)),
+            Step::Complete { len, .. } => {
+                assert!(len <= DATA);
+                if copy {
+                    assert!(r.message().len() <= MAX && r.message().len() >= DATA);
+                }
+            }
+            Step::Pending { len } => {
+                assert_eq!(len, DATA, "an inner fragment is full");
+                assert!(r.in_progress().is_some_and(|(_, n)| n <= MAX));
+            }
             Step::Skipped | Step::Dropped(_) => assert!(r.in_progress().is_none()),
             Step::Interrupted(_) => {
                 // The same frame fed again is never interrupted twice in a row.

@@ -14,7 +14,9 @@
 //! * `handoff` — the same 1 MiB pipeline without myelon (two threads, heap buffers): what the
 //!   hardware gives when every byte crosses between the two cores' caches;
 //! * `bulk_1MiB_frame1MiB` / `bulk_1MiB_frame64KiB` — one-way 1 MiB messages, producer copying
-//!   every byte in, consumer reading every byte, as one frame or 16 fragments;
+//!   every byte in, consumer reading every byte, as one frame or 16 fragments (reassembled);
+//!   `bulk_1MiB_frame64KiB_fragments` reads the 16 fragments in place
+//!   (`recv_fragments_timeout`, no reassembly copy);
 //! * `rkyv_access` / `rkyv_decode` — ns per validated in-place access vs full decode.
 //!
 //! Targets: framed 64 B p50 ≤ 1.3× raw 64 B p50; 1 MiB ≥ 0.7× memcpy; access < decode / 4.
@@ -190,10 +192,11 @@ impl Results {
         };
         let p50 = |n: &str| self.lat(n).map(|s| s.p50);
         println!(
-            "run {run}: framed64/raw64 p50 {}, bulk1MiB/memcpy {} (64KiB frames {}), handoff/memcpy {}, access/decode {}",
+            "run {run}: framed64/raw64 p50 {}, bulk1MiB/memcpy {} (64KiB frames {}, in place {}), handoff/memcpy {}, access/decode {}",
             ratio(p50("framed_pingpong_64"), p50("pingpong_64")),
             ratio(self.bw("bulk_1MiB_frame1MiB"), self.bw("memcpy_1MiB")),
             ratio(self.bw("bulk_1MiB_frame64KiB"), self.bw("memcpy_1MiB")),
+            ratio(self.bw("bulk_1MiB_frame64KiB_fragments"), self.bw("memcpy_1MiB")),
             ratio(self.bw("handoff_1MiB"), self.bw("memcpy_1MiB")),
             ratio(self.op("rkyv_access"), self.op("rkyv_decode")),
         );
@@ -254,7 +257,11 @@ impl Results {
             "<= 1.30",
         );
         let memcpy = self.bw("memcpy_1MiB");
-        for row in ["bulk_1MiB_frame1MiB", "bulk_1MiB_frame64KiB"] {
+        for row in [
+            "bulk_1MiB_frame1MiB",
+            "bulk_1MiB_frame64KiB",
+            "bulk_1MiB_frame64KiB_fragments",
+        ] {
             target(
                 &format!("{row} / memcpy"),
                 self.bw(row).zip(memcpy).map(|(b, m)| b / m),
@@ -268,7 +275,11 @@ impl Results {
             "  (context) bare two-thread handoff / memcpy: {}",
             show(handoff.zip(memcpy).map(|(h, m)| h / m))
         );
-        for row in ["bulk_1MiB_frame1MiB", "bulk_1MiB_frame64KiB"] {
+        for row in [
+            "bulk_1MiB_frame1MiB",
+            "bulk_1MiB_frame64KiB",
+            "bulk_1MiB_frame64KiB_fragments",
+        ] {
             let r = self.bw(row).zip(handoff).map(|(b, h)| b / h);
             println!("  (context) {row} / bare handoff: {}", show(r));
         }
@@ -321,15 +332,21 @@ fn bandwidth_rows(clock: &Clock, plan: &Plan, r: &mut Results) -> BenchResult<()
         let gbps = bulk::handoff_floor(plan.cpus, MIB, cap, plan.bulk_messages);
         r.push_bw("handoff_1MiB", gbps);
     }
-    for (row, frame_64k) in [
-        ("bulk_1MiB_frame1MiB", false),
-        ("bulk_1MiB_frame64KiB", true),
-    ] {
+    let rows = [
+        ("bulk_1MiB_frame1MiB", false, bulk::Recv::Message),
+        ("bulk_1MiB_frame64KiB", true, bulk::Recv::Message),
+        (
+            "bulk_1MiB_frame64KiB_fragments",
+            true,
+            bulk::Recv::Fragments,
+        ),
+    ];
+    for (row, frame_64k, recv) in rows {
         if plan.wants(row) {
             let gbps = if frame_64k {
-                bulk::run::<F64K>(plan, &mut names, MIB, 16 * cap)?
+                bulk::run::<F64K>(plan, &mut names, MIB, 16 * cap, recv)?
             } else {
-                bulk::run::<F1M>(plan, &mut names, MIB, cap)?
+                bulk::run::<F1M>(plan, &mut names, MIB, cap, recv)?
             };
             r.push_bw(row, gbps);
         }

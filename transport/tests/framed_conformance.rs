@@ -384,6 +384,74 @@ pub fn stress_random_sizes<F: Fixture>() {
     }
 }
 
+/// Fragment-wise receive: each fragment is visited in place, in order; a message partly
+/// received by `try_recv` is visited from its first byte; a message that breaks after a visit
+/// is an error and is dropped.
+pub fn fragments_are_visited_in_place<F: Fixture>() {
+    let f = F::new();
+    let mut raw = builder::<F, Frame>(f.producer(), &f, 16)
+        .build_producer(Frame::empty)
+        .expect("raw producer");
+    let mut c = consumer::<F, Frame>(&f, 16, "c0");
+    let frame = |id: u32, index: u32, flags: u32, len: usize, fill: u8| {
+        move |fr: &mut Frame| {
+            fr.set_meta(&FrameMeta {
+                message_id: id,
+                len: len as u32,
+                flags,
+                fragment_index: index,
+            });
+            fr.data_mut().fill(fill);
+        }
+    };
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    // A whole three-fragment message, then a single-frame one.
+    raw.publish(frame(0, 0, frame_flags::FIRST, N, 1));
+    raw.publish(frame(0, 1, 0, N, 2));
+    raw.publish(frame(0, 2, frame_flags::LAST, 5, 3));
+    raw.publish(frame(1, 0, frame_flags::SINGLE, 7, 4));
+    let id = c
+        .recv_fragments_timeout(LONG, |b| seen.push(b.to_vec()))
+        .expect("message 0");
+    assert_eq!(id, 0);
+    assert_eq!(seen, vec![vec![1; N], vec![2; N], vec![3; 5]]);
+    seen.clear();
+    let id = c
+        .recv_fragments_timeout(LONG, |b| seen.push(b.to_vec()))
+        .expect("message 1");
+    assert_eq!((id, &seen[..]), (1, &[vec![4u8; 7]][..]));
+    // Partly received by try_recv, completed fragment-wise: the copied prefix comes first.
+    raw.publish(frame(2, 0, frame_flags::FIRST, N, 5));
+    raw.publish(frame(2, 1, 0, N, 6));
+    assert!(matches!(c.try_recv(), Ok(None)));
+    raw.publish(frame(2, 2, frame_flags::LAST, 1, 7));
+    seen.clear();
+    let id = c
+        .recv_fragments_timeout(LONG, |b| seen.push(b.to_vec()))
+        .expect("message 2");
+    let mut prefix = vec![5u8; N];
+    prefix.extend(vec![6u8; N]);
+    assert_eq!((id, &seen[..]), (2, &[prefix, vec![7u8; 1]][..]));
+    // Broken after one visited fragment: an error, dropped, and the next message is fine.
+    raw.publish(frame(3, 0, frame_flags::FIRST, N, 8));
+    raw.publish(frame(3, 2, frame_flags::LAST, 1, 9));
+    raw.publish(frame(4, 0, frame_flags::SINGLE, 2, 10));
+    seen.clear();
+    let r = c.recv_fragments_timeout(LONG, |b| seen.push(b.to_vec()));
+    assert!(
+        matches!(r, Err(TransportError::FragmentGap { message_id: 3, .. })),
+        "{r:?}"
+    );
+    assert_eq!(seen.len(), 1, "the visitor saw the prefix before the gap");
+    assert_eq!(c.dropped_messages(), 1);
+    seen.clear();
+    let id = c
+        .recv_fragments_timeout(LONG, |b| seen.push(b.to_vec()))
+        .expect("message 4");
+    assert_eq!((id, &seen[..]), (4, &[vec![10u8; 2]][..]));
+    assert_eq!(c.messages_received(), 4);
+}
+
 macro_rules! framed_conformance {
     ($module:ident, $fixture:ty) => {
         mod $module {
@@ -423,6 +491,10 @@ macro_rules! framed_conformance {
             #[test]
             fn rejoin_in_the_middle_skips_to_next_message() {
                 super::rejoin_in_the_middle_skips_to_next_message::<$fixture>()
+            }
+            #[test]
+            fn fragments_are_visited_in_place() {
+                super::fragments_are_visited_in_place::<$fixture>()
             }
             #[test]
             fn stress_random_sizes() {

@@ -35,6 +35,15 @@ pub fn role<F: FramedTransportFrame>() -> String {
     format!("bulk-{}", F::DATA_BYTES)
 }
 
+/// How the consumer receives each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// `try_recv`: in place for one frame, reassembled (one copy) for several.
+    Message,
+    /// `recv_fragments_timeout`: every fragment read in place, no reassembly.
+    Fragments,
+}
+
 fn source(size: usize) -> Vec<u8> {
     (0..size).map(|k| (k * 7 + 3) as u8).collect()
 }
@@ -59,6 +68,7 @@ pub fn run<F: FramedTransportFrame>(
     names: &mut Names,
     size: usize,
     capacity: usize,
+    recv: Recv,
 ) -> BenchResult<f64> {
     let name = names.fresh("bulk");
     let mut producer = FramedTransportProducer::from_builder(
@@ -68,7 +78,18 @@ pub fn run<F: FramedTransportFrame>(
     )?
     .with_max_message_size(size);
     let n = plan.bulk_messages;
-    let args = [name, capacity.to_string(), n.to_string(), size.to_string()];
+    let mode = if recv == Recv::Fragments {
+        "fragments"
+    } else {
+        "message"
+    };
+    let args = [
+        name,
+        capacity.to_string(),
+        n.to_string(),
+        size.to_string(),
+        mode.to_string(),
+    ];
     let peer = Peer::spawn(&role::<F>(), plan.cpus.1, &args)?;
     let mut src = source(size);
     for i in 0..n {
@@ -87,8 +108,8 @@ pub fn run<F: FramedTransportFrame>(
 
 /// Consumer side: prints `elapsed_ns <ns>` for messages 1..n after reading every byte.
 pub fn peer<F: FramedTransportFrame>(args: &[String]) -> BenchResult<()> {
-    let [name, cap, n, size] = args else {
-        return Err("bulk peer: expected <name> <capacity> <messages> <size>".into());
+    let [name, cap, n, size, mode] = args else {
+        return Err("bulk peer: expected <name> <capacity> <messages> <size> <mode>".into());
     };
     let (cap, n, size): (usize, u64, usize) = (cap.parse()?, n.parse()?, size.parse()?);
     let mut consumer = FramedTransportConsumer::from_builder(
@@ -100,6 +121,28 @@ pub fn peer<F: FramedTransportFrame>(args: &[String]) -> BenchResult<()> {
     let clock = std::time::Instant::now();
     let mut start = None;
     let mut sink = 0u64;
+    if mode == "fragments" {
+        for i in 0..n {
+            let (mut len, mut head) = (0usize, [0u8; 8]);
+            consumer.recv_fragments_timeout(ATTACH_TIMEOUT, |b| {
+                if len == 0 {
+                    head.copy_from_slice(&b[..8]);
+                }
+                len += b.len();
+                sink = sink.wrapping_add(read_all(b));
+            })?;
+            if i == 0 {
+                start = Some(clock.elapsed());
+            }
+            if len != size || head != i.to_le_bytes() {
+                return Err(format!("bulk: message {i} is wrong").into());
+            }
+        }
+        let elapsed = clock.elapsed() - start.unwrap_or_default();
+        std::hint::black_box(sink);
+        println!("elapsed_ns {}", elapsed.as_nanos());
+        return Ok(());
+    }
     for i in 0..n {
         let m = loop {
             match consumer.try_recv() {

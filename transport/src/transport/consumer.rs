@@ -202,7 +202,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
                 return Ok(None);
             };
             match self.asm.feed(lease.meta(), lease.data()) {
-                Step::Pending | Step::Skipped => {}
+                Step::Pending { .. } | Step::Skipped => {}
                 Step::Single { message_id, len } => {
                     keep(lease);
                     return Ok(Some(Ready::Slot {
@@ -210,7 +210,9 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
                         len,
                     }));
                 }
-                Step::Complete { message_id } => return Ok(Some(Ready::Buffer { id: message_id })),
+                Step::Complete { message_id, .. } => {
+                    return Ok(Some(Ready::Buffer { id: message_id }))
+                }
                 Step::Dropped(e) => {
                     tracing::debug!(error = %e, "framed consumer dropped a frame");
                     return Err(e);
@@ -281,6 +283,74 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         match self.recv_with(Wait::Until(deadline, timeout))? {
             Some(m) => Ok(m),
             None => unreachable!("a bounded receive returns a message or an error"),
+        }
+    }
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
+    /// Receives the next message fragment by fragment, **in place**, without reassembling it:
+    /// `visit` gets each fragment's bytes in order while its slot is leased (a single-frame
+    /// message is one call), and the message id is returned after the last one. Waits at most
+    /// `timeout` in all.
+    ///
+    /// Every frame is validated as for [`Self::recv_timeout`]. A message is visited within one
+    /// call: if it breaks after some fragments were visited (a frame error, or the timeout),
+    /// the error is returned, the message is dropped and counted, and the visitor must discard
+    /// the prefix it saw. A message partly received by an earlier `try_recv` is visited from
+    /// its first byte (the fragments copied so far come first, in one call).
+    pub fn recv_fragments_timeout(
+        &mut self,
+        timeout: Duration,
+        mut visit: impl FnMut(&[u8]),
+    ) -> TransportResult<u32> {
+        let deadline = Instant::now() + timeout;
+        let dropped = self.asm.dropped();
+        if self.asm.in_progress().is_some() {
+            visit(self.asm.message());
+        }
+        self.asm.set_copy(false);
+        let r = self.visit_frames(Wait::Until(deadline, timeout), &mut visit);
+        self.asm.set_copy(true);
+        if r.is_err() && self.asm.in_progress().is_some() {
+            self.asm.reset();
+        }
+        let more = self.asm.dropped() - dropped;
+        if more > 0 {
+            crate::observability::record_dropped(self.consumer.counters(), more);
+        }
+        r
+    }
+
+    fn visit_frames(&mut self, wait: Wait, visit: &mut impl FnMut(&[u8])) -> TransportResult<u32> {
+        let mut frames = 0usize;
+        loop {
+            if let Wait::Until(deadline, timeout) = wait {
+                if frames > 0 && Instant::now() >= deadline {
+                    return Err(TransportError::Ring(MultiProcessError::Timeout {
+                        op: "receive a framed message",
+                        waited: timeout,
+                    }));
+                }
+            }
+            frames += 1;
+            let Some(lease) = next_frame(&mut self.consumer, wait)? else {
+                continue;
+            };
+            let data = lease.data();
+            match self.asm.feed(lease.meta(), data) {
+                Step::Skipped => {}
+                Step::Pending { len } => visit(&data[..len]),
+                Step::Single { message_id, len } | Step::Complete { message_id, len } => {
+                    visit(&data[..len]);
+                    self.received += 1;
+                    return Ok(message_id);
+                }
+                Step::Dropped(e) => return Err(e),
+                Step::Interrupted(e) => {
+                    keep(lease);
+                    return Err(e);
+                }
+            }
         }
     }
 }

@@ -26,13 +26,18 @@ pub enum Step {
         /// Its length.
         len: usize,
     },
-    /// The frame completed a message, now in [`Reassembler::message`].
+    /// The frame completed a message, now in [`Reassembler::message`] (in copying mode).
     Complete {
         /// Its message id.
         message_id: u32,
+        /// Bytes of this last fragment (validated `<= data.len()`).
+        len: usize,
     },
-    /// The frame's fragment was appended; more are needed.
-    Pending,
+    /// The frame's fragment was accepted (and appended, in copying mode); more are needed.
+    Pending {
+        /// Bytes of this fragment (validated `<= data.len()`).
+        len: usize,
+    },
     /// The frame was skipped while looking for a first frame (a join in the middle of a message).
     Skipped,
     /// The frame was invalid or out of place and was dropped (with the message it belonged to).
@@ -46,7 +51,11 @@ pub enum Step {
 enum State {
     Hunting,
     Idle,
-    Assembling { id: u32, next_index: u32 },
+    Assembling {
+        id: u32,
+        next_index: u32,
+        len: usize,
+    },
 }
 
 /// Reassembles framed messages; see the module docs.
@@ -60,6 +69,9 @@ pub struct Reassembler {
     dropped: u64,
     /// The message whose frames are being skipped (already counted in `dropped`).
     hunted: Option<u32>,
+    /// Whether accepted fragments are copied into the buffer (off while a caller visits
+    /// fragments in place).
+    copy: bool,
 }
 
 impl Reassembler {
@@ -75,6 +87,7 @@ impl Reassembler {
             max_message_size,
             dropped: 0,
             hunted: None,
+            copy: true,
         }
     }
 
@@ -94,7 +107,15 @@ impl Reassembler {
         self.dropped
     }
 
-    /// The last completed multi-frame message (16-byte aligned).
+    /// Whether accepted fragments are copied into the buffer (the default). With copying off,
+    /// the caller uses each fragment where it lies (`Pending`/`Complete` carry its length);
+    /// validation and the size limit apply the same.
+    pub fn set_copy(&mut self, copy: bool) {
+        self.copy = copy;
+    }
+
+    /// The last completed multi-frame message (16-byte aligned), or the fragments copied so
+    /// far of the message in progress.
     #[inline]
     pub fn message(&self) -> &[u8] {
         self.buf.as_slice()
@@ -103,7 +124,7 @@ impl Reassembler {
     /// The id and length so far of a message being reassembled.
     pub fn in_progress(&self) -> Option<(u32, usize)> {
         match self.state {
-            State::Assembling { id, .. } => Some((id, self.buf.len())),
+            State::Assembling { id, len, .. } => Some((id, len)),
             _ => None,
         }
     }
@@ -168,7 +189,8 @@ impl Reassembler {
             State::Assembling {
                 id: current,
                 next_index,
-            } => self.continue_message(meta, data, current, next_index),
+                len,
+            } => self.continue_message(meta, data, current, next_index, len),
         }
     }
 
@@ -221,9 +243,15 @@ impl Reassembler {
             };
         }
         self.buf.clear();
-        self.buf.extend_bounded(&data[..len], self.max_message_size);
-        self.state = State::Assembling { id, next_index: 1 };
-        Step::Pending
+        if self.copy {
+            self.buf.extend_bounded(&data[..len], self.max_message_size);
+        }
+        self.state = State::Assembling {
+            id,
+            next_index: 1,
+            len,
+        };
+        Step::Pending { len }
     }
 
     #[inline]
@@ -233,6 +261,7 @@ impl Reassembler {
         data: &[u8],
         current: u32,
         next_index: u32,
+        so_far: usize,
     ) -> Step {
         if meta.message_id != current {
             let e = TransportError::MessageIdMismatch {
@@ -256,22 +285,26 @@ impl Reassembler {
             Ok(len) => len,
             Err(e) => return self.dropped_with(current, e),
         };
-        let total = self.buf.len().saturating_add(len);
+        let total = so_far.saturating_add(len);
         if total > self.max_message_size {
             return self.dropped_with(current, self.too_large(current, total));
         }
-        self.buf.extend_bounded(&data[..len], self.max_message_size);
+        if self.copy {
+            self.buf.extend_bounded(&data[..len], self.max_message_size);
+        }
         if meta.is_last() {
             self.state = State::Idle;
             Step::Complete {
                 message_id: current,
+                len,
             }
         } else {
             self.state = State::Assembling {
                 id: current,
                 next_index: next_index.wrapping_add(1),
+                len: total,
             };
-            Step::Pending
+            Step::Pending { len }
         }
     }
 
@@ -306,10 +339,6 @@ impl std::fmt::Debug for AlignedBuf {
 }
 
 impl AlignedBuf {
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     pub(crate) fn clear(&mut self) {
         self.len = 0;
     }
@@ -388,11 +417,14 @@ mod tests {
                 len: 3
             }
         ));
-        assert!(matches!(a.feed(meta(1, 4, FIRST, 0), &D), Step::Pending));
-        assert!(matches!(a.feed(meta(1, 4, 0, 1), &D), Step::Pending));
+        assert!(matches!(
+            a.feed(meta(1, 4, FIRST, 0), &D),
+            Step::Pending { .. }
+        ));
+        assert!(matches!(a.feed(meta(1, 4, 0, 1), &D), Step::Pending { .. }));
         assert!(matches!(
             a.feed(meta(1, 2, LAST, 2), &D),
-            Step::Complete { message_id: 1 }
+            Step::Complete { message_id: 1, .. }
         ));
         assert_eq!(a.message(), &[1, 2, 3, 4, 1, 2, 3, 4, 1, 2]);
         assert_eq!(a.message().as_ptr() as usize % 16, 0);
@@ -464,7 +496,10 @@ mod tests {
         ];
         for (m, ok) in table {
             let mut a = r();
-            assert!(matches!(a.feed(meta(1, 4, FIRST, 0), &D), Step::Pending));
+            assert!(matches!(
+                a.feed(meta(1, 4, FIRST, 0), &D),
+                Step::Pending { .. }
+            ));
             let s = a.feed(m, &D);
             assert!(ok(&s), "{m:?} gave {s:?}");
             assert_eq!(a.dropped(), 1, "{m:?}");
@@ -514,7 +549,10 @@ mod tests {
     #[test]
     fn size_limit_bounds_reassembly() {
         let mut a = Reassembler::new(N, 0xffff, 6);
-        assert!(matches!(a.feed(meta(1, 4, FIRST, 0), &D), Step::Pending));
+        assert!(matches!(
+            a.feed(meta(1, 4, FIRST, 0), &D),
+            Step::Pending { .. }
+        ));
         assert!(matches!(
             a.feed(meta(1, 4, 0, 1), &D),
             Step::Dropped(TransportError::MessageTooLarge { len: 8, max: 6, .. })
@@ -530,9 +568,12 @@ mod tests {
     fn buffer_growth_stays_within_the_limit() {
         let max = 1000;
         let mut a = Reassembler::new(N, 0xffff, max);
-        assert!(matches!(a.feed(meta(1, 4, FIRST, 0), &D), Step::Pending));
+        assert!(matches!(
+            a.feed(meta(1, 4, FIRST, 0), &D),
+            Step::Pending { .. }
+        ));
         for i in 1..249 {
-            assert!(matches!(a.feed(meta(1, 4, 0, i), &D), Step::Pending));
+            assert!(matches!(a.feed(meta(1, 4, 0, i), &D), Step::Pending { .. }));
         }
         assert!(matches!(
             a.feed(meta(1, 4, LAST, 249), &D),
@@ -546,10 +587,13 @@ mod tests {
     fn fragment_index_wraps_with_the_header_width() {
         let mut a = Reassembler::new(1, 0xffff, 1 << 20);
         let d = [7u8];
-        assert!(matches!(a.feed(meta(1, 1, FIRST, 0), &d), Step::Pending));
+        assert!(matches!(
+            a.feed(meta(1, 1, FIRST, 0), &d),
+            Step::Pending { .. }
+        ));
         for i in 1..70_000u32 {
             assert!(
-                matches!(a.feed(meta(1, 1, 0, i & 0xffff), &d), Step::Pending),
+                matches!(a.feed(meta(1, 1, 0, i & 0xffff), &d), Step::Pending { .. }),
                 "{i}"
             );
         }
