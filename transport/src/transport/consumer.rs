@@ -8,6 +8,8 @@
 //!   reuses (16-byte aligned, grown to the largest message seen, bounded by the maximum message
 //!   size): no allocation per message in steady state. Each fragment's slot is released as soon
 //!   as it is copied, so a message may be larger than the ring.
+//!   [`FramedTransportConsumer::recv_fragments_timeout`] hands the fragments over in place
+//!   instead, with no reassembly copy.
 //! * A consumer that joins or rejoins in the middle of a message skips to the next first frame
 //!   and counts the partial message in [`FramedTransportConsumer::dropped_messages`]. A frame
 //!   that fails validation is returned as a typed [`TransportError`] (the message it belonged to
