@@ -265,6 +265,10 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// The next whole message if one is available now. `Ok(None)`: nothing yet (a message
     /// partly received stays in progress). End of stream and a dead producer are
     /// `Ring(Closed)` / `Ring(ProducerDead)`; frame errors are described on [`TransportError`].
+    ///
+    /// The message borrows the consumer until it is dropped (a single-frame message holds its
+    /// slot). To use the consumer again in another arm of the same `match`, map the result to
+    /// something owned first, e.g. `c.try_recv().map(|m| m.map(|m| m.to_vec()))`.
     #[inline]
     pub fn try_recv(&mut self) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
         self.recv_with(Wait::No)
