@@ -33,14 +33,18 @@
 
 #[cfg(not(loom))]
 mod inspect;
+#[cfg(not(loom))]
+mod listing;
 #[cfg(all(feature = "metrics", not(loom)))]
 mod metrics_export;
 
 #[cfg(not(loom))]
 pub use inspect::{
-    clean_abandoned, list_segments, CleanOutcome, ConsumerLiveness, ConsumerSnapshot, EntryKind,
-    InspectError, RingInspector, RingSnapshot, RingState, SegmentKind, SegmentListing,
+    ConsumerLiveness, ConsumerSnapshot, EntryKind, InspectError, RingInspector, RingSnapshot,
+    RingState,
 };
+#[cfg(not(loom))]
+pub use listing::{clean_abandoned, list_segments, CleanOutcome, SegmentKind, SegmentListing};
 #[cfg(all(feature = "metrics", not(loom)))]
 pub use metrics_export::export_metrics;
 
