@@ -197,6 +197,7 @@ impl From<TransportError> for InferenceTopologyError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::Codec(c) => Self::Codec(c),
+            TransportError::Liveness(l) => Self::Liveness(l),
             e => Self::Transport(e),
         }
     }

@@ -5,7 +5,6 @@ use super::{left, FixedTopology, InferenceTopologyError, InferenceTopologyResult
 use crate::backend::RingBackend;
 use crate::codec::Codec;
 use crate::error::MultiProcessError;
-use crate::sync::spin_hint;
 use crate::transport::{
     CoordinationCursor, FramedTransportProducer, MyelonTransportLayout, TransportError,
 };
@@ -179,9 +178,7 @@ where
         let cfg = configure(RequiredConsumerLivenessConfig::new(
             self.topology.worker_ids(),
         )?)?;
-        self.dispatch
-            .inner_mut()
-            .enable_required_consumer_liveness(cfg)?;
+        self.dispatch.enable_required_consumer_liveness(cfg)?;
         Ok(())
     }
 
@@ -191,36 +188,10 @@ where
     /// [`InferenceTopologyError::Liveness`].
     pub fn broadcast(&mut self, request: &Req) -> InferenceTopologyResult<u32> {
         Codec::<Req>::encode(&mut self.codec, request, &mut self.buf)?;
-        if !self.dispatch.inner().required_consumer_liveness_enabled() {
-            return Ok(self.dispatch.publish(&self.buf)?);
-        }
-        let frames = FramedTransportProducer::<TopologyFrame, B>::frames_for(self.buf.len());
-        let mut idle = 0u32;
-        loop {
-            match self.dispatch.try_publish(&self.buf) {
-                Ok(id) => return Ok(id),
-                Err(TransportError::Full { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            // Blocked: the liveness step checks the required workers while we wait.
-            let start = self.backend.now();
-            loop {
-                let now = self.backend.now();
-                let claimed = self.dispatch.inner_mut().managed_try_claim(frames, now);
-                if !matches!(claimed, Ok(None)) {
-                    let waited = self.backend.now().saturating_sub(start);
-                    let header = self.dispatch.inner().seg.header();
-                    crate::observability::record_wait(header, waited);
-                    claimed?;
-                    break;
-                }
-                idle = idle.saturating_add(1);
-                match idle {
-                    0..64 => spin_hint(),
-                    64..128 => self.backend.yield_now(),
-                    _ => self.backend.sleep(Duration::from_micros(100)),
-                }
-            }
+        if self.dispatch.inner().required_consumer_liveness_enabled() {
+            Ok(self.dispatch.publish_managed(&self.buf)?)
+        } else {
+            Ok(self.dispatch.publish(&self.buf)?)
         }
     }
 
