@@ -75,6 +75,12 @@ impl<E: ShmEvent, B: RingBackend> EventLease<'_, E, B> {
     pub fn sequence(&self) -> Sequence {
         self.seq
     }
+
+    /// Ends the lease *without* releasing the event: the cursor stays before it, the producer
+    /// still cannot overwrite it, and the next receive returns the same event again (a peek).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl<E: ShmEvent, B: RingBackend> Deref for EventLease<'_, E, B> {

@@ -379,11 +379,7 @@ fn next_frame<F: FramedTransportFrame, B: RingBackend>(
 
 /// Leaves a leased frame unreleased: the consumer's cursor stays before it, so the next lease
 /// returns the same slot, and the producer cannot overwrite it meanwhile.
-///
-/// Layer 0 has no peek; dropping an [`EventLease`] releases its slot, forgetting it does not
-/// (the lease owns no resource but the borrow). See the report for the `try_peek` this stands
-/// in for.
 #[inline]
 fn keep<F: FramedTransportFrame, B: RingBackend>(lease: EventLease<'_, F, B>) {
-    std::mem::forget(lease);
+    lease.keep();
 }
