@@ -156,6 +156,38 @@ fn signal(child: &ChildProc, sig: libc::c_int) {
     assert_eq!(rc, 0, "kill({}, {sig})", child.pid());
 }
 
+/// The scheduler state letter of a process (`T` when stopped), from `/proc/<pid>/stat`.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim().chars().next()
+}
+
+/// Polls (with a deadline) until every thread of `child` has stopped.
+fn wait_until_stopped(child: &ChildProc) {
+    let deadline = std::time::Instant::now() + LONG;
+    let all_stopped = || {
+        let dir = format!("/proc/{}/task", child.pid());
+        std::fs::read_dir(dir).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                stat.rsplit(')')
+                    .next()
+                    .and_then(|r| r.trim().chars().next())
+                    .is_some_and(|s| s == 'T' || s == 't')
+            })
+        })
+    };
+    while !all_stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child {} did not stop (state {:?})",
+            child.pid(),
+            process_state(child.pid())
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn sigstopped_required_consumer_alerts_once_and_recovers_on_sigcont() {
     let seg = SegmentGuard::new("live-stop");
@@ -163,6 +195,9 @@ fn sigstopped_required_consumer_alerts_once_and_recovers_on_sigcont() {
     let mut c = consumer_child(seg.name(), "r0", None);
     assert_eq!(c.expect("ATTACHED", LONG), "first=0 resumed=true");
     signal(&c, libc::SIGSTOP);
+    // kill(2) returns before a busy child on another CPU has actually stopped; publishing
+    // before it has would let it consume everything and never stall.
+    wait_until_stopped(&c);
     let publisher = publish_all(p);
     assert_eq!(
         next_alert(&rx),
