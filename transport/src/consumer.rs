@@ -86,10 +86,9 @@ impl<E: ShmEvent, B: RingBackend> EventLease<'_, E, B> {
 impl<E: ShmEvent, B: RingBackend> Deref for EventLease<'_, E, B> {
     type Target = E;
     fn deref(&self) -> &E {
-        // SAFETY: I3 — `value` points into the slot of `seq`, whose stamp this consumer
-        // acquired; its cursor is still below `seq`, so the producer cannot claim the slot's
-        // next lap while the lease (and so this borrow) lives. Any bit pattern is a valid `E`
-        // (`ShmEvent`).
+        // SAFETY: I3 — `value` points into the slot of `seq`, whose stamp this consumer acquired
+        // and which its cursor (still below `seq`) keeps the producer from reusing while the
+        // lease lives; any bit pattern is a valid `E` (`ShmEvent`).
         unsafe { &*self.value }
     }
 }

@@ -29,10 +29,9 @@ fn words(region: &ShmRegion, lines: usize) -> BenchResult<Vec<&AtomicU64>> {
     }
     Ok((0..lines)
         .map(|k| {
-            // SAFETY: `k * WORD_STRIDE + 8 <= lines * WORD_STRIDE <= region.len()` (checked), and
-            // the page-aligned base keeps every word 128-byte aligned; the bytes were
-            // zero-filled by `create`, a valid `AtomicU64`, and are only accessed atomically.
-            // The references live no longer than the region borrow.
+            // SAFETY: in bounds (`k * WORD_STRIDE + 8 <= region.len()`, checked), 128-aligned (page
+            // base), zero-filled bytes are a valid `AtomicU64` only accessed atomically, and the
+            // reference lives no longer than the region borrow.
             unsafe { &*(region.as_ptr().add(k * WORD_STRIDE) as *const AtomicU64) }
         })
         .collect())

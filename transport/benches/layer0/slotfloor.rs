@@ -49,12 +49,11 @@ fn slots<const W: usize>(region: &ShmRegion) -> BenchResult<Slots<'_, W>> {
         return Err("slot floor region too small".into());
     }
     let slot = |k: usize| {
-        // SAFETY: `k < 2 * SLOTS` and the region holds `2 * SLOTS * stride` bytes (checked), so
-        // the slot is in bounds; the base is page-aligned and the stride a multiple of 64, so
-        // it is 8-aligned. Zero bytes are a valid `RawSlot` (atomic zero, payload of zeros). A
-        // payload is written only by the side that owns the direction, before it stores the
-        // stamp (`Release`), and read only after the stamp was acquired; a slot is written
-        // again only after a full round trip through the other direction.
+        // Bounds: `k < 2 * SLOTS` and the region holds `2 * SLOTS * stride` bytes (checked); the
+        // base is page-aligned and the stride a multiple of 64. Zero bytes are a valid `RawSlot`.
+        // A payload is written by its direction's owner before the `Release` stamp store, read
+        // only after the stamp was acquired, and rewritten only after a full round trip.
+        // SAFETY: in bounds and aligned, valid for any bytes, accesses ordered as above.
         unsafe { &*(region.as_ptr().add(k * stride::<W>()) as *const RawSlot<W>) }
     };
     Ok((
