@@ -43,6 +43,10 @@ pub const MUTANTS: &[(&str, &str)] = &[
         "alert_repeats",
         "liveness monitor: the stall alert fires on every check, not once per window",
     ),
+    (
+        "reasm_accepts_non_first",
+        "transport reassembly.rs: a (re)joined consumer takes a non-first frame as a message start",
+    ),
 ];
 
 /// Outcome for one mutant.

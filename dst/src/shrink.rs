@@ -67,6 +67,7 @@ fn candidates(w: &Workload) -> Vec<Workload> {
         let mut c = w.clone();
         c.capacity /= 2;
         c.batch_max = c.batch_max.min(c.capacity as u64);
+        c.framed = c.framed.min(c.capacity as u64);
         out.push(c);
     }
     for i in 0..w.consumers.len() {

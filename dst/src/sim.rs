@@ -7,10 +7,14 @@ use crate::rng::{mix, Rng};
 use crate::workload::{Actor, FaultKind, Workload};
 use myelon::backend::SimBackend;
 use myelon::producer::PublishStep;
+use myelon::transport::{
+    FixedFrame, FrameMeta, FramedTransportConsumer, FramedTransportFrame, Reassembler, Step,
+    TransportError, DEFAULT_MAX_MESSAGE_SIZE,
+};
 use myelon::{
     Consumer, MultiProcessError, Producer, RequiredConsumerAlert, RequiredConsumerAlertKind,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
-    SharedDisruptorBuilder,
+    SharedDisruptorBuilder, ShmEvent,
 };
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex};
@@ -25,9 +29,186 @@ const STEP_LIMIT: u64 = 3_000_000;
 const HEAL_BUDGET_US: u64 = 120_000_000;
 const NEVER: u64 = u64::MAX;
 
+/// The frame type of framed runs ([`Workload::framed`]): 8 payload bytes, so a message of a
+/// few dozen bytes spans several slots.
+pub type Frame = FixedFrame<FRAME_DATA>;
+const FRAME_DATA: usize = 8;
+
 /// The event the producer writes for `seq` in run `seed`.
 pub fn payload(seed: u64, seq: i64) -> Ev {
     [seq as u64, mix(seq as u64 ^ seed)]
+}
+
+/// Byte `j` of framed message `m` in run `seed`.
+pub fn message_byte(seed: u64, m: u32, j: usize) -> u8 {
+    let h = mix(seed ^ (u64::from(m) << 24) ^ 0x6d65_7373);
+    ((h >> ((j % 8) * 8)) as u8) ^ ((j / 8) as u8).wrapping_mul(31)
+}
+
+/// How a framed run lays its messages over the frames: message `m` takes `frames[m]`
+/// consecutive slots from `start[m]` and holds `len[m]` bytes.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Per slot: its message.
+    msg: Vec<u32>,
+    /// Per slot: its fragment index.
+    idx: Vec<u16>,
+    /// Per message: frames.
+    frames: Vec<u16>,
+    /// Per message: bytes.
+    len: Vec<u32>,
+}
+
+impl Plan {
+    fn new(w: &Workload) -> Plan {
+        let mut p = Plan::default();
+        if w.framed == 0 {
+            return p;
+        }
+        let mut rng = Rng::fork(w.seed, 3);
+        let mut seq = 0u64;
+        while seq < w.events {
+            let k = rng.range(1, w.framed).min(w.events - seq);
+            let m = p.frames.len() as u32;
+            let last = rng.range(1, FRAME_DATA as u64);
+            p.frames.push(k as u16);
+            p.len.push(((k - 1) * FRAME_DATA as u64 + last) as u32);
+            for i in 0..k {
+                p.msg.push(m);
+                p.idx.push(i as u16);
+            }
+            seq += k;
+        }
+        p
+    }
+
+    fn is_last(&self, seq: usize) -> bool {
+        self.idx[seq] + 1 == self.frames[self.msg[seq] as usize]
+    }
+
+    /// Whether `bytes` are exactly message `m`.
+    fn check(&self, seed: u64, m: u32, bytes: &[u8]) -> bool {
+        bytes.len() == self.len[m as usize] as usize
+            && bytes
+                .iter()
+                .enumerate()
+                .all(|(j, &b)| b == message_byte(seed, m, j))
+    }
+}
+
+/// An event type the harness drives: the Layer 0 check pair, or a frame of a framed message.
+trait SimEv: ShmEvent {
+    /// The real framed consumer over this event type (only used for frames).
+    type Fc;
+    fn wrap(c: Consumer<Self, SimBackend>) -> Self::Fc;
+    fn fc_next(fc: &Self::Fc) -> i64;
+    fn fc_dropped(fc: &Self::Fc) -> u64;
+    /// `try_recv`; a message comes back as its id and whether it is byte-exact.
+    fn fc_recv(
+        fc: &mut Self::Fc,
+        seed: u64,
+        plan: &Plan,
+    ) -> Result<Option<(u32, bool)>, TransportError>;
+    fn blank() -> Self;
+    fn make(seed: u64, plan: &Plan, seq: i64) -> Self;
+    fn same(&self, o: &Self) -> bool;
+    fn word(&self) -> i64;
+    fn frame(&self) -> Option<(FrameMeta, &[u8])>;
+}
+
+impl SimEv for Ev {
+    type Fc = Consumer<Ev, SimBackend>;
+    fn wrap(c: Consumer<Self, SimBackend>) -> Self::Fc {
+        c
+    }
+    fn fc_next(fc: &Self::Fc) -> i64 {
+        fc.next_sequence()
+    }
+    fn fc_dropped(_: &Self::Fc) -> u64 {
+        0
+    }
+    fn fc_recv(_: &mut Self::Fc, _: u64, _: &Plan) -> Result<Option<(u32, bool)>, TransportError> {
+        Ok(None)
+    }
+    fn blank() -> Self {
+        [0, 0]
+    }
+    fn make(seed: u64, _: &Plan, seq: i64) -> Self {
+        payload(seed, seq)
+    }
+    fn same(&self, o: &Self) -> bool {
+        self == o
+    }
+    fn word(&self) -> i64 {
+        self[0] as i64
+    }
+    fn frame(&self) -> Option<(FrameMeta, &[u8])> {
+        None
+    }
+}
+
+impl SimEv for Frame {
+    type Fc = FramedTransportConsumer<Frame, SimBackend>;
+    fn wrap(c: Consumer<Self, SimBackend>) -> Self::Fc {
+        FramedTransportConsumer::new(c)
+    }
+    fn fc_next(fc: &Self::Fc) -> i64 {
+        fc.inner().next_sequence()
+    }
+    fn fc_dropped(fc: &Self::Fc) -> u64 {
+        fc.dropped_messages()
+    }
+    fn fc_recv(
+        fc: &mut Self::Fc,
+        seed: u64,
+        plan: &Plan,
+    ) -> Result<Option<(u32, bool)>, TransportError> {
+        fc.try_recv().map(|m| {
+            m.map(|m| {
+                let id = m.message_id();
+                let whole = (id as usize) < plan.len.len() && plan.check(seed, id, &m);
+                (id, whole)
+            })
+        })
+    }
+    fn blank() -> Self {
+        Frame::empty()
+    }
+    fn make(seed: u64, plan: &Plan, seq: i64) -> Self {
+        let s = seq as usize;
+        let m = plan.msg[s];
+        let k = plan.idx[s] as usize;
+        let from = k * FRAME_DATA;
+        let len = (plan.len[m as usize] as usize - from).min(FRAME_DATA);
+        let mut flags = 0;
+        if k == 0 {
+            flags |= myelon::transport::frame_flags::FIRST;
+        }
+        if plan.is_last(s) {
+            flags |= myelon::transport::frame_flags::LAST;
+        }
+        let mut f = Frame::empty();
+        f.set_meta(&FrameMeta {
+            message_id: m,
+            len: len as u32,
+            flags,
+            fragment_index: k as u32,
+        });
+        for (j, b) in f.data_mut()[..len].iter_mut().enumerate() {
+            *b = message_byte(seed, m, from + j);
+        }
+        f
+    }
+    fn same(&self, o: &Self) -> bool {
+        self.meta() == o.meta() && self.data() == o.data()
+    }
+    fn word(&self) -> i64 {
+        let m = self.meta();
+        (i64::from(m.message_id) << 16) | i64::from(m.fragment_index)
+    }
+    fn frame(&self) -> Option<(FrameMeta, &[u8])> {
+        Some((self.meta(), self.data()))
+    }
 }
 
 /// An oracle violation.
@@ -54,9 +235,13 @@ pub struct Coverage {
     pub alert_then_shutdown: u64,
     /// The producer crashed after writing a slot and before stamping it.
     pub crash_between_write_and_publish: u64,
-    /// A consumer rejoined in the middle of a multi-slot message (needs framing: always 0 at
-    /// Layer 0).
+    /// A framed consumer rejoined (same id) with its first slot inside a fragmented message,
+    /// so it must skip that message's remaining frames and count it as dropped.
     pub rejoin_mid_message: u64,
+    /// Of those, the ones where the consumer is the real `FramedTransportConsumer::try_recv`.
+    pub rejoin_mid_message_try_recv: u64,
+    /// A framed message of several frames delivered whole.
+    pub framed_multi_frame: u64,
     /// `StartupTimeout`.
     pub startup_timeout: u64,
     /// A consumer crashed holding a lease, and the event was delivered again after its rejoin.
@@ -92,10 +277,12 @@ impl Coverage {
                 "crash between write and publish",
                 self.crash_between_write_and_publish,
             ),
+            ("rejoin mid-message", self.rejoin_mid_message),
             (
-                "rejoin mid-message (needs framing)",
-                self.rejoin_mid_message,
+                "rejoin mid-message (try_recv consumer)",
+                self.rejoin_mid_message_try_recv,
             ),
+            ("framed multi-frame message", self.framed_multi_frame),
             ("startup timeout", self.startup_timeout),
             ("redelivery after crash", self.redelivery_after_crash),
             ("same-id rejoin", self.same_id_rejoin),
@@ -113,6 +300,8 @@ impl Coverage {
             ("", &mut self.alert_then_shutdown),
             ("", &mut self.crash_between_write_and_publish),
             ("", &mut self.rejoin_mid_message),
+            ("", &mut self.rejoin_mid_message_try_recv),
+            ("", &mut self.framed_multi_frame),
             ("", &mut self.startup_timeout),
             ("", &mut self.redelivery_after_crash),
             ("", &mut self.same_id_rejoin),
@@ -161,6 +350,8 @@ enum CState {
     Peek,
     Read(i64),
     Release(i64),
+    /// Framed consumers that use the real `FramedTransportConsumer::try_recv`.
+    Recv,
     Finished,
     Crashed,
     Never,
@@ -174,24 +365,41 @@ struct Ledger {
     expected_next: i64,
     alerted: bool,
     lease_lost: Option<i64>,
+    /// Framed: the last message whose last frame this id released (across incarnations).
+    committed_msg: i64,
 }
 
-struct CActor {
-    c: Option<Consumer<Ev, SimBackend>>,
+/// The framed side of a consumer incarnation: the real reassembler, and what the oracle
+/// expects of it.
+struct FramedRx {
+    asm: Reassembler,
+    /// The next message this incarnation must deliver.
+    expect_msg: u32,
+    /// Partial messages this incarnation drops (1 if it joined mid-message).
+    dropped: u64,
+    /// Whether it has consumed a frame of that partial message (the drop counts from then).
+    seen_partial: bool,
+}
+
+struct CActor<E: SimEv> {
+    c: Option<Consumer<E, SimBackend>>,
+    fc: Option<E::Fc>,
     backend: Option<SimBackend>,
     state: CState,
     l: Ledger,
+    rx: Option<FramedRx>,
 }
 
 type Alerts = Arc<Mutex<Vec<RequiredConsumerAlert>>>;
 
-struct Sim<'w> {
+struct Sim<'w, E: SimEv> {
     w: &'w Workload,
+    plan: Plan,
     rng: Rng,
     now: u64,
     step: u64,
     world: SimBackend,
-    p: Option<Producer<Ev, SimBackend>>,
+    p: Option<Producer<E, SimBackend>>,
     pbackend: SimBackend,
     pstate: PState,
     pnext: i64,
@@ -199,7 +407,7 @@ struct Sim<'w> {
     batches: Vec<(i64, i64)>,
     stamped: i64,
     announced: i64,
-    cs: Vec<CActor>,
+    cs: Vec<CActor<E>>,
     wake: Vec<u64>,
     stalled: Vec<u64>,
     fault_ix: usize,
@@ -207,8 +415,9 @@ struct Sim<'w> {
     healed: bool,
     reference: Option<RefLiveness>,
     alerts: Alerts,
-    graveyard_c: Vec<ManuallyDrop<Consumer<Ev, SimBackend>>>,
-    graveyard_p: Vec<ManuallyDrop<Producer<Ev, SimBackend>>>,
+    graveyard_c: Vec<ManuallyDrop<Consumer<E, SimBackend>>>,
+    graveyard_f: Vec<ManuallyDrop<E::Fc>>,
+    graveyard_p: Vec<ManuallyDrop<Producer<E, SimBackend>>>,
     hash: u64,
     trace: Option<Vec<String>>,
     cov: Coverage,
@@ -219,9 +428,15 @@ struct Sim<'w> {
 /// (library or harness) is reported as a failure of the `panic` oracle, not propagated.
 pub fn run(w: &Workload, trace: bool) -> RunReport {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut sim = Sim::new(w, trace);
-        sim.main_loop();
-        sim.finish()
+        if w.framed > 0 {
+            let mut sim = Sim::<Frame>::new(w, trace);
+            sim.main_loop();
+            sim.finish()
+        } else {
+            let mut sim = Sim::<Ev>::new(w, trace);
+            sim.main_loop();
+            sim.finish()
+        }
     }));
     caught.unwrap_or_else(|payload| {
         let detail = payload
@@ -249,8 +464,8 @@ fn us(d: u64) -> Duration {
     Duration::from_micros(d)
 }
 
-impl<'w> Sim<'w> {
-    fn new(w: &'w Workload, trace: bool) -> Sim<'w> {
+impl<'w, E: SimEv> Sim<'w, E> {
+    fn new(w: &'w Workload, trace: bool) -> Sim<'w, E> {
         let world = SimBackend::new_world();
         world.world().set_tick(Duration::ZERO);
         let pbackend = world.sibling();
@@ -275,7 +490,10 @@ impl<'w> Sim<'w> {
                     expected_next: 0,
                     alerted: false,
                     lease_lost: None,
+                    committed_msg: -1,
                 },
+                rx: None,
+                fc: None,
             })
             .collect();
         let mut wake = vec![0u64; n + 1];
@@ -284,6 +502,7 @@ impl<'w> Sim<'w> {
         }
         let mut sim = Sim {
             w,
+            plan: Plan::new(w),
             rng: Rng::fork(w.seed, 2),
             now: 0,
             step: 0,
@@ -305,6 +524,7 @@ impl<'w> Sim<'w> {
             reference: None,
             alerts: Alerts::default(),
             graveyard_c: Vec::new(),
+            graveyard_f: Vec::new(),
             graveyard_p: Vec::new(),
             hash: 0xcbf2_9ce4_8422_2325,
             trace: trace.then(Vec::new),
@@ -318,7 +538,7 @@ impl<'w> Sim<'w> {
     fn build_producer(&mut self) {
         let w = self.w;
         let built = SharedDisruptorBuilder::with_backend(self.pbackend.clone(), RING, w.capacity)
-            .build_producer(|| [0, 0]);
+            .build_producer(E::blank);
         let mut p = match built {
             Ok(p) => p,
             Err(e) => return self.fail("setup", format!("build_producer: {e}")),
@@ -540,7 +760,10 @@ impl<'w> Sim<'w> {
 
     fn crash_consumer(&mut self, i: usize) {
         let a = &mut self.cs[i];
-        if !matches!(a.state, CState::Peek | CState::Read(_) | CState::Release(_)) {
+        if !matches!(
+            a.state,
+            CState::Peek | CState::Read(_) | CState::Release(_) | CState::Recv
+        ) {
             return;
         }
         if let CState::Read(s) | CState::Release(s) = a.state {
@@ -549,6 +772,10 @@ impl<'w> Sim<'w> {
         if let Some(c) = a.c.take() {
             self.graveyard_c.push(ManuallyDrop::new(c));
         }
+        if let Some(c) = a.fc.take() {
+            self.graveyard_f.push(ManuallyDrop::new(c));
+        }
+        a.rx = None; // the reassembler's state dies with the process
         if let Some(b) = a.backend.take() {
             b.kill();
         }
@@ -572,7 +799,7 @@ impl<'w> Sim<'w> {
             return;
         }
         if let PState::Steps { phase, i, .. } = self.pstate {
-            let order = Producer::<Ev, SimBackend>::PUBLISH_STEPS;
+            let order = Producer::<E, SimBackend>::PUBLISH_STEPS;
             let wrote = order[..phase].contains(&PublishStep::Write)
                 || (order[phase] == PublishStep::Write && i > 0);
             let stamped_all = order[..phase].contains(&PublishStep::Stamp);
@@ -591,7 +818,7 @@ impl<'w> Sim<'w> {
 
     fn wake_consumers(&mut self) {
         for (i, a) in self.cs.iter().enumerate() {
-            if a.state == CState::Peek && self.wake[i + 1] > self.now {
+            if matches!(a.state, CState::Peek | CState::Recv) && self.wake[i + 1] > self.now {
                 self.wake[i + 1] = self.now;
             }
         }
@@ -621,7 +848,13 @@ impl<'w> Sim<'w> {
             Some(n) => n,
             None => {
                 let left = w.events - self.pnext as u64;
-                let n = self.rng.range(1, w.batch_max.max(1)).min(left) as i64;
+                let n = if w.framed > 0 {
+                    // One message per claim: its frames are committed as a unit.
+                    let m = self.plan.msg[self.pnext as usize] as usize;
+                    i64::from(self.plan.frames[m])
+                } else {
+                    self.rng.range(1, w.batch_max.max(1)).min(left) as i64
+                };
                 self.claim_n = Some(n);
                 n
             }
@@ -793,7 +1026,7 @@ impl<'w> Sim<'w> {
     }
 
     fn producer_publish_step(&mut self, first: i64, n: i64, phase: usize, i: i64) {
-        let order = Producer::<Ev, SimBackend>::PUBLISH_STEPS;
+        let order = Producer::<E, SimBackend>::PUBLISH_STEPS;
         let seq = first + i;
         let seed = self.w.seed;
         let cap = self.w.capacity as i64;
@@ -805,7 +1038,8 @@ impl<'w> Sim<'w> {
         };
         match order[phase] {
             PublishStep::Write => {
-                p.step_write(seq, |e| *e = payload(seed, seq));
+                let ev = E::make(seed, &self.plan, seq);
+                p.step_write(seq, |e| *e = ev);
                 let bad = self
                     .cs
                     .iter()
@@ -852,6 +1086,7 @@ impl<'w> Sim<'w> {
         match self.cs[i].state {
             CState::Pending => self.attach(i),
             CState::Peek => self.peek(i),
+            CState::Recv => self.recv(i),
             CState::Read(seq) => self.read(i, seq),
             CState::Release(seq) => self.release(i, seq),
             _ => {}
@@ -867,7 +1102,7 @@ impl<'w> Sim<'w> {
             });
         }
         let backend = SimBackend::spawn(self.world.world());
-        let built = SharedDisruptorBuilder::<Ev, SimBackend>::with_backend(
+        let built = SharedDisruptorBuilder::<E, SimBackend>::with_backend(
             backend.clone(),
             RING,
             self.w.capacity,
@@ -888,6 +1123,7 @@ impl<'w> Sim<'w> {
             self.announced + 1
         };
         let rejoin = a.l.attached_ever;
+        let was_in_table = a.l.in_table;
         if let Some(lost) = a.l.lease_lost.take() {
             if start <= lost {
                 self.cov.redelivery_after_crash += 1;
@@ -908,6 +1144,18 @@ impl<'w> Sim<'w> {
         self.note(i as u64 + 1, 31, start, i64::from(rejoin), || {
             format!("attached (rejoin: {rejoin}), starts at {start}")
         });
+        if self.w.framed > 0 {
+            // Even-numbered consumers run the real framed consumer's `try_recv`; odd ones step
+            // the Layer 0 consumer slot by slot and feed the real reassembler.
+            if i % 2 == 0 {
+                let a = &mut self.cs[i];
+                if let Some(c) = a.c.take() {
+                    a.fc = Some(E::wrap(c));
+                    a.state = CState::Recv;
+                }
+            }
+            self.framed_attach(i, start, rejoin, was_in_table);
+        }
         if start != expected {
             let oracle = if start > expected {
                 "loss"
@@ -985,6 +1233,14 @@ impl<'w> Sim<'w> {
                 "loss",
                 format!("{text} at {expected} though {} was published", self.stamped),
             );
+        } else if let Some(rx) = &self.cs[i].rx {
+            let (got, all) = (rx.expect_msg, self.plan.frames.len() as u32);
+            if self.pstate == PState::Done && got != all {
+                self.fail(
+                    "framed loss",
+                    format!("stream closed after message {got} of {all} was delivered"),
+                );
+            }
         }
     }
 
@@ -995,12 +1251,15 @@ impl<'w> Sim<'w> {
         match c.step_read(seq) {
             Ok(v) => {
                 a.state = CState::Release(seq);
-                self.note(i as u64 + 1, 35, seq, v[0] as i64, || format!("read {seq}"));
-                if v != payload(seed, seq) {
-                    self.fail(
+                self.note(i as u64 + 1, 35, seq, v.word(), || format!("read {seq}"));
+                if !v.same(&E::make(seed, &self.plan, seq)) {
+                    return self.fail(
                         "torn read",
-                        format!("slot {seq} held {v:?}, not the event written for {seq}"),
+                        format!("slot {seq} did not hold the event written for {seq}"),
                     );
+                }
+                if let Some((meta, data)) = v.frame() {
+                    self.framed_feed(i, seq, meta, data);
                 }
             }
             Err(e) => {
@@ -1016,6 +1275,9 @@ impl<'w> Sim<'w> {
         let Some(c) = a.c.as_mut() else { return };
         c.step_release(seq);
         a.l.committed = seq;
+        if a.rx.is_some() && self.plan.is_last(seq as usize) {
+            a.l.committed_msg = i64::from(self.plan.msg[seq as usize]);
+        }
         a.l.expected_next = seq + 1;
         a.state = CState::Peek;
         if slow > 0 {
@@ -1047,9 +1309,250 @@ impl<'w> Sim<'w> {
         for c in self.graveyard_c.drain(..) {
             drop(ManuallyDrop::into_inner(c));
         }
+        for c in self.graveyard_f.drain(..) {
+            drop(ManuallyDrop::into_inner(c));
+        }
         for p in self.graveyard_p.drain(..) {
             drop(ManuallyDrop::into_inner(p));
         }
         report
+    }
+}
+
+impl<E: SimEv> Sim<'_, E> {
+    /// A framed consumer (re)joins at slot `start`: a fresh reassembler, which must skip the
+    /// rest of a message it joined in the middle of and count it as dropped.
+    fn framed_attach(&mut self, i: usize, start: i64, rejoin: bool, was_in_table: bool) {
+        let s = start as usize;
+        let (expect_msg, dropped) = if s >= self.plan.msg.len() {
+            (self.plan.frames.len() as u32, 0)
+        } else if self.plan.idx[s] != 0 {
+            (self.plan.msg[s] + 1, 1)
+        } else {
+            (self.plan.msg[s], 0)
+        };
+        if dropped == 1 && rejoin {
+            self.cov.rejoin_mid_message += 1;
+            self.cov.rejoin_mid_message_try_recv += u64::from(self.cs[i].fc.is_some());
+            self.note(i as u64 + 1, 40, start, 0, || {
+                format!("rejoined mid-message at slot {start}")
+            });
+        }
+        let a = &mut self.cs[i];
+        let committed_msg = a.l.committed_msg;
+        a.rx = Some(FramedRx {
+            asm: Reassembler::new(
+                Frame::DATA_BYTES,
+                Frame::INDEX_MASK,
+                DEFAULT_MAX_MESSAGE_SIZE,
+            ),
+            expect_msg,
+            dropped,
+            seen_partial: false,
+        });
+        if !was_in_table {
+            // A first attach owes nothing before its join point.
+            self.cs[i].l.committed_msg = i64::from(expect_msg) - 1;
+        } else {
+            // Only the partial message may be lost across the rejoin.
+            let lost = i64::from(expect_msg) - (committed_msg + 1);
+            if lost != dropped as i64 {
+                self.fail(
+                    "framed loss",
+                    format!(
+                        "rejoin resumes at message {expect_msg}, last committed {committed_msg}"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Feeds the frame of `seq` to the consumer's reassembler and checks what it made of it.
+    fn framed_feed(&mut self, i: usize, seq: i64, meta: FrameMeta, data: &[u8]) {
+        let seed = self.w.seed;
+        let s = seq as usize;
+        let m = self.plan.msg[s];
+        let last = self.plan.is_last(s);
+        let frames = self.plan.frames[m as usize];
+        let a = &mut self.cs[i];
+        let Some(rx) = a.rx.as_mut() else { return };
+        let step = rx.asm.feed(meta, data);
+        let expect = rx.expect_msg;
+        let delivered = match &step {
+            Step::Skipped if m < expect => {
+                rx.seen_partial = true;
+                None
+            }
+            Step::Pending { .. } if m == expect && !last => None,
+            Step::Single { message_id, len } if m == expect && frames == 1 && *message_id == m => {
+                Some(self.plan.check(seed, m, &data[..(*len).min(data.len())]))
+            }
+            Step::Complete { message_id, .. } if m == expect && last && *message_id == m => {
+                Some(self.plan.check(seed, m, rx.asm.message()))
+            }
+            _ => {
+                let text = format!("{step:?}");
+                return self.fail(
+                    "framing",
+                    format!(
+                        "slot {seq} (message {m}, fragment {}): reassembler said {text}, \
+                         expecting message {expect}",
+                        self.plan.idx[s]
+                    ),
+                );
+            }
+        };
+        let want_dropped = if rx.seen_partial { rx.dropped } else { 0 };
+        let got_dropped = rx.asm.dropped();
+        if let Some(whole) = delivered {
+            rx.expect_msg = m + 1;
+            let committed = a.l.committed_msg;
+            self.cov.framed_multi_frame += u64::from(frames > 1);
+            self.note(i as u64 + 1, 41, i64::from(m), 0, || {
+                format!("delivered message {m} ({frames} frames)")
+            });
+            if !whole {
+                return self.fail(
+                    "framed torn message",
+                    format!("message {m} was not delivered byte-exact"),
+                );
+            }
+            if i64::from(m) <= committed {
+                return self.fail(
+                    "framed duplicate",
+                    format!("message {m} delivered again; {committed} was committed"),
+                );
+            }
+        }
+        if got_dropped != want_dropped {
+            self.fail(
+                "framed dropped count",
+                format!("dropped_messages {got_dropped}, the oracle expects {want_dropped}"),
+            );
+        }
+    }
+}
+
+impl<E: SimEv> Sim<'_, E> {
+    /// One `try_recv` of the real framed consumer, checked against the plan: the slots it
+    /// consumed, what it delivered, and its dropped count.
+    fn recv(&mut self, i: usize) {
+        let seed = self.w.seed;
+        let cap = self.w.capacity as i64;
+        let slow = self.w.consumers[i].slow_us;
+        let a = &mut self.cs[i];
+        let Some(fc) = a.fc.as_mut() else { return };
+        let seq0 = E::fc_next(fc);
+        let r = E::fc_recv(fc, seed, &self.plan);
+        let seq1 = E::fc_next(fc);
+        let got_dropped = E::fc_dropped(fc);
+        let Some(rx) = a.rx.as_mut() else { return };
+        let mut deliver: Option<u32> = None;
+        let mut bad: Option<String> = None;
+        for s in seq0..seq1 {
+            let su = s as usize;
+            if s > self.stamped || su >= self.plan.msg.len() {
+                bad = Some(format!(
+                    "consumed slot {s}, only {} published",
+                    self.stamped
+                ));
+                break;
+            }
+            let m = self.plan.msg[su];
+            if m < rx.expect_msg {
+                rx.seen_partial = true;
+                continue;
+            }
+            if m > rx.expect_msg || deliver.is_some() {
+                bad = Some(format!(
+                    "slot {s} of message {m} while expecting {}",
+                    rx.expect_msg
+                ));
+                break;
+            }
+            if self.plan.is_last(su) {
+                deliver = Some(m);
+                rx.expect_msg = m + 1;
+            }
+        }
+        let want_dropped = if rx.seen_partial { rx.dropped } else { 0 };
+        let committed_before = a.l.committed_msg;
+        for s in seq0..seq1 {
+            if (s as usize) < self.plan.msg.len() && self.plan.is_last(s as usize) {
+                a.l.committed_msg = i64::from(self.plan.msg[s as usize]);
+            }
+        }
+        a.l.committed = seq1 - 1;
+        a.l.expected_next = seq1;
+        self.note(i as u64 + 1, 42, seq0, seq1, || {
+            format!("try_recv: slots {seq0}..{seq1}")
+        });
+        if let Some(b) = bad {
+            return self.fail("framing", b);
+        }
+        if seq1 > seq0 && self.wake[0] > self.now && self.pstate == PState::Claim {
+            self.wake[0] = self.now;
+        }
+        match r {
+            Ok(got) => {
+                let got_id = got.map(|(id, _)| id);
+                if got_id != deliver {
+                    return self.fail(
+                        "framing",
+                        format!(
+                            "try_recv over {seq0}..{seq1} gave {got_id:?}, expected {deliver:?}"
+                        ),
+                    );
+                }
+                if let Some((m, whole)) = got {
+                    self.cov.framed_multi_frame += u64::from(self.plan.frames[m as usize] > 1);
+                    self.note(i as u64 + 1, 41, i64::from(m), 0, || {
+                        format!("delivered message {m}")
+                    });
+                    if !whole {
+                        return self.fail(
+                            "framed torn message",
+                            format!("message {m} was not delivered byte-exact"),
+                        );
+                    }
+                    if i64::from(m) <= committed_before {
+                        return self.fail(
+                            "framed duplicate",
+                            format!(
+                                "message {m} delivered again; {committed_before} was committed"
+                            ),
+                        );
+                    }
+                    if slow > 0 {
+                        self.wake[i + 1] = self.now + slow;
+                    }
+                } else if seq1 - seq0 < cap {
+                    if seq1 <= self.stamped {
+                        return self.fail(
+                            "missed publish",
+                            format!("{seq1} is published but try_recv stopped before it"),
+                        );
+                    }
+                    self.wake[i + 1] = self.now + self.w.producer_check_us;
+                }
+                if got_dropped != want_dropped {
+                    self.fail(
+                        "framed dropped count",
+                        format!(
+                            "dropped_messages {got_dropped}, the oracle expects {want_dropped}"
+                        ),
+                    );
+                }
+            }
+            Err(TransportError::Ring(e))
+                if matches!(
+                    e,
+                    MultiProcessError::Closed | MultiProcessError::ProducerDead
+                ) =>
+            {
+                self.consumer_end(i, e)
+            }
+            Err(e) => self.fail("framing", format!("try_recv: {e}")),
+        }
     }
 }

@@ -94,6 +94,10 @@ pub struct Workload {
     pub consumers: Vec<ConsumerSpec>,
     /// The fault schedule, sorted by time.
     pub faults: Vec<Fault>,
+    /// Layer 1 mode: 0 runs plain Layer 0 events; `k >= 1` runs framed messages of `1..=k`
+    /// frames each (`k <= capacity`), one message per claim, consumed through the framed
+    /// reassembler (`events` then counts frames).
+    pub framed: u64,
 }
 
 /// A swarm profile: which fault kinds a seed may switch on.
@@ -267,15 +271,23 @@ impl Workload {
             });
         }
         faults.sort_by_key(|f| f.at_us);
+        let producer_check_us = rng.range(10, 500);
+        // Drawn last, so the Layer 0 seeds keep the workloads they always had.
+        let framed = if rng.chance(35) {
+            rng.range(2, (capacity as u64).min(6))
+        } else {
+            0
+        };
         Workload {
             seed,
             capacity,
             events,
             batch_max,
-            producer_check_us: rng.range(10, 500),
+            producer_check_us,
             liveness,
             consumers,
             faults,
+            framed,
         }
     }
 
@@ -301,6 +313,9 @@ impl Workload {
         let _ = writeln!(s, "events {}", self.events);
         let _ = writeln!(s, "batch_max {}", self.batch_max);
         let _ = writeln!(s, "producer_check_us {}", self.producer_check_us);
+        if self.framed > 0 {
+            let _ = writeln!(s, "framed {}", self.framed);
+        }
         let _ = writeln!(
             s,
             "liveness {} {} {} {} {}",
@@ -350,6 +365,7 @@ impl Workload {
             },
             consumers: Vec::new(),
             faults: Vec::new(),
+            framed: 0,
         };
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -365,6 +381,7 @@ impl Workload {
                 "events" => w.events = num(1)?,
                 "batch_max" => w.batch_max = num(1)?,
                 "producer_check_us" => w.producer_check_us = num(1)?,
+                "framed" => w.framed = num(1)?,
                 "liveness" => {
                     w.liveness = LivenessSpec {
                         startup_us: num(1)?,
@@ -406,6 +423,9 @@ impl Workload {
         }
         if !w.capacity.is_power_of_two() || w.consumers.is_empty() || w.consumers.len() > 8 {
             return Err("schedule needs a power-of-two capacity and 1..=8 consumers".into());
+        }
+        if w.framed > w.capacity as u64 {
+            return Err("framed messages may not have more frames than the capacity".into());
         }
         let n = w.consumers.len();
         let ok = w.faults.iter().all(|f| match f.kind {

@@ -8,7 +8,8 @@ use myelon_dst::workload::{Profile, Workload};
 /// Seeds that once failed (harness bugs and one real bug: a same-id rejoin was refused as
 /// "corrupt" when the consumer had released an event stamped but not yet announced).
 const REGRESSIONS: &[u64] = &[
-    0x3ae, 0x409, 0x522, 0x571, 0x572, 0x58c, 0x5c4, 0x605, 0x713,
+    0x3ae, 0x409, 0x522, 0x571, 0x572, 0x58c, 0x5c4, 0x605, 0x713, // Layer 0
+    0x1097, 0x1529, 0x4681, // framed (harness model bugs while adding Layer 1)
 ];
 
 fn seeds_from_env(default: u64) -> u64 {
@@ -108,4 +109,24 @@ fn the_suite_reaches_the_interesting_situations() {
         }
         assert!(n > 0, "coverage of {name:?} is zero");
     }
+}
+
+#[test]
+fn framed_rejoin_mid_message_is_reached_and_checked() {
+    let r = run_suite(SuiteOptions {
+        seeds: 3000,
+        start: 0,
+        profile: Profile::Default,
+        jobs: 2,
+        stop_on_first: false,
+        progress: false,
+    });
+    assert!(r.failures.is_empty(), "{:?}", r.failures.first());
+    assert!(r.coverage.rejoin_mid_message > 0, "{:?}", r.coverage);
+    assert!(
+        r.coverage.rejoin_mid_message_try_recv > 0,
+        "{:?}",
+        r.coverage
+    );
+    assert!(r.coverage.framed_multi_frame > 0, "{:?}", r.coverage);
 }

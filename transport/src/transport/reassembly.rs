@@ -176,6 +176,16 @@ impl Reassembler {
             return self.start(meta, data);
         }
         match self.state {
+            #[cfg(myelon_mutant = "reasm_accepts_non_first")]
+            State::Hunting => {
+                // Planted bug (DST mutant): a frame seen while hunting starts a message even
+                // though it is not a first frame.
+                let mut first = meta;
+                first.flags |= frame_flags::FIRST;
+                first.fragment_index = 0;
+                self.start(first, data)
+            }
+            #[cfg(not(myelon_mutant = "reasm_accepts_non_first"))]
             State::Hunting => {
                 if self.hunted != Some(id) {
                     self.dropped += 1;
