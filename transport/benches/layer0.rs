@@ -29,7 +29,7 @@ mod stream;
 
 use clock::{time_trips, Clock, Stats};
 use events::{Ev1k, Ev56, Ev64};
-use proc::{BenchResult, Names, ROLE_ARG};
+use proc::{BenchResult, Names};
 use report::{Report, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -221,38 +221,5 @@ fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, role, rest @ ..] = args.as_slice() {
-        if flag == ROLE_ARG {
-            return match run_peer(role, rest) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("layer0 peer {role}: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-    }
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let plan = match parse_plan(&args) {
-        Ok(plan) => plan,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run_benchmark(&plan) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            println!("some targets were missed (see the table)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("layer0: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    proc::bench_main("layer0", USAGE, run_peer, parse_plan, run_benchmark)
 }

@@ -47,7 +47,7 @@ mod zerocopy;
 use clock::{Clock, Stats};
 use events::Ev64;
 use myelon::transport::FixedFrame;
-use proc::{BenchResult, Names, ROLE_ARG};
+use proc::{BenchResult, Names};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -397,38 +397,5 @@ fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, role, rest @ ..] = args.as_slice() {
-        if flag == ROLE_ARG {
-            return match run_peer(role, rest) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("layers peer {role}: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-    }
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let plan = match parse_plan(&args) {
-        Ok(plan) => plan,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run_benchmark(&plan) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            println!("some targets were missed (see above)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("layers: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    proc::bench_main("layers", USAGE, run_peer, parse_plan, run_benchmark)
 }

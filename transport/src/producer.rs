@@ -117,17 +117,24 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         }
     }
 
+    /// Whether the next `n` slots are free: compares with the cached limit and rescans the
+    /// consumer table at most once. The one place every claim path decides "room or full".
+    #[inline]
+    pub(crate) fn has_room(&mut self, n: i64) -> bool {
+        let last = self.next + n - 1;
+        if last > self.limit {
+            self.refresh_limit();
+            if last > self.limit {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Step: the next sequence if its slot is free, rescanning the consumer table at most once.
     #[inline]
     pub fn try_claim(&mut self) -> Option<Sequence> {
-        let s = self.next;
-        if s > self.limit {
-            self.refresh_limit();
-            if s > self.limit {
-                return None;
-            }
-        }
-        Some(s)
+        self.has_room(1).then_some(self.next)
     }
 
     /// Writes the event of claimed sequence `s` and publishes it.
@@ -302,14 +309,11 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if count as i64 > self.capacity {
             return Err(RingBufferFull);
         }
-        let last = self.next + count as i64 - 1;
-        if last > self.limit {
-            self.refresh_limit();
-            if last > self.limit {
-                crate::observability::record_full(self.seg.header());
-                return Err(RingBufferFull);
-            }
+        if !self.has_room(count as i64) {
+            crate::observability::record_full(self.seg.header());
+            return Err(RingBufferFull);
         }
+        let last = self.next + count as i64 - 1;
         for i in 0..count {
             let s = self.next;
             self.write_and_stamp(s, |e| f(i, e));
@@ -329,13 +333,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if count == 0 || count as i64 > self.capacity {
             return Err(RingBufferFull);
         }
-        let last = self.next + count as i64 - 1;
-        if last > self.limit {
-            self.refresh_limit();
-            if last > self.limit {
-                crate::observability::record_full(self.seg.header());
-                return Err(RingBufferFull);
-            }
+        if !self.has_room(count as i64) {
+            crate::observability::record_full(self.seg.header());
+            return Err(RingBufferFull);
         }
         Ok(BatchClaim {
             first: self.next,

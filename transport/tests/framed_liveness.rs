@@ -14,19 +14,9 @@ use std::time::Duration;
 
 type Frame = FixedFrame<52>;
 const CAP: usize = 8;
-const MS: Duration = Duration::from_millis(1);
 
 fn config(ids: &[&str]) -> RequiredConsumerLivenessConfig {
-    RequiredConsumerLivenessConfig::new(ids.iter().copied())
-        .unwrap()
-        .with_startup_wait_timeout(50 * MS)
-        .unwrap()
-        .with_progress_timeout(10 * MS)
-        .unwrap()
-        .with_progress_check_interval(MS)
-        .unwrap()
-        .with_shutdown_grace_period(20 * MS)
-        .unwrap()
+    common::fast_liveness(ids)
 }
 
 /// Runs `f` on a thread and fails (instead of hanging) if it does not return in a generous

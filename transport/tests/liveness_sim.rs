@@ -2,6 +2,8 @@
 //! one alert per stall window, same-id recovery, graceful shutdown, the dead non-required
 //! consumer policy, and an idle producer that never trips.
 
+mod common;
+
 use myelon::backend::SimBackend;
 use myelon::{
     Consumer, Producer, RequiredConsumerAlert, RequiredConsumerAlertKind, RequiredConsumerError,
@@ -40,16 +42,7 @@ fn consumer(b: &SimBackend, id: &str) -> (Consumer<u64, SimBackend>, SimBackend)
 /// Required ids, 10 ms progress timeout, 1 ms checks, 20 ms grace, 50 ms startup.
 fn config(ids: &[&str], alerts: &Alerts) -> RequiredConsumerLivenessConfig {
     let sink = Arc::clone(alerts);
-    RequiredConsumerLivenessConfig::new(ids.iter().copied())
-        .unwrap()
-        .with_startup_wait_timeout(50 * MS)
-        .unwrap()
-        .with_progress_timeout(10 * MS)
-        .unwrap()
-        .with_progress_check_interval(MS)
-        .unwrap()
-        .with_shutdown_grace_period(20 * MS)
-        .unwrap()
+    common::fast_liveness(ids)
         .with_alert_hook(Arc::new(move |a| sink.lock().unwrap().push(a.clone())))
 }
 

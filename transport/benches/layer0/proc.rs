@@ -271,3 +271,50 @@ mod signals {
     pub fn register(_name: &str) {}
     pub fn unregister(_name: &str) {}
 }
+
+/// The shared `main` of the benchmark binaries: `--role R ...` runs a peer, `-h`/`--help`
+/// prints `usage`, anything else is parsed into a plan and run. Exit codes: 0 (targets met or
+/// missed — a benchmark reports, it does not fail on speed), 1 (an error), 2 (bad arguments).
+pub fn bench_main<P>(
+    name: &str,
+    usage: &str,
+    run_peer: impl FnOnce(&str, &[String]) -> BenchResult<()>,
+    parse_plan: impl FnOnce(&[String]) -> Result<P, String>,
+    run_benchmark: impl FnOnce(&P) -> BenchResult<bool>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, role, rest @ ..] = args.as_slice() {
+        if flag == ROLE_ARG {
+            return match run_peer(role, rest) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{name} peer {role}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{usage}");
+        return ExitCode::SUCCESS;
+    }
+    let plan = match parse_plan(&args) {
+        Ok(plan) => plan,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_benchmark(&plan) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            println!("some targets were missed (see above)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -107,14 +107,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     }
 
     fn try_claim_n(&mut self, n: i64) -> Option<Sequence> {
-        let want = self.next + n - 1;
-        if want > self.limit {
-            self.refresh_limit();
-            if want > self.limit {
-                return None;
-            }
-        }
-        Some(self.next)
+        self.has_room(n).then_some(self.next)
     }
 
     fn managed_claim_with(
@@ -284,12 +277,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             });
         }
         self.managed_precheck()?;
-        let want = self.next + count as i64 - 1;
-        if want > self.limit {
-            self.refresh_limit();
-            if want > self.limit {
-                self.managed_wait(count)?;
-            }
+        if !self.has_room(count as i64) {
+            self.managed_wait(count)?;
         }
         let first = self.next;
         Ok(BatchClaim {

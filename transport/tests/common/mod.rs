@@ -146,3 +146,19 @@ impl Fixture for MmapFixture {
         &self.name
     }
 }
+
+/// A liveness configuration with short, virtual-time-friendly timeouts: required `ids`, 10 ms
+/// progress timeout, 1 ms checks, 20 ms grace, 50 ms startup.
+pub fn fast_liveness(ids: &[&str]) -> myelon::RequiredConsumerLivenessConfig {
+    let ms = std::time::Duration::from_millis(1);
+    myelon::RequiredConsumerLivenessConfig::new(ids.iter().copied())
+        .unwrap()
+        .with_startup_wait_timeout(50 * ms)
+        .unwrap()
+        .with_progress_timeout(10 * ms)
+        .unwrap()
+        .with_progress_check_interval(ms)
+        .unwrap()
+        .with_shutdown_grace_period(20 * ms)
+        .unwrap()
+}
