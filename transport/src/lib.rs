@@ -4,7 +4,7 @@
 //! through a lock-free ring buffer that lives in shared memory (strict broadcast: the slowest
 //! gating consumer bounds the producer, nothing is ever overwritten unread).
 //!
-//! Layer 0 (this crate today) moves fixed-size [`ShmEvent`] values:
+//! Layer 0 moves fixed-size [`ShmEvent`] values:
 //!
 //! ```no_run
 //! use myelon::{attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name};
@@ -33,92 +33,121 @@
 //! };
 //! ```
 //!
-//! Every backend implements [`backend::RingBackend`]: POSIX shared memory (`shm`, default),
-//! memory-mapped files (`mmap`, default) and an in-process simulator (always available) that
-//! the deterministic simulation harness drives.
+//! Layer 1 ([`transport`]) frames variable-length messages over fixed slots, Layer 2
+//! ([`typed_transport`] + [`codec`]) encodes typed values, Layer 3 ([`codec::ZeroCopyCodec`])
+//! reads them in place. Every backend implements [`backend::RingBackend`]: POSIX shared memory
+//! (`shm`, default), memory-mapped files (`mmap`, default) and an in-process simulator (always
+//! available) that the deterministic simulation harness drives.
+//!
+//! The source tree follows the layers: `ring/` (Layer 0), `framed/` (Layer 1), `typed/`
+//! (Layers 2–3 and `codec/`), `session/` (names and the coordination cursor), beside
+//! `backend/`, `liveness/`, `observability/` and `inference/`. The public modules below are the
+//! reference API's paths onto them.
 
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
-mod auto;
+/// Items that exist only outside loom models (loom builds compile Layer 0 alone).
+macro_rules! cfg_not_loom {
+    ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
+}
+
 pub mod backend;
-mod builder;
-#[cfg(not(loom))]
-pub mod codec;
-pub mod consumer;
-mod error;
-mod event;
-#[cfg(not(loom))]
-pub mod inference;
-mod layout;
 pub mod liveness;
-mod names;
 pub mod observability;
-#[cfg(not(loom))]
-pub mod prelude;
-pub mod producer;
-mod registry;
-mod sync;
-#[cfg(not(loom))]
-pub mod transport;
-#[cfg(not(loom))]
-pub mod typed_transport;
-mod wait;
+mod ring;
 
-#[cfg(all(test, not(loom)))]
-mod hostile_tests;
+cfg_not_loom! {
+    mod framed;
+    pub mod inference;
+    pub mod prelude;
+    mod session;
+    mod typed;
+}
 
-pub use auto::AutoConsumer;
-#[cfg(feature = "bincode")]
-pub use bincode;
-pub use builder::{
-    CoordinationMode, SharedDisruptorBuilder, DEFAULT_ATTACH_TIMEOUT, DEFAULT_COORDINATION_TIMEOUT,
-};
-#[cfg(not(loom))]
-pub use codec::{Codec, CodecError};
-pub use consumer::{Consumer, EventLease};
-pub use error::{MultiProcessError, MultiProcessResult, RingBufferFull};
-pub use event::{type_fingerprint, ShmEvent};
-#[cfg(feature = "flatbuffers")]
-pub use flatbuffers;
-#[cfg(not(loom))]
-pub use inference::{FixedTopology, InferenceTopologyError, InferenceTopologyResult, WorkerCount};
-pub use layout::{CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY};
-pub use liveness::{
-    RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
-    RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
-};
-pub use names::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
-pub use producer::{BatchClaim, Producer};
-pub use registry::ConsumerInfo;
-#[cfg(feature = "rkyv")]
-pub use rkyv;
+// ---------------------------------------------------------------------------------------------
+// Public paths of the reference API.
+
+pub use ring::{consumer, producer};
+
+cfg_not_loom! {
+    pub use typed::codec;
+
+    /// Layer 1, framed messages, and the session layout helpers (the reference's
+    /// `myelon::transport` path).
+    pub mod transport {
+        pub use crate::framed::*;
+        pub use crate::session::{
+            compact_session_tag, coordination_cursor, coordination_cursor_name, layout_names,
+            validate_segment_name, CoordinationCursor, CoordinationCursorError, MyelonLayoutError,
+            MyelonTransportConfig, MyelonTransportLayout, MyelonWaitStrategy,
+            RunnerMyelonTransportConfig, SegmentNameError, DEFAULT_MYELON_RESPONSE_DEPTH,
+            DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX, MAX_RUNNERS,
+            SEGMENT_NAME_LIMIT_MACOS,
+        };
+        #[cfg(feature = "shm")]
+        pub use crate::session::ensure_coordination_cursor;
+    }
+
+    /// Layers 2 and 3, typed messages over the framed transport (the reference's
+    /// `myelon::typed_transport` path).
+    pub mod typed_transport {
+        pub use crate::typed::*;
+    }
+
+    pub use inference::{FixedTopology, InferenceTopologyError, InferenceTopologyResult, WorkerCount};
+    pub use session::{portable_shm_segment_name, PORTABLE_SHM_SEGMENT_NAME_MAX_LEN};
+    pub use transport::{
+        compact_session_tag, coordination_cursor_name, frame_flags, is_last_frame,
+        is_single_frame, publish_framed_payload, recv_framed_message, validate_segment_name,
+        AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer,
+        FramedTransportProducer, MyelonTransportConfig, MyelonTransportLayout,
+        MyelonWaitStrategy, RunnerMyelonTransportConfig, TransportError, TransportResult,
+        DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX,
+        SEGMENT_NAME_LIMIT_MACOS,
+    };
+    pub use codec::{Codec, CodecError};
+    pub use typed_transport::{TypedConsumer, TypedProducer, TypedPublishError};
+}
+
 #[cfg(all(feature = "shm", not(loom)))]
 pub use transport::ensure_coordination_cursor;
-#[cfg(not(loom))]
-pub use transport::{
-    compact_session_tag, coordination_cursor_name, validate_segment_name, MyelonTransportConfig,
-    MyelonTransportLayout, MyelonWaitStrategy, RunnerMyelonTransportConfig,
-    DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX,
-    SEGMENT_NAME_LIMIT_MACOS,
-};
-#[cfg(not(loom))]
-pub use transport::{
-    frame_flags, is_last_frame, is_single_frame, publish_framed_payload, recv_framed_message,
-    AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer, FramedTransportProducer,
-    TransportError, TransportResult,
-};
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use typed_transport::{MmapTypedConsumer, MmapTypedProducer};
+
+pub use liveness::{
+    RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
+    RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
+};
 #[cfg(not(loom))]
-pub use typed_transport::{TypedConsumer, TypedProducer, TypedPublishError};
-pub use wait::{
+pub use ring::api::*;
+pub use ring::auto::AutoConsumer;
+pub use ring::builder::{
+    CoordinationMode, SharedDisruptorBuilder, DEFAULT_ATTACH_TIMEOUT, DEFAULT_COORDINATION_TIMEOUT,
+};
+pub use ring::consumer::{Consumer, EventLease};
+pub use ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
+pub use ring::event::{type_fingerprint, ShmEvent};
+pub use ring::layout::{
+    CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
+};
+pub use ring::producer::{BatchClaim, Producer};
+pub use ring::registry::ConsumerInfo;
+pub use ring::wait::{
     default_block_strategy_duration, default_consume_sleep_duration,
     default_discovery_poll_duration, perform_default_block_wait,
     perform_default_consume_sleep_wait, perform_default_discovery_poll_wait, perform_sleep_wait,
     AutoWaitStrategy,
 };
+
+#[cfg(feature = "bincode")]
+pub use bincode;
+#[cfg(feature = "flatbuffers")]
+pub use flatbuffers;
+#[cfg(feature = "rkyv")]
+pub use rkyv;
 
 /// Shared-memory top level façade types: the SHM producer/consumer pair and their builders.
 #[cfg(all(feature = "shm", not(loom)))]
@@ -136,78 +165,6 @@ pub mod lock_free {
 
 /// The type for sequence numbers in the ring buffer.
 pub type Sequence = i64;
-
-#[cfg(all(feature = "shm", not(loom)))]
-mod shm_api {
-    use super::*;
-    use crate::backend::ShmBackend;
-
-    /// Multi-process producer over POSIX shared memory.
-    pub type SharedProducer<E> = Producer<E, ShmBackend>;
-    /// Broadcast consumer over POSIX shared memory.
-    pub type SharedConsumer<E> = Consumer<E, ShmBackend>;
-
-    /// Create a shared single producer for multi-process communication: a builder for ring
-    /// `segment` of `capacity` events (a power of two) in POSIX shared memory.
-    pub fn build_shared_single_producer<E: ShmEvent>(
-        segment: &str,
-        capacity: usize,
-    ) -> SharedDisruptorBuilder<E, ShmBackend> {
-        SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
-    }
-
-    /// Attach to an existing shared disruptor as a consumer: a builder whose `build_consumer`
-    /// waits for ring `segment` to be ready and checks its type and capacity.
-    pub fn attach_shared_consumer<E: ShmEvent>(
-        segment: &str,
-        capacity: usize,
-    ) -> SharedDisruptorBuilder<E, ShmBackend> {
-        SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
-    }
-}
-#[cfg(all(feature = "shm", not(loom)))]
-pub use shm_api::*;
-
-#[cfg(all(feature = "mmap", not(loom)))]
-mod mmap_api {
-    use super::*;
-    use crate::backend::MmapBackend;
-    use std::path::Path;
-
-    /// Producer for the mmap transport.
-    pub type MmapProducer<E> = Producer<E, MmapBackend>;
-    /// Consumer for the mmap transport.
-    pub type MmapConsumer<E> = Consumer<E, MmapBackend>;
-
-    fn builder<E: ShmEvent>(
-        path: &Path,
-        capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
-        let (backend, name) = MmapBackend::for_path(path)?;
-        Ok(SharedDisruptorBuilder::with_backend(
-            backend, &name, capacity,
-        ))
-    }
-
-    /// A producer builder for a ring stored in the file at `path` (created exclusively, mode
-    /// 0600; an existing file is never truncated).
-    pub fn build_mmap_single_producer<E: ShmEvent>(
-        path: impl AsRef<Path>,
-        capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
-        builder(path.as_ref(), capacity)
-    }
-
-    /// A consumer builder for the ring stored in the file at `path`.
-    pub fn attach_mmap_consumer<E: ShmEvent>(
-        path: impl AsRef<Path>,
-        capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
-        builder(path.as_ref(), capacity)
-    }
-}
-#[cfg(all(feature = "mmap", not(loom)))]
-pub use mmap_api::*;
 
 /// Compiles the README's examples as doc tests.
 #[cfg(doctest)]

@@ -17,14 +17,14 @@
 //! # Ok::<(), TransportError>(())
 //! ```
 
-pub use crate::codec::{Codec, CodecError, ZeroCopyCodec};
+pub use crate::typed::codec::{Codec, CodecError, ZeroCopyCodec};
 pub use crate::observability::{ConsumerSnapshot, RingInspector, RingSnapshot};
-pub use crate::transport::{
+pub use crate::framed::{
     frame_flags, publish_framed_payload, recv_framed_message, AlignedFixedFrame, FixedFrame,
     FrameMeta, FramedMessage, FramedTransportConsumer, FramedTransportFrame,
     FramedTransportProducer, MessageClaim, TransportError, TransportResult,
 };
-pub use crate::typed_transport::{TypedConsumer, TypedProducer, TypedPublishError};
+pub use crate::typed::{TypedConsumer, TypedProducer, TypedPublishError};
 pub use crate::{
     AutoWaitStrategy, Consumer, ConsumerInfo, CoordinationMode, MultiProcessError,
     MultiProcessResult, Producer, RingBufferFull, Sequence, SharedDisruptorBuilder, ShmEvent,
@@ -35,11 +35,11 @@ pub use crate::{
 };
 
 #[cfg(feature = "bincode")]
-pub use crate::codec::BincodeCodec;
+pub use crate::typed::codec::BincodeCodec;
 #[cfg(feature = "rkyv")]
-pub use crate::codec::RkyvCodec;
+pub use crate::typed::codec::RkyvCodec;
 #[cfg(feature = "flatbuffers")]
-pub use crate::codec::{FlatbuffersCodec, FlatbuffersMessage};
+pub use crate::typed::codec::{FlatbuffersCodec, FlatbuffersMessage};
 
 #[cfg(all(feature = "shm", not(loom)))]
 pub use crate::{
@@ -48,8 +48,8 @@ pub use crate::{
 };
 
 #[cfg(all(feature = "mmap", not(loom)))]
-pub use crate::transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
+pub use crate::framed::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
 #[cfg(all(feature = "mmap", not(loom)))]
-pub use crate::typed_transport::{MmapTypedConsumer, MmapTypedProducer};
+pub use crate::typed::{MmapTypedConsumer, MmapTypedProducer};
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use crate::{attach_mmap_consumer, build_mmap_single_producer, MmapConsumer, MmapProducer};

@@ -2,7 +2,7 @@
 
 use super::shm::{lock_probe, map_region_error, os, os_token_state};
 use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
-use crate::sync::AtomicU32;
+use crate::ring::sync::AtomicU32;
 use myelon_backend_mmap::{self as plat, FileRegion};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! (memory-mapped files) and [`SimBackend`] (an in-process simulated machine with a virtual
 //! clock). `myelon` names no libc or memmap2 outside these modules.
 
-use crate::sync::AtomicU32;
+use crate::ring::sync::AtomicU32;
 use std::fmt;
 use std::time::Duration;
 
@@ -193,3 +193,12 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     /// Liveness of the process a token names.
     fn token_state(&self, token: u64) -> ProcessState;
 }
+
+/// The backend the short type names default to: POSIX shared memory (the simulator when the
+/// `shm` feature is off).
+#[cfg(all(feature = "shm", not(loom)))]
+pub type DefaultBackend = ShmBackend;
+/// The backend the short type names default to: POSIX shared memory (the simulator when the
+/// `shm` feature is off).
+#[cfg(not(all(feature = "shm", not(loom))))]
+pub type DefaultBackend = SimBackend;

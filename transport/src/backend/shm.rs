@@ -1,7 +1,7 @@
 //! `RingBackend` over POSIX shared memory (`myelon-backend-shm`).
 
 use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
-use crate::sync::AtomicU32;
+use crate::ring::sync::AtomicU32;
 use myelon_backend_shm::{self as plat, RegionError, ShmSegment};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! process table. The ring code above it is exactly the code that runs over SHM and mmap.
 
 use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
-use crate::sync::{AtomicU32, Ordering};
+use crate::ring::sync::{AtomicU32, Ordering};
 use myelon_backend_sim::{SimError, SimProcessState, SimRegion, SimWorld};
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //!
 //! Names come from a [`MyelonTransportConfig`] (session label, prefix, depths): the scheduler
 //! creates the dispatch ring and the session's [coordination
-//! cursor](crate::transport::coordination_cursor); worker `r` creates response ring `r`. Every
+//! cursor](crate::session::coordination_cursor); worker `r` creates response ring `r`. Every
 //! process derives the same names from the label.
 //!
 //! **Rendezvous.** Neither side publishes before the other is attached:
@@ -41,8 +41,8 @@ pub use scheduler::Scheduler;
 pub use worker::Worker;
 
 use crate::backend::RingBackend;
-use crate::codec::CodecError;
-use crate::error::MultiProcessError;
+use crate::typed::codec::CodecError;
+use crate::ring::error::MultiProcessError;
 use crate::transport::{
     CoordinationCursorError, FixedFrame, MyelonLayoutError, MyelonTransportConfig,
     MyelonTransportLayout, TransportError,

@@ -3,10 +3,10 @@
 
 use super::{left, FixedTopology, InferenceTopologyError, InferenceTopologyResult, TopologyFrame};
 use crate::backend::{ProcessState, RingBackend};
-use crate::codec::Codec;
-use crate::error::MultiProcessError;
+use crate::typed::codec::Codec;
+use crate::ring::error::MultiProcessError;
 use crate::transport::{CoordinationCursor, FramedTransportProducer, MyelonTransportLayout};
-use crate::typed_transport::TypedConsumer;
+use crate::typed::TypedConsumer;
 use crate::{CoordinationMode, SharedDisruptorBuilder};
 use std::marker::PhantomData;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The liveness configuration, its alert and error types.
 
-use crate::error::{MultiProcessError, MultiProcessResult};
-use crate::registry::validate_id;
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
+use crate::ring::registry::validate_id;
 use crate::Sequence;
 use std::fmt;
 use std::sync::Arc;

@@ -7,13 +7,13 @@
 use super::config::{RequiredConsumerError, RequiredConsumerLivenessConfig};
 use super::monitor::{EntryView, LivenessMonitor};
 use crate::backend::{ProcessState, RingBackend};
-use crate::error::MultiProcessResult;
-use crate::event::ShmEvent;
-use crate::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX};
-use crate::producer::{BatchClaim, Producer};
-use crate::registry;
-use crate::sync::{spin_hint, Ordering};
-use crate::wait::block_on;
+use crate::ring::error::MultiProcessResult;
+use crate::ring::event::ShmEvent;
+use crate::ring::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX};
+use crate::ring::producer::{BatchClaim, Producer};
+use crate::ring::registry;
+use crate::ring::sync::{spin_hint, Ordering};
+use crate::ring::wait::block_on;
 use crate::Sequence;
 use std::time::Duration;
 

@@ -5,13 +5,13 @@
 
 use super::{consumer_counter, ring_counter};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
-use crate::layout::{
+use crate::ring::layout::{
     try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE, ENTRY_RESERVED,
     ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED, STATE_INIT, STATE_READY,
     TABLE_ENTRIES,
 };
-use crate::registry::entry_id;
-use crate::sync::Ordering;
+use crate::ring::registry::entry_id;
+use crate::ring::sync::Ordering;
 use std::fmt;
 use std::time::Duration;
 

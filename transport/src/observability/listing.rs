@@ -3,9 +3,9 @@
 
 use super::inspect::{EntryKind, RingInspector};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
-use crate::layout::{try_header_of, MAGIC, STATE_INIT};
-use crate::sync::Ordering;
-use crate::transport::coordination_cursor::is_cursor;
+use crate::ring::layout::{try_header_of, MAGIC, STATE_INIT};
+use crate::ring::sync::Ordering;
+use crate::session::coordination_cursor::is_cursor;
 use std::fmt;
 
 /// What a listed segment is.

@@ -53,8 +53,8 @@ pub use metrics_export::export_metrics;
 /// too, so that the benchmark can compare the publish path with and without them.
 const ENABLED: bool = !cfg!(any(loom, myelon_counters_off));
 
-use crate::layout::{ConsumerEntry, CounterLine, Header};
-use crate::sync::Ordering;
+use crate::ring::layout::{ConsumerEntry, CounterLine, Header};
+use crate::ring::sync::Ordering;
 use std::time::Duration;
 
 /// Indices of the ring-wide counters (the header's counter line).
@@ -160,13 +160,13 @@ pub(crate) fn record_dropped(line: &CounterLine, n: u64) {
 /// is not counted).
 #[cold]
 pub(crate) fn record_alerts<E: crate::ShmEvent, B: crate::backend::RingBackend>(
-    seg: &crate::layout::Segment<E, B>,
+    seg: &crate::ring::layout::Segment<E, B>,
     alerts: Vec<(String, crate::RequiredConsumerAlertKind)>,
 ) {
     for (id, kind) in alerts {
         let entry = seg.entries().find(|e| {
-            crate::registry::is_gating(e.state.load(Ordering::Acquire))
-                && crate::registry::entry_id(e) == id
+            crate::ring::registry::is_gating(e.state.load(Ordering::Acquire))
+                && crate::ring::registry::entry_id(e) == id
         });
         if let Some(e) = entry {
             record_alert(e, kind);

@@ -20,7 +20,7 @@
 
 use super::layout_names::SegmentNameError;
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::ring::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
 use std::mem::size_of;
 use std::time::Duration;
@@ -109,7 +109,7 @@ impl From<BackendError> for CoordinationCursorError {
 }
 
 /// A mapped coordination cursor (see the module docs).
-pub struct CoordinationCursor<B: RingBackend = super::DefaultBackend> {
+pub struct CoordinationCursor<B: RingBackend = crate::backend::DefaultBackend> {
     region: B::Region,
     backend: B,
     name: String,
@@ -144,7 +144,7 @@ pub(crate) fn is_cursor(region: &impl Region) -> bool {
 }
 
 /// Creates (or opens the live) coordination cursor `name` in POSIX shared memory; `name` must
-/// pass [`validate_segment_name`](crate::transport::validate_segment_name). See [`CoordinationCursor::ensure_with`].
+/// pass [`validate_segment_name`](crate::session::validate_segment_name). See [`CoordinationCursor::ensure_with`].
 #[cfg(feature = "shm")]
 pub fn ensure_coordination_cursor(
     name: &str,

@@ -13,13 +13,13 @@
 //! slot the consumer reads is never overwritten behind its back.
 
 use crate::backend::{ProcessState, RingBackend};
-use crate::error::{MultiProcessError, MultiProcessResult};
-use crate::event::ShmEvent;
-use crate::layout::{
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
+use crate::ring::event::ShmEvent;
+use crate::ring::layout::{
     ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_RESERVED,
     ENTRY_RESERVED_PREFIX,
 };
-use crate::sync::{fence, spin_hint, Ordering};
+use crate::ring::sync::{fence, spin_hint, Ordering};
 use std::time::Duration;
 
 /// Checks a consumer id (or discovery prefix): 1..=48 bytes, no NUL.
@@ -83,7 +83,7 @@ const LOCK_BACKOFF: Duration = Duration::from_micros(50);
 
 /// Holds the registry lock; releases it on drop (also when unwinding).
 pub(crate) struct RegistryGuard<'a> {
-    word: &'a crate::sync::AtomicU64,
+    word: &'a crate::ring::sync::AtomicU64,
     token: u64,
 }
 

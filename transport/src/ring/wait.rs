@@ -9,8 +9,8 @@
 //! | `MYELON_DISCOVERY_POLL_US` | 1000 | attach/coordination polling loops |
 
 use crate::backend::RingBackend;
-use crate::layout::WakeLine;
-use crate::sync::{fence, spin_hint, Ordering};
+use crate::ring::layout::WakeLine;
+use crate::ring::sync::{fence, spin_hint, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -13,9 +13,9 @@ use super::error::{TransportError, TransportResult};
 use super::frame::{fragment_meta, frames_for, FramedTransportFrame};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::backend::RingBackend;
-use crate::builder::SharedDisruptorBuilder;
+use crate::ring::builder::SharedDisruptorBuilder;
 use crate::liveness::RequiredConsumerLivenessConfig;
-use crate::producer::{BatchClaim, Producer};
+use crate::ring::producer::{BatchClaim, Producer};
 use crate::{RingBufferFull, Sequence};
 use std::time::Duration;
 
@@ -270,6 +270,15 @@ pub struct MessageClaim<'a, F: FramedTransportFrame, B: RingBackend> {
     next_id: &'a mut u32,
     len: usize,
     written: usize,
+}
+
+impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for MessageClaim<'_, F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageClaim")
+            .field("message_id", &*self.next_id)
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl<'a, F: FramedTransportFrame, B: RingBackend> MessageClaim<'a, F, B> {

@@ -15,7 +15,7 @@
 //! it reuses; `access` needs 16-byte-aligned bytes ([`ZeroCopyCodec::ALIGN`]) and reports
 //! misaligned input as an error — the typed consumer aligns for it.
 //!
-//! [`AlignedFixedFrame`]: crate::transport::AlignedFixedFrame
+//! [`AlignedFixedFrame`]: crate::framed::AlignedFixedFrame
 
 use super::{Codec, CodecError, ZeroCopyCodec};
 use rkyv::api::high::{HighSerializer, HighValidator};

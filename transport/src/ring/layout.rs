@@ -29,8 +29,8 @@
 //!   until they have acquired `READY`.
 
 use crate::backend::{Region, RingBackend};
-use crate::event::ShmEvent;
-use crate::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering, SlotCell};
+use crate::ring::event::ShmEvent;
+use crate::ring::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering, SlotCell};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;

@@ -23,9 +23,9 @@ use super::frame::FramedTransportFrame;
 use super::reassembly::{Reassembler, Step};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::backend::RingBackend;
-use crate::builder::SharedDisruptorBuilder;
-use crate::consumer::{Consumer, EventLease};
-use crate::error::MultiProcessError;
+use crate::ring::builder::SharedDisruptorBuilder;
+use crate::ring::consumer::{Consumer, EventLease};
+use crate::ring::error::MultiProcessError;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Errors of the framed transport (Layer 1).
 
-use crate::codec::CodecError;
-use crate::error::MultiProcessError;
+use crate::typed::codec::CodecError;
+use crate::ring::error::MultiProcessError;
 use crate::liveness::RequiredConsumerError;
 use std::fmt;
 
@@ -12,7 +12,7 @@ pub type TransportResult<T> = Result<T, TransportError>;
 ///
 /// Frame errors (`FrameLength` .. `MessageTooLarge` on the consumer side) describe what a
 /// consumer found in a slot; the frame (and the message it belonged to) is dropped, counted in
-/// [`dropped_messages`](crate::transport::FramedTransportConsumer::dropped_messages) and the
+/// [`dropped_messages`](crate::framed::FramedTransportConsumer::dropped_messages) and the
 /// consumer stays usable: the next receive resumes at the next first frame.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -33,27 +33,16 @@
 //! [`FramedTransportConsumer`]'s.
 
 mod consumer;
-pub mod coordination_cursor;
 mod error;
 pub mod frame;
-pub mod layout_names;
 mod producer;
 mod reassembly;
 
 pub use consumer::{FramedMessage, FramedTransportConsumer};
-#[cfg(feature = "shm")]
-pub use coordination_cursor::ensure_coordination_cursor;
-pub use coordination_cursor::{CoordinationCursor, CoordinationCursorError};
 pub use error::{TransportError, TransportResult};
 pub use frame::{
     frame_flags, is_last_frame, is_single_frame, AlignedFixedFrame, FixedFrame, FrameMeta,
     FramedTransportFrame,
-};
-pub use layout_names::{
-    compact_session_tag, coordination_cursor_name, validate_segment_name, MyelonLayoutError,
-    MyelonTransportConfig, MyelonTransportLayout, MyelonWaitStrategy, RunnerMyelonTransportConfig,
-    SegmentNameError, DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH,
-    DEFAULT_TRANSPORT_PREFIX, MAX_RUNNERS, SEGMENT_NAME_LIMIT_MACOS,
 };
 pub use producer::{FramedTransportProducer, MessageClaim};
 pub use reassembly::{Reassembler, Step};
@@ -67,14 +56,7 @@ use std::time::Duration;
 /// Default bound on a message's size, on both sides (64 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
 
-/// The backend the short type names default to: POSIX shared memory (the simulator when the
-/// `shm` feature is off).
-#[cfg(all(feature = "shm", not(loom)))]
-pub type DefaultBackend = crate::backend::ShmBackend;
-/// The backend the short type names default to: POSIX shared memory (the simulator when the
-/// `shm` feature is off).
-#[cfg(not(all(feature = "shm", not(loom))))]
-pub type DefaultBackend = crate::backend::SimBackend;
+pub use crate::backend::DefaultBackend;
 
 /// Framed producer over a memory-mapped file.
 #[cfg(all(feature = "mmap", not(loom)))]

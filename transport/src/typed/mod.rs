@@ -19,13 +19,15 @@
 //! A message that fails to decode or validate is a [`TransportError::Codec`]; it is consumed,
 //! counted ([`TypedConsumer::decode_errors`]) and the consumer carries on with the next one.
 //!
-//! [`AlignedFixedFrame`]: crate::transport::AlignedFixedFrame
-//! [`FixedFrame`]: crate::transport::FixedFrame
+//! [`AlignedFixedFrame`]: crate::framed::AlignedFixedFrame
+//! [`FixedFrame`]: crate::framed::FixedFrame
+
+pub mod codec;
 
 use crate::backend::RingBackend;
-use crate::codec::{Codec, CodecError, ZeroCopyCodec};
+use crate::typed::codec::{Codec, CodecError, ZeroCopyCodec};
 use crate::liveness::RequiredConsumerLivenessConfig;
-use crate::transport::{
+use crate::framed::{
     AlignedBuf, DefaultBackend, FramedMessage, FramedTransportConsumer, FramedTransportFrame,
     FramedTransportProducer, TransportError, TransportResult,
 };

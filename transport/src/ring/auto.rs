@@ -1,10 +1,10 @@
 //! `AutoConsumer`: a consumer driven by a background thread.
 
 use crate::backend::RingBackend;
-use crate::consumer::Consumer;
-use crate::error::{MultiProcessError, MultiProcessResult};
-use crate::event::ShmEvent;
-use crate::wait::AutoWaitStrategy;
+use crate::ring::consumer::Consumer;
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
+use crate::ring::event::ShmEvent;
+use crate::ring::wait::AutoWaitStrategy;
 use crate::Sequence;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -28,7 +28,7 @@
 //! `core::any::type_name` (which spells out `N`) and its size, so a consumer of
 //! `FixedFrame<256>` never attaches to a ring of `FixedFrame<512>` (`TypeMismatch`).
 
-use crate::event::ShmEvent;
+use crate::ring::event::ShmEvent;
 
 /// Frame flag bits.
 pub mod frame_flags {
@@ -259,7 +259,7 @@ pub(crate) fn fragment_meta(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::type_fingerprint;
+    use crate::ring::event::type_fingerprint;
 
     #[test]
     fn header_sizes() {

@@ -1,17 +1,17 @@
 //! Construction: `SharedDisruptorBuilder`, coordination, attach checks, stale-segment reclaim.
 
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
-use crate::consumer::{Consumer, DEFAULT_PRODUCER_CHECK_INTERVAL};
-use crate::error::{MultiProcessError, MultiProcessResult};
-use crate::event::{type_fingerprint, Fnv1a, ShmEvent};
-use crate::layout::{
+use crate::ring::consumer::{Consumer, DEFAULT_PRODUCER_CHECK_INTERVAL};
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
+use crate::ring::event::{type_fingerprint, Fnv1a, ShmEvent};
+use crate::ring::layout::{
     peek_state, Geometry, GeometryError, Header, HeaderInit, Segment, LAYOUT_VERSION, MAGIC,
     STATE_CLOSED, STATE_INIT, STATE_READY,
 };
-use crate::producer::Producer;
-use crate::registry;
-use crate::sync::Ordering;
-use crate::wait::{default_discovery_poll_duration, AutoWaitStrategy};
+use crate::ring::producer::Producer;
+use crate::ring::registry;
+use crate::ring::sync::Ordering;
+use crate::ring::wait::{default_discovery_poll_duration, AutoWaitStrategy};
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::Duration;
 
@@ -454,7 +454,7 @@ struct HeaderView {
 
 impl HeaderView {
     fn read(region: &impl Region) -> Option<HeaderView> {
-        let h = crate::layout::try_header_of(region)?;
+        let h = crate::ring::layout::try_header_of(region)?;
         let r = Ordering::Relaxed;
         Some(HeaderView {
             magic: h.magic.load(r),

@@ -117,7 +117,7 @@ pub trait ZeroCopyCodec<T>: Codec<T> {
     /// misaligned message into an aligned buffer first (16 is what [`AlignedFixedFrame`] slots
     /// and the reassembly buffer provide).
     ///
-    /// [`AlignedFixedFrame`]: crate::transport::AlignedFixedFrame
+    /// [`AlignedFixedFrame`]: crate::framed::AlignedFixedFrame
     const ALIGN: usize = 1;
 
     /// Validates `bytes` (untrusted) and returns the view.

@@ -6,17 +6,17 @@
 //! fence. Only when the cached limit is reached does the producer rescan the consumer table.
 
 use crate::backend::RingBackend;
-use crate::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
-use crate::event::ShmEvent;
-use crate::layout::{Segment, STATE_CLOSED};
 use crate::liveness::LivenessMonitor;
-use crate::registry::{self, ConsumerInfo};
-use crate::sync::{spin_hint, Ordering};
-use crate::wait::{block_on, notify};
+use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
+use crate::ring::event::ShmEvent;
+use crate::ring::layout::{Segment, STATE_CLOSED};
+use crate::ring::registry::{self, ConsumerInfo};
+use crate::ring::sync::{spin_hint, Ordering};
+use crate::ring::wait::{block_on, notify};
 use crate::Sequence;
 use std::time::Duration;
 
-pub use crate::builder::CoordinationMode;
+pub use crate::ring::builder::CoordinationMode;
 
 /// Ordering of the stamp store that publishes a slot. `Release` (pairs with the consumer's
 /// `Acquire` stamp load, I3); the `relaxed_stamp` mutant weakens it so loom and the DST harness
@@ -426,7 +426,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
                 return Err(MultiProcessError::ConsumersNotAttached { missing, waited });
             }
             self.backend
-                .sleep(crate::wait::default_discovery_poll_duration().min(timeout - waited));
+                .sleep(crate::ring::wait::default_discovery_poll_duration().min(timeout - waited));
         }
     }
 
@@ -468,6 +468,15 @@ pub struct BatchClaim<'a, E: ShmEvent, B: RingBackend> {
     pub(crate) producer: &'a mut Producer<E, B>,
     pub(crate) first: i64,
     pub(crate) count: usize,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for BatchClaim<'_, E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchClaim")
+            .field("first", &self.first)
+            .field("count", &self.count)
+            .finish()
+    }
 }
 
 impl<E: ShmEvent, B: RingBackend> BatchClaim<'_, E, B> {

@@ -5,14 +5,14 @@
 //! was overwritten behind a gating consumer, which the protocol rules out, so it is reported as
 //! corruption. The hot path touches the slot's line(s) and the consumer's own cursor line only.
 
-pub use crate::auto::AutoConsumer;
 use crate::backend::{ProcessState, Region, RingBackend};
-use crate::error::{MultiProcessError, MultiProcessResult};
-use crate::event::ShmEvent;
-use crate::layout::{Segment, STATE_CLOSED};
-use crate::registry::{self, Registration};
-use crate::sync::Ordering;
-use crate::wait::{AutoWaitStrategy, Idle};
+pub use crate::ring::auto::AutoConsumer;
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
+use crate::ring::event::ShmEvent;
+use crate::ring::layout::{Segment, STATE_CLOSED};
+use crate::ring::registry::{self, Registration};
+use crate::ring::sync::Ordering;
+use crate::ring::wait::{AutoWaitStrategy, Idle};
 use crate::Sequence;
 use std::ops::Deref;
 use std::time::Duration;
@@ -68,6 +68,14 @@ pub struct EventLease<'a, E: ShmEvent, B: RingBackend> {
     consumer: &'a mut Consumer<E, B>,
     seq: i64,
     value: *const E,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for EventLease<'_, E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLease")
+            .field("sequence", &self.seq)
+            .finish()
+    }
 }
 
 impl<E: ShmEvent, B: RingBackend> EventLease<'_, E, B> {
@@ -373,7 +381,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     pub fn consume_next_with_sleep(&mut self) -> MultiProcessResult<E> {
         let saved = self.strategy;
         self.set_wait_strategy(AutoWaitStrategy::Sleep(
-            crate::wait::default_consume_sleep_duration(),
+            crate::ring::wait::default_consume_sleep_duration(),
         ));
         let r = self.consume_next();
         self.set_wait_strategy(saved);
@@ -461,7 +469,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     }
 
     /// The observability counter line of this consumer's table entry.
-    pub(crate) fn counters(&self) -> &crate::layout::CounterLine {
+    pub(crate) fn counters(&self) -> &crate::ring::layout::CounterLine {
         &self.seg.entry(self.reg.index).counters
     }
 

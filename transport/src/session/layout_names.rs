@@ -17,9 +17,9 @@
 //!
 //! The same names (without the leading `/`) are the file names of an mmap-backed session.
 
-use crate::event::Fnv1a;
-use crate::layout::DEFAULT_MAX_CONSUMERS;
-use crate::wait::{default_consume_sleep_duration, AutoWaitStrategy};
+use crate::ring::event::Fnv1a;
+use crate::ring::layout::DEFAULT_MAX_CONSUMERS;
+use crate::ring::wait::{default_consume_sleep_duration, AutoWaitStrategy};
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,6 +1,6 @@
 //! Portable shared-memory segment names.
 
-use crate::event::Fnv1a;
+use crate::ring::event::Fnv1a;
 
 /// Conservative shared-memory segment-name budget that stays portable on macOS (`PSHMNAMLEN`
 /// is 31 there), counting the leading '/'.

@@ -2,8 +2,8 @@
 //! value is a typed error or a safe clamp, never a panic, an out-of-bounds access or a hang.
 
 use crate::backend::{Region, RingBackend, SimBackend};
-use crate::layout::{ENTRY_ACTIVE, LAYOUT_VERSION, MAGIC};
-use crate::sync::Ordering;
+use crate::ring::layout::{ENTRY_ACTIVE, LAYOUT_VERSION, MAGIC};
+use crate::ring::sync::Ordering;
 use crate::{Consumer, MultiProcessError, Producer, RingBufferFull, SharedDisruptorBuilder};
 use std::time::Duration;
 
@@ -145,13 +145,13 @@ fn rejoin_with_corrupt_cursor_is_refused() {
     drop(p);
 }
 
-fn poke_header(p: &Producer<u64, SimBackend>, f: impl FnOnce(&crate::layout::Header)) {
+fn poke_header(p: &Producer<u64, SimBackend>, f: impl FnOnce(&crate::ring::layout::Header)) {
     f(p.segment().header())
 }
 
 #[test]
 fn header_fields_are_each_checked() {
-    type Poke = fn(&crate::layout::Header);
+    type Poke = fn(&crate::ring::layout::Header);
     type Want = fn(&MultiProcessError) -> bool;
     let cases: [(Poke, Want); 6] = [
         (

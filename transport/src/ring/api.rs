@@ -1,0 +1,81 @@
+//! The Layer 0 entry points of the reference API: the SHM and mmap producer/consumer aliases and
+//! the builder constructors for them.
+
+#[cfg(all(feature = "shm", not(loom)))]
+mod shm_api {
+    use crate::backend::ShmBackend;
+    use crate::ring::builder::SharedDisruptorBuilder;
+    use crate::ring::consumer::Consumer;
+    use crate::ring::event::ShmEvent;
+    use crate::ring::producer::Producer;
+
+    /// Multi-process producer over POSIX shared memory.
+    pub type SharedProducer<E> = Producer<E, ShmBackend>;
+    /// Broadcast consumer over POSIX shared memory.
+    pub type SharedConsumer<E> = Consumer<E, ShmBackend>;
+
+    /// Create a shared single producer for multi-process communication: a builder for ring
+    /// `segment` of `capacity` events (a power of two) in POSIX shared memory.
+    pub fn build_shared_single_producer<E: ShmEvent>(
+        segment: &str,
+        capacity: usize,
+    ) -> SharedDisruptorBuilder<E, ShmBackend> {
+        SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
+    }
+
+    /// Attach to an existing shared disruptor as a consumer: a builder whose `build_consumer`
+    /// waits for ring `segment` to be ready and checks its type and capacity.
+    pub fn attach_shared_consumer<E: ShmEvent>(
+        segment: &str,
+        capacity: usize,
+    ) -> SharedDisruptorBuilder<E, ShmBackend> {
+        SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
+    }
+}
+#[cfg(all(feature = "shm", not(loom)))]
+pub use shm_api::*;
+
+#[cfg(all(feature = "mmap", not(loom)))]
+mod mmap_api {
+    use crate::backend::MmapBackend;
+    use crate::ring::builder::SharedDisruptorBuilder;
+    use crate::ring::consumer::Consumer;
+    use crate::ring::error::MultiProcessResult;
+    use crate::ring::event::ShmEvent;
+    use crate::ring::producer::Producer;
+    use std::path::Path;
+
+    /// Producer for the mmap transport.
+    pub type MmapProducer<E> = Producer<E, MmapBackend>;
+    /// Consumer for the mmap transport.
+    pub type MmapConsumer<E> = Consumer<E, MmapBackend>;
+
+    fn builder<E: ShmEvent>(
+        path: &Path,
+        capacity: usize,
+    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
+        let (backend, name) = MmapBackend::for_path(path)?;
+        Ok(SharedDisruptorBuilder::with_backend(
+            backend, &name, capacity,
+        ))
+    }
+
+    /// A producer builder for a ring stored in the file at `path` (created exclusively, mode
+    /// 0600; an existing file is never truncated).
+    pub fn build_mmap_single_producer<E: ShmEvent>(
+        path: impl AsRef<Path>,
+        capacity: usize,
+    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
+        builder(path.as_ref(), capacity)
+    }
+
+    /// A consumer builder for the ring stored in the file at `path`.
+    pub fn attach_mmap_consumer<E: ShmEvent>(
+        path: impl AsRef<Path>,
+        capacity: usize,
+    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
+        builder(path.as_ref(), capacity)
+    }
+}
+#[cfg(all(feature = "mmap", not(loom)))]
+pub use mmap_api::*;
