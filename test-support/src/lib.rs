@@ -12,16 +12,21 @@
 //! ([`report`]) and ends with `CHILD-OK <role>`; the parent waits for markers with a deadline
 //! and prints the child's transcript when a test fails.
 //!
+//! [`build_example`] finds (building it if needed) an example's executable for a test that runs
+//! it as a user would.
+//!
 //! This crate depends on nothing of myelon (only `libc`, for `shm_unlink`), so every crate of
 //! the workspace, the platform crates included, can use it without a dependency cycle.
 
 mod child;
+mod example;
 mod marked;
 mod names;
 mod poll;
 mod role;
 
 pub use child::{ChildGuard, ReExec, ROLE_ARG};
+pub use example::build_example;
 pub use marked::{ChildProc, Spawn};
 pub use names::{unique_name, ShmGuard};
 pub use poll::{poll_until, wait_for, wait_for_line, DEADLINE};
