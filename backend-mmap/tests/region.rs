@@ -238,9 +238,11 @@ fn owner_alive_within_one_process() {
     drop(owner);
     // Eventually, not at once: a child being spawned by a concurrent test holds a copy of every
     // descriptor (and so the lock) between its fork and its exec.
-    poll_until("owner_alive() == false after the owner's drop", || {
-        !other.owner_alive().unwrap()
-    });
+    poll_until(
+        DEADLINE,
+        "owner_alive() == false after the owner's drop",
+        || !other.owner_alive().unwrap(),
+    );
 }
 
 #[test]
@@ -280,16 +282,18 @@ fn owner_alive_follows_a_killed_owner_process() {
     let dir = TempDir::new("killed");
     let path = dir.join("region");
     let mut cmd = child_command(TEST, "owner", path.to_str().unwrap());
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut cmd);
-    wait_for_line(child.child().stdout.take().unwrap(), "ready");
+    cmd.command().stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn child");
+    wait_for_line(child.child().stdout.take().unwrap(), "ready", DEADLINE);
 
     let region = FileRegion::open(&path).unwrap();
     assert_eq!(read_bytes(&region, 0, 5), b"owned");
     assert!(region.owner_alive().unwrap(), "owner process is running");
     child.child().kill().unwrap();
     child.child().wait().unwrap();
-    poll_until("owner_alive() == false", || !region.owner_alive().unwrap());
+    poll_until(DEADLINE, "owner_alive() == false", || {
+        !region.owner_alive().unwrap()
+    });
     assert!(path.exists(), "a killed owner leaves its file behind");
 }
 

@@ -50,7 +50,7 @@ fn wake_through_one_mapping_reaches_a_waiter_on_another() {
     };
     // A private futex would key on the address: waking through the other mapping would find no
     // waiter. Shared futexes key on the page, so this returns 1 once the waiter sleeps.
-    poll_until("a waiter asleep on the other mapping", || {
+    poll_until(DEADLINE, "a waiter asleep on the other mapping", || {
         wake_all(word(&owner)) >= 1
     });
     let deadline = Instant::now() + DEADLINE;
@@ -77,9 +77,9 @@ fn wake_reaches_a_waiter_in_another_process() {
     let _guard = ShmGuard(name.clone());
     let seg = ShmSegment::create(&name, LEN).unwrap();
     let mut cmd = child_command(TEST, "waiter", &name);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut cmd);
-    poll_until("the child asleep on the futex", || {
+    cmd.command().stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn child");
+    poll_until(DEADLINE, "the child asleep on the futex", || {
         assert!(
             child.child().try_wait().unwrap().is_none(),
             "child exited early"
@@ -93,6 +93,6 @@ fn wake_reaches_a_waiter_in_another_process() {
         assert!(Instant::now() < deadline, "child never finished");
         std::thread::yield_now();
     }
-    let out = child.into_output();
+    let out = child.into_output().expect("wait for child");
     assert_child_ok(&out, "waiter");
 }

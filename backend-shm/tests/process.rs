@@ -20,8 +20,8 @@ fn sleeper_role() {
 
 fn spawn_sleeper() -> ChildGuard {
     let mut cmd = child_command(SLEEPER_TEST, "sleeper", "");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    ChildGuard::spawn(&mut cmd)
+    cmd.command().stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd.spawn().expect("spawn child")
 }
 
 #[test]
@@ -42,7 +42,7 @@ fn reaped_child_is_dead() {
     let id = identity_of(pid).expect("a running child has an identity");
     assert_eq!(state(id), ProcessState::Alive);
     drop(child.child().stdin.take()); // EOF: the sleeper exits
-    let out = child.into_output();
+    let out = child.into_output().expect("wait for child");
     assert_child_ok(&out, "sleeper");
     assert_eq!(state(id), ProcessState::Dead);
     assert_eq!(identity_of(pid).filter(|found| *found == id), None);
@@ -54,7 +54,7 @@ fn killed_unreaped_child_is_dead() {
     let id = identity_of(child.child().id()).expect("a running child has an identity");
     child.child().kill().unwrap();
     // Not reaped yet: the pid still exists as a zombie, which must count as dead.
-    poll_until("the zombie to be reported dead", || {
+    poll_until(DEADLINE, "the zombie to be reported dead", || {
         state(id) == ProcessState::Dead
     });
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();

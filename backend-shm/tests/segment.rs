@@ -224,9 +224,11 @@ fn owner_alive_within_one_process() {
     drop(owner);
     // Eventually, not at once: a child being spawned by a concurrent test holds a copy of every
     // descriptor (and so the lock) between its fork and its exec.
-    poll_until("owner_alive() == false after the owner's drop", || {
-        !other.owner_alive().unwrap()
-    });
+    poll_until(
+        DEADLINE,
+        "owner_alive() == false after the owner's drop",
+        || !other.owner_alive().unwrap(),
+    );
 }
 
 #[test]
@@ -272,9 +274,9 @@ fn owner_alive_follows_a_killed_owner_process() {
     let name = unique_name("killed");
     let _guard = ShmGuard(name.clone());
     let mut cmd = child_command(TEST, "owner", &name);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = ChildGuard::spawn(&mut cmd);
-    wait_for_line(child.child().stdout.take().unwrap(), "ready");
+    cmd.command().stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn child");
+    wait_for_line(child.child().stdout.take().unwrap(), "ready", DEADLINE);
 
     let seg = ShmSegment::open(&name).unwrap();
     assert_eq!(read_bytes(&seg, 0, 5), b"owned");
@@ -283,7 +285,9 @@ fn owner_alive_follows_a_killed_owner_process() {
 
     child.child().kill().unwrap();
     child.child().wait().unwrap();
-    poll_until("owner_alive() == false", || !seg.owner_alive().unwrap());
+    poll_until(DEADLINE, "owner_alive() == false", || {
+        !seg.owner_alive().unwrap()
+    });
     assert!(is_listed(&name), "a killed owner leaves its object behind");
     // The guard removes it.
 }

@@ -7,8 +7,9 @@ use myelon_dst::shrink::shrink;
 use myelon_dst::sim::run;
 use myelon_dst::suite::{replay_line, run_suite, SuiteOptions};
 use myelon_dst::workload::{parse_u64, Profile, Workload};
+use myelon_test_support::ReExec;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "dst", about = "Deterministic simulation testing for myelon")]
@@ -294,8 +295,8 @@ fn shrink_cmd(seed: u64, profile: Profile, out: Option<PathBuf>) -> ExitCode {
 }
 
 fn child_hash(seed: u64, profile: Profile) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
+    let out = ReExec::try_new()
+        .map_err(|e| e.to_string())?
         .args([
             "replay",
             "--seed",

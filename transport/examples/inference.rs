@@ -26,8 +26,8 @@ use myelon::inference::{FixedTopology, InferenceTopologyError, Scheduler, Worker
 use myelon::observability::RingInspector;
 use myelon::transport::TransportError;
 use myelon::{MultiProcessError, RequiredConsumerAlertKind, RequiredConsumerFailureAction};
+use myelon_test_support::{ChildGuard, ReExec};
 use std::collections::BTreeSet;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -143,25 +143,18 @@ fn worker(a: &Args, rank: usize) {
     }
 }
 
-/// The worker processes; killed and reaped when dropped (also on a panic).
-struct Workers(Mutex<Vec<Child>>);
+/// The worker processes; each [`ChildGuard`] kills and reaps its worker when dropped (also on a
+/// panic).
+struct Workers(Mutex<Vec<ChildGuard>>);
 
 impl Workers {
-    fn spawn(a: &Args, rank: usize) -> Child {
-        Command::new(std::env::current_exe().expect("current exe"))
+    /// This executable again, as worker `rank`.
+    fn spawn(a: &Args, rank: usize) -> ChildGuard {
+        ReExec::new()
             .args(["--worker", &rank.to_string(), "--session", &a.session])
             .args(["--workers", &a.workers.to_string()])
             .spawn()
             .expect("spawn worker")
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for c in self.0.lock().unwrap().iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -258,8 +251,7 @@ fn chaos_thread(
         let killed_at = progress.load(Ordering::Relaxed);
         {
             let mut w = workers.0.lock().unwrap();
-            w[1].kill().expect("kill worker 1");
-            w[1].wait().expect("reap worker 1");
+            w[1].kill(); // SIGKILL, then reap
         }
         println!("chaos: SIGKILLed worker 1 at request {killed_at}");
         // Wait for the liveness layer to notice (the ring fills behind the dead worker).

@@ -1,14 +1,8 @@
 //! Runs the `demo` example end to end, as a user would, and checks its verdict and its cleanup.
 //!
-//! Finding the example binary: cargo gives integration tests the path of `[[bin]]` targets
-//! (`CARGO_BIN_EXE_*`) but not of examples, and whether `cargo test` built the example at all
-//! depends on the target filter (`--test demo_runs` skips examples). So the test asks the cargo
-//! that runs it (`$CARGO`) to build `--example demo` with the test's profile (`--release` when
-//! the test was built without debug assertions) and reads the executable's path from cargo's
-//! JSON artifact message. When `cargo test` already built the example this is a no-op freshness
-//! check; otherwise it builds exactly what a user would run. The nested cargo inherits the
-//! environment, so it uses the same target directory (`CARGO_TARGET_DIR` or the workspace
-//! default) and shares its build cache; cargo releases its build lock before running tests.
+//! Finding the example binary: `myelon_test_support::build_example` asks the cargo that runs
+//! this test to build `--example demo` with the test's profile and reads the executable's path
+//! from cargo's JSON artifact message (cargo gives tests the paths of binaries, not examples).
 //!
 //! Cleanup: the demo names its ring `myelon-demo-<its pid>` and removes it when its producer
 //! drops; the test asserts that nothing is left under that name, and a guard removes it anyway
@@ -18,6 +12,7 @@
 
 use myelon::backend::{RingBackend, ShmBackend};
 use myelon::portable_shm_segment_name;
+use myelon_test_support::build_example;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -25,41 +20,7 @@ use std::sync::OnceLock;
 /// The demo executable, built once per test binary.
 fn demo_exe() -> &'static PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(build_demo)
-}
-
-fn build_demo() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "myelon", "--example", "demo"])
-        .arg("--message-format=json-render-diagnostics");
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd.stderr(Stdio::piped()).output().expect("run cargo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "cargo build --example demo failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    demo_executable(&stdout).expect("cargo reported no executable for example `demo`")
-}
-
-/// The `executable` of the `compiler-artifact` message for example `demo` (cargo writes one
-/// JSON object per line, also for fresh artifacts). Assumes the path holds no character that JSON
-/// escapes (quote, backslash, control), which keeps the test free of a JSON dependency.
-fn demo_executable(json_lines: &str) -> Option<PathBuf> {
-    const KEY: &str = "\"executable\":\"";
-    json_lines
-        .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
-        .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"demo\""))
-        .find_map(|l| {
-            let rest = &l[l.find(KEY)? + KEY.len()..];
-            Some(PathBuf::from(&rest[..rest.find('"')?]))
-        })
+    EXE.get_or_init(|| build_example(env!("CARGO_MANIFEST_DIR"), "myelon", "demo"))
 }
 
 /// Removes the demo's segment if a failing run left it behind.

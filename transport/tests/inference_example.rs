@@ -1,38 +1,17 @@
 //! Runs the `inference` example end to end (scheduler + worker processes, a worker killed and
 //! restarted under liveness) and checks its verdict and its cleanup.
 //!
-//! The example is built by asking the cargo running this test (`$CARGO`) for it, with this
-//! test's profile, and its path is read from cargo's JSON artifact messages (cargo gives tests
-//! the paths of binaries, not of examples).
+//! The example is built by `myelon_test_support::build_example` (the cargo running this test
+//! builds it with this test's profile; cargo gives tests the paths of binaries, not examples).
 
 use myelon::backend::{RingBackend, ShmBackend};
 use myelon::MyelonTransportLayout;
+use myelon_test_support::build_example;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 fn example_exe() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "myelon", "--example", "inference"])
-        .arg("--message-format=json-render-diagnostics");
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd.stderr(Stdio::piped()).output().expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building the example failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = String::from_utf8_lossy(&out.stdout);
-    let line = json
-        .lines()
-        .find(|l| l.contains("\"name\":\"inference\"") && l.contains("\"executable\":\""))
-        .expect("cargo reported the example's executable");
-    let start = line.find("\"executable\":\"").unwrap() + "\"executable\":\"".len();
-    let end = start + line[start..].find('"').unwrap();
-    PathBuf::from(&line[start..end])
+    build_example(env!("CARGO_MANIFEST_DIR"), "myelon", "inference")
 }
 
 #[test]

@@ -6,19 +6,19 @@
 //! * every segment name is taken from [`Names`], which removes them all when dropped (normal
 //!   exit, early return, panic) whoever created them, so a peer killed half-way leaks nothing;
 //! * on Linux the same names are also unlinked by a `SIGINT`/`SIGTERM`/`SIGHUP` handler;
-//! * a [`Peer`] kills and reaps its process when dropped before it finished, and the peer asks
+//! * a [`Peer`] kills and reaps its process when dropped before it finished (a
+//!   `myelon_test_support::ChildGuard`), and the peer asks
 //!   the kernel to kill it if the benchmark process dies (`PR_SET_PDEATHSIG`).
 
 use myelon::backend::{BackendError, RingBackend, ShmBackend};
+use myelon_test_support::{ChildGuard, ReExec, ROLE_ARG};
 use std::error::Error;
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub type BenchResult<T> = Result<T, Box<dyn Error>>;
 
-/// Argument that selects a peer role.
-pub const ROLE_ARG: &str = "--role";
 /// Argument carrying the parent pid to a peer.
 const PARENT_ARG: &str = "--parent";
 /// Argument carrying the CPU a peer pins itself to.
@@ -49,9 +49,10 @@ pub fn default_cpus() -> (usize, usize) {
     }
 }
 
-/// A peer process running one role. Dropped before [`Peer::finish`], it is killed and reaped.
+/// A peer process running one role. Dropped before [`Peer::finish`], it is killed and reaped
+/// (by its [`ChildGuard`]).
 pub struct Peer {
-    child: Option<Child>,
+    child: ChildGuard,
     role: String,
 }
 
@@ -59,30 +60,26 @@ impl Peer {
     /// Starts `current_exe() --role <role> --parent <pid> --cpu <cpu> <args..>` with a piped
     /// stdout.
     pub fn spawn(role: &str, cpu: usize, args: &[String]) -> BenchResult<Peer> {
-        let exe = std::env::current_exe()?;
-        let child = Command::new(exe)
-            .arg(ROLE_ARG)
-            .arg(role)
+        let mut exec = ReExec::with_role_arg(role)
             .arg(PARENT_ARG)
             .arg(std::process::id().to_string())
             .arg(CPU_ARG)
             .arg(cpu.to_string())
             .args(args)
-            .env(PAUSE_ENV, if crate::spin::pause() { "1" } else { "0" })
+            .env(PAUSE_ENV, if crate::spin::pause() { "1" } else { "0" });
+        exec.command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+            .stderr(Stdio::inherit());
         Ok(Peer {
-            child: Some(child),
+            child: exec.spawn()?,
             role: role.to_string(),
         })
     }
 
     /// `Err` if the peer has already exited (it never should before [`Peer::finish`]).
     pub fn check_alive(&mut self) -> BenchResult<()> {
-        let child = self.child.as_mut().ok_or("peer already reaped")?;
-        match child.try_wait()? {
+        match self.child.try_status() {
             None => Ok(()),
             Some(status) => Err(format!("peer {:?} exited early: {status}", self.role).into()),
         }
@@ -90,36 +87,18 @@ impl Peer {
 
     /// Waits up to `timeout` for the peer to exit successfully; returns its stdout.
     pub fn finish(mut self, timeout: Duration) -> BenchResult<String> {
-        let mut child = self.child.take().ok_or("peer already reaped")?;
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("peer {:?} did not exit within {timeout:?}", self.role).into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let Some(status) = self.child.wait_deadline(Instant::now() + timeout) else {
+            self.child.kill();
+            return Err(format!("peer {:?} did not exit within {timeout:?}", self.role).into());
         };
         let mut out = String::new();
-        if let Some(mut stdout) = child.stdout.take() {
+        if let Some(mut stdout) = self.child.child().stdout.take() {
             stdout.read_to_string(&mut out)?;
         }
         if !status.success() {
             return Err(format!("peer {:?} failed: {status}", self.role).into());
         }
         Ok(out)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

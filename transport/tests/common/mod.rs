@@ -1,11 +1,11 @@
 //! Test fixtures shared by the integration tests: one per backend, unique names, cleanup guards.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod process;
 
 use myelon::backend::{RingBackend, SimBackend};
+pub use myelon_test_support::unique_name as unique;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 myelon::shm_event! {
     #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -31,16 +31,6 @@ pub fn checksum(seq: u64) -> u64 {
 pub fn fill(e: &mut Event, seq: u64) {
     e.sequence = seq;
     e.checksum = checksum(seq);
-}
-
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "myelon-t-{}-{}-{}",
-        std::process::id(),
-        tag,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A backend under test: hands out the producer's backend and one backend per consumer (a

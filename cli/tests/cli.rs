@@ -2,21 +2,35 @@
 //! the test controls (a live ring owned by this process, a stale one left by a SIGKILLed
 //! child).
 
-mod common;
-
-use common::process::{env_str, read_command, report, SegmentGuard, Spawn, CHILD_OK, SEGMENT_VAR};
-use common::{fill, Event};
 use myelon::backend::{BackendError, MmapBackend, RingBackend, ShmBackend};
 use myelon::{attach_shared_consumer, build_mmap_single_producer, build_shared_single_producer};
+use myelon_test_support::{
+    env_str, read_command, report, unique_name, ShmGuard as SegmentGuard, Spawn, CHILD_OK,
+};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 const ENTRY: &str = "child_role";
 const LONG: Duration = Duration::from_secs(30);
+/// Environment variable carrying the ring name to a child.
+const SEGMENT_VAR: &str = "MYELON_TEST_SEGMENT";
+
+myelon::shm_event! {
+    #[derive(Clone, Copy, Debug, Default, PartialEq)]
+    pub struct Event {
+        pub sequence: u64,
+        pub checksum: u64,
+    }
+}
+
+fn fill(e: &mut Event, seq: u64) {
+    e.sequence = seq;
+    e.checksum = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
+}
 
 #[test]
 fn child_role() {
-    let Some(role) = common::process::role() else {
+    let Some(role) = myelon_test_support::role() else {
         return;
     };
     match role.as_str() {
@@ -110,7 +124,7 @@ fn list_shows_live_and_stale_rings_with_their_owner() {
 
 #[test]
 fn list_and_stat_read_an_mmap_directory() {
-    let dir = std::env::temp_dir().join(common::unique("cli-mmap"));
+    let dir = std::env::temp_dir().join(unique_name("cli-mmap"));
     std::fs::create_dir_all(&dir).unwrap();
     struct Rm(std::path::PathBuf);
     impl Drop for Rm {

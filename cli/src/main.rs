@@ -6,8 +6,8 @@
 //! myelon clean [--dir DIR]... [--no-shm] [--prefix P] [--dry-run]
 //! ```
 //!
-//! Built with the default feature `cli` (which pulls in clap); library users who want a lean
-//! dependency set `default-features = false` and pick `shm`, `mmap`, `bincode` as they need.
+//! A crate of its own (`myelon-cli`, `cargo install --path cli`), so that the `myelon` library
+//! pulls no argument parser into the programs that link it.
 
 mod stat;
 
