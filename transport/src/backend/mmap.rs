@@ -67,7 +67,10 @@ impl MmapBackend {
     }
 }
 
-impl Region for MmapRegion {
+// SAFETY: the contract of `Region` is the backend crate's mapping contract: MmapRegion maps the
+// whole object once (fully allocated, page aligned, zero-filled on create) and unmaps it only
+// on drop; see the backend crate's region docs.
+unsafe impl Region for MmapRegion {
     fn as_ptr(&self) -> *mut u8 {
         self.0.as_ptr()
     }

@@ -128,8 +128,25 @@ impl std::error::Error for BackendError {
     }
 }
 
-/// One mapped region. The base address is at least 128-byte aligned.
-pub trait Region: Send + Sync {
+/// One mapped region: the bytes of a ring (or coordination cursor) as this process sees them.
+///
+/// # Safety
+///
+/// The ring code turns `as_ptr()` into typed references (only in `ring/layout.rs`), so an
+/// implementation must guarantee, for as long as the `Region` value lives:
+///
+/// 1. **Length and lifetime.** `as_ptr()` is non-null and the same on every call, and the
+///    `len()` bytes from it are mapped, readable and writable (page-granular: the mapping never
+///    shrinks, is never remapped and is never unmapped before `drop`). Touching any of them
+///    never faults (no sparse file pages: the whole length was allocated up front).
+/// 2. **Alignment.** `as_ptr()` is aligned to at least 4096 bytes (a page). The layout checks it
+///    and refuses a region that is not, but it may rely on it for every offset it computes.
+/// 3. **Zero fill.** A region returned by `create` is zero-filled.
+/// 4. **Sharing.** Other processes (or, in the simulator, other actors) may read and write any of
+///    these bytes at any time. The ring only accesses shared words through atomics and slots
+///    through the stamp protocol, and validates every value it reads; the implementation must
+///    not assume the bytes are private, and must not itself write them after `create` returns.
+pub unsafe trait Region: Send + Sync {
     /// Base of the mapping.
     fn as_ptr(&self) -> *mut u8;
     /// Length of the mapping in bytes.

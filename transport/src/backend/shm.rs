@@ -36,7 +36,10 @@ pub(crate) fn map_region_error(e: RegionError) -> BackendError {
     }
 }
 
-impl Region for ShmRegion {
+// SAFETY: the contract of `Region` is the backend crate's mapping contract: ShmRegion maps the
+// whole object once (fully allocated, page aligned, zero-filled on create) and unmaps it only
+// on drop; see the backend crate's region docs.
+unsafe impl Region for ShmRegion {
     fn as_ptr(&self) -> *mut u8 {
         self.0.as_ptr()
     }

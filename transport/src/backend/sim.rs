@@ -91,7 +91,10 @@ fn map_state(s: SimProcessState) -> ProcessState {
     }
 }
 
-impl Region for SimRegionHandle {
+// SAFETY: the contract of `Region` is the backend crate's mapping contract: SimRegionHandle maps the
+// whole object once (fully allocated, page aligned, zero-filled on create) and unmaps it only
+// on drop; see the backend crate's region docs.
+unsafe impl Region for SimRegionHandle {
     fn as_ptr(&self) -> *mut u8 {
         self.region.as_ptr()
     }

@@ -48,5 +48,6 @@ pub use config::{
 };
 #[doc(hidden)]
 pub use managed::ManagedClaim;
+pub(crate) use managed::ManagedHook;
 #[doc(hidden)]
 pub use monitor::{EntryView, LivenessMonitor, LivenessOutcome};

@@ -383,6 +383,41 @@ impl Header {
     }
 }
 
+/// A `T` at the start of `region`, or `None` when the region is too small or its base is not
+/// aligned for `T`. Used for shared objects other than rings (the coordination cursor), so that
+/// every cast of a region pointer stays in this module.
+///
+/// # Safety
+/// Every bit pattern must be a valid `T` and `T` must be accessed only through atomics (any
+/// process may write the bytes at any time).
+pub(crate) unsafe fn region_struct<T>(region: &impl Region) -> Option<&T> {
+    let p = region.as_ptr();
+    if region.len() < size_of::<T>() || (p as usize) % align_of::<T>() != 0 {
+        return None;
+    }
+    // SAFETY: in bounds and aligned (checked above); any bytes form a valid `T` and it is only
+    // read through atomics (the caller's contract); the reference lives as long as the region
+    // borrow, and the region stays mapped for as long as it lives (`Region` contract 1).
+    Some(unsafe { &*(p as *const T) })
+}
+
+/// Writes `value` at the start of a region this process just created, before any other process
+/// can read it. Returns `false` (writing nothing) when the region is too small or misaligned.
+///
+/// # Safety
+/// No other process may access the region yet (it was created exclusively and is not marked
+/// ready), and every field of `T` must be an atomic (so later shared access is well defined).
+pub(crate) unsafe fn region_init<T>(region: &impl Region, value: T) -> bool {
+    let p = region.as_ptr() as *mut T;
+    if region.len() < size_of::<T>() || (p as usize) % align_of::<T>() != 0 {
+        return false;
+    }
+    // SAFETY: in bounds and aligned (checked above); nobody else accesses the bytes yet (the
+    // caller's contract), so this write races with nothing.
+    unsafe { p.write(value) };
+    true
+}
+
 /// The header of a region that may not be a myelon segment at all, or `None` when the region
 /// is too small or misaligned to hold one. Only atomics are reachable through it.
 pub(crate) fn try_header_of(region: &impl Region) -> Option<&Header> {

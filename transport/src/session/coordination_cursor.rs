@@ -126,13 +126,9 @@ impl<B: RingBackend> fmt::Debug for CoordinationCursor<B> {
 
 /// The cursor segment of a region, if the region can hold one.
 fn segment_of(region: &impl Region) -> Option<&CursorSegment> {
-    if region.len() < size_of::<CursorSegment>() || region.as_ptr() as usize % 128 != 0 {
-        return None;
-    }
-    // SAFETY: the region is large enough and aligned (checked above); every field of
-    // `CursorSegment` is an atomic, valid for any bit pattern, so even a foreign region yields a
-    // valid reference, which lives as long as the region borrow.
-    Some(unsafe { &*(region.as_ptr() as *const CursorSegment) })
+    // SAFETY: every field of `CursorSegment` is an atomic, valid for any bit pattern, and only
+    // accessed atomically, so even a foreign region yields a valid reference.
+    unsafe { crate::ring::layout::region_struct::<CursorSegment>(region) }
 }
 
 /// Whether `region` holds a ready coordination cursor.
@@ -218,28 +214,25 @@ impl<B: RingBackend> CoordinationCursor<B> {
     }
 
     fn initialise(region: B::Region, backend: B, name: &str) -> Self {
-        let p = region.as_ptr() as *mut CursorSegment;
-        assert!(
-            region.len() >= CURSOR_LEN && p as usize % 128 == 0,
-            "backend region too small"
-        );
-        // SAFETY: the region was just created exclusively (zero-filled, at least CURSOR_LEN
-        // bytes, page aligned: checked above), so no other process reads it before the state
-        // becomes READY below; `p` is in bounds and aligned.
-        unsafe {
-            p.write(CursorSegment {
-                header: CursorHeader {
-                    magic: AtomicU64::new(COORDINATION_CURSOR_MAGIC),
-                    version: AtomicU32::new(CURSOR_VERSION),
-                    ranks: AtomicU32::new(COORDINATION_RANKS as u32),
-                    generation: AtomicU64::new(0),
-                    state: AtomicU32::new(0),
-                },
-                ranks: std::array::from_fn(|_| RankLine {
-                    value: AtomicU64::new(0),
-                }),
-            })
+        let init = CursorSegment {
+            header: CursorHeader {
+                magic: AtomicU64::new(COORDINATION_CURSOR_MAGIC),
+                version: AtomicU32::new(CURSOR_VERSION),
+                ranks: AtomicU32::new(COORDINATION_RANKS as u32),
+                generation: AtomicU64::new(0),
+                state: AtomicU32::new(0),
+            },
+            ranks: std::array::from_fn(|_| RankLine {
+                value: AtomicU64::new(0),
+            }),
         };
+        // SAFETY: the region was just created exclusively (zero-filled) and is not READY, so no
+        // other process reads it yet; `CursorSegment` is made only of atomics.
+        let written = unsafe { crate::ring::layout::region_init(&region, init) };
+        assert!(
+            written && region.len() >= CURSOR_LEN,
+            "backend region too small or misaligned (Region contract)"
+        );
         let c = Self::wrap(region, backend, name);
         // Publishes the initialised segment (pairs with the `Acquire` load in `is_cursor`).
         c.seg().header.state.store(STATE_READY, Ordering::Release);

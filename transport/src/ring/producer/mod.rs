@@ -5,16 +5,24 @@
 //! read-mostly word to learn whether a consumer sleeps. No allocation, no syscall, no lock, no
 //! fence. Only when the cached limit is reached does the producer rescan the consumer table.
 
+mod claim;
+mod managed;
+mod wait;
+
+pub use claim::BatchClaim;
+pub(crate) use wait::{RingView, SpaceHook};
+
 use crate::backend::RingBackend;
 use crate::liveness::LivenessMonitor;
 use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{Segment, STATE_CLOSED};
 use crate::ring::registry::{self, ConsumerInfo};
-use crate::ring::sync::{spin_hint, Ordering};
-use crate::ring::wait::{block_on, notify};
+use crate::ring::sync::Ordering;
+use crate::ring::wait::notify;
 use crate::Sequence;
 use std::time::Duration;
+use wait::{Deadline, NoDeadline};
 
 pub use crate::ring::builder::CoordinationMode;
 
@@ -51,33 +59,28 @@ const PUBLISH_ORDER: [PublishStep; 3] = [
     PublishStep::Announce,
 ];
 
-/// Rounds of pausing (each `SPACE_SPIN_PAUSES` pause instructions, then one rescan) before a
-/// producer waiting for space starts yielding: tens of microseconds.
-const SPACE_SPIN_ROUNDS: u32 = 2048;
-const SPACE_SPIN_PAUSES: u32 = 16;
-/// Rounds of `sched_yield` before it blocks on the futex.
-const SPACE_YIELD_ROUNDS: u32 = 256;
-
-/// Longest single futex sleep of a producer waiting for space; bounds the cost of a wake-up the
-/// unfenced consumer release path can miss.
-const SPACE_WAIT_SLICE: Duration = Duration::from_micros(100);
-
 /// Multi-process producer for publishing events to a shared-memory ring, generic over the
 /// backend. Use the aliases [`crate::SharedProducer`] and [`crate::MmapProducer`].
+///
+/// Every field is private to this module and its children (`claim`, `managed`, `wait`): the
+/// producer's state has one owner. The liveness module supplies a [`SpaceHook`] for the managed
+/// calls; it never touches these fields.
 pub struct Producer<E: ShmEvent, B: RingBackend> {
-    pub(crate) seg: Segment<E, B>,
-    pub(crate) backend: B,
-    pub(crate) name: String,
+    seg: Segment<E, B>,
+    backend: B,
+    name: String,
     /// Next sequence to publish.
-    pub(crate) next: i64,
+    next: i64,
+    /// Last cursor stored in the header (`next - 1` except inside a batch).
+    announced: i64,
     /// Highest sequence publishable without rescanning the consumer table.
-    pub(crate) limit: i64,
-    pub(crate) capacity: i64,
+    limit: i64,
+    capacity: i64,
     /// Required-consumer liveness, when enabled (cold path only).
-    pub(crate) liveness: Option<Box<LivenessMonitor>>,
+    liveness: Option<Box<LivenessMonitor>>,
     /// Whether `liveness` holds a sticky failure (read by every managed publish, so kept here
     /// rather than behind the box).
-    pub(crate) liveness_failed: bool,
+    liveness_failed: bool,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Producer<E, B> {
@@ -99,6 +102,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             backend,
             name,
             next: 0,
+            announced: -1,
             limit: -1,
             capacity,
             liveness: None,
@@ -108,7 +112,16 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         p
     }
 
+    /// Rescans the consumer table for the gating minimum. Everything stamped is announced
+    /// first: a consumer that registers concurrently starts after the *announced* cursor, and
+    /// the late-join argument (`registry.rs`) needs that cursor to cover every slot the limit
+    /// computed here lets the producer overwrite.
     pub(crate) fn refresh_limit(&mut self) {
+        // Mutant: a batch keeps its stamps unannounced across rescans (the PR-9 bug).
+        #[cfg(not(myelon_mutant = "batch_late_announce"))]
+        if self.announced != self.next - 1 {
+            self.announce(self.next - 1);
+        }
         self.limit = registry::gating_minimum(&self.seg, self.next - 1) + self.capacity;
         // Mutant: lets the producer claim one slot too many (overwrites an unreleased slot).
         #[cfg(myelon_mutant = "wrap_off_by_one")]
@@ -177,7 +190,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     }
 
     #[inline]
-    pub(crate) fn announce(&self, last: i64) {
+    pub(crate) fn announce(&mut self, last: i64) {
+        self.announced = last;
         let h = self.seg.header();
         h.producer.value.store(last, Ordering::Release);
         notify(&self.backend, &h.consumer_wake);
@@ -250,24 +264,33 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// [`Producer::publish_timeout`] for a bounded wait).
     #[inline]
     pub fn publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Sequence {
-        let s = match self.try_claim() {
-            Some(s) => s,
-            None => self.wait_for_space(1, None).unwrap_or(self.next),
-        };
-        self.write_and_stamp(s, f);
-        self.announce(s);
-        s
+        match self.publish_with(&mut NoDeadline, f) {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
     }
 
-    /// [`Producer::publish`] with a bound: `Timeout` if no slot frees up in time.
+    /// [`Producer::publish`] with a bound: `Timeout` if no slot frees up in time
+    /// (`Duration::MAX`: no bound).
     pub fn publish_timeout<F: FnOnce(&mut E)>(
         &mut self,
         timeout: Duration,
         f: F,
     ) -> MultiProcessResult<Sequence> {
+        let mut hook = Deadline::new(self.backend.now(), Some(timeout));
+        self.publish_with(&mut hook, f)
+    }
+
+    /// One event: the fast path inline, the wait through `hook` when the ring is full.
+    #[inline]
+    pub(crate) fn publish_with<H: SpaceHook<E, B>, F: FnOnce(&mut E)>(
+        &mut self,
+        hook: &mut H,
+        f: F,
+    ) -> Result<Sequence, H::Error> {
         let s = match self.try_claim() {
             Some(s) => s,
-            None => self.wait_for_space(1, Some(timeout))?,
+            None => self.wait_for_space(1, hook)?,
         };
         self.write_and_stamp(s, f);
         self.announce(s);
@@ -275,25 +298,46 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     }
 
     /// Publishes `count` events, `f(i, slot)` writing the `i`-th; each becomes visible as soon
-    /// as it is written, the cursor is stored once. Returns the last sequence (the current
-    /// cursor when `count == 0`).
-    pub fn publish_batch<F: FnMut(usize, &mut E)>(&mut self, count: usize, mut f: F) -> Sequence {
+    /// as it is written, the cursor is stored at least once per rescan of the consumer table
+    /// and at the end. Returns the last sequence (the current cursor when `count == 0`).
+    pub fn publish_batch<F: FnMut(usize, &mut E)>(&mut self, count: usize, f: F) -> Sequence {
+        match self.publish_batch_with(&mut NoDeadline, count, f) {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The batch loop of every publish_batch flavour; waits through `hook` when full. On an
+    /// error the events written before it stay published.
+    pub(crate) fn publish_batch_with<H: SpaceHook<E, B>, F: FnMut(usize, &mut E)>(
+        &mut self,
+        hook: &mut H,
+        count: usize,
+        mut f: F,
+    ) -> Result<Sequence, H::Error> {
         for i in 0..count {
             let s = match self.try_claim() {
                 Some(s) => s,
-                None => {
-                    if i > 0 {
-                        self.announce(self.next - 1);
+                None => match self.wait_for_space(1, hook) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.announce_pending();
+                        return Err(e);
                     }
-                    self.wait_for_space(1, None).unwrap_or(self.next)
-                }
+                },
             };
             self.write_and_stamp(s, |e| f(i, e));
         }
-        if count > 0 {
+        self.announce_pending();
+        Ok(self.next - 1)
+    }
+
+    /// Stores the cursor if some stamped slots are not announced yet.
+    #[inline]
+    fn announce_pending(&mut self) {
+        if self.announced != self.next - 1 {
             self.announce(self.next - 1);
         }
-        self.next - 1
     }
 
     /// Publishes all `count` events or none: `RingBufferFull` if fewer than `count` slots are
@@ -337,14 +381,11 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             crate::observability::record_full(self.seg.header());
             return Err(RingBufferFull);
         }
-        Ok(BatchClaim {
-            first: self.next,
-            count,
-            producer: self,
-        })
+        Ok(BatchClaim::new(self, count))
     }
 
-    /// [`Self::try_claim_batch`], waiting up to `timeout` (`None`: no bound) for space.
+    /// [`Self::try_claim_batch`], waiting up to `timeout` (`None` or `Duration::MAX`: no bound)
+    /// for space.
     pub fn claim_batch_timeout(
         &mut self,
         count: usize,
@@ -355,62 +396,23 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
                 reason: "a claim must cover between 1 and capacity slots",
             });
         }
-        // Fast path: the cached gating limit already covers the claim (no table scan).
-        if self.next + count as i64 - 1 > self.limit {
-            self.wait_for_space(count as i64, timeout)?;
-        }
-        let first = self.next;
-        Ok(BatchClaim {
-            first,
-            count,
-            producer: self,
-        })
+        let mut hook = Deadline::new(self.backend.now(), timeout);
+        self.claim_batch_with(&mut hook, count)
     }
 
-    /// Waits until `n` more slots are free; returns the next sequence.
-    fn wait_for_space(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
-        let want = self.next + n - 1;
-        let start = self.backend.now();
-        let mut idle = 0u32;
-        loop {
-            self.refresh_limit();
-            if want <= self.limit {
-                if idle > 0 {
-                    let waited = self.backend.now().saturating_sub(start);
-                    crate::observability::record_blocked(self.seg.header(), waited);
-                }
-                return Ok(self.next);
-            }
-            let waited = self.backend.now().saturating_sub(start);
-            let slice = match timeout {
-                Some(t) if waited >= t => {
-                    crate::observability::record_blocked(self.seg.header(), waited);
-                    return Err(MultiProcessError::Timeout {
-                        op: "publish",
-                        waited,
-                    });
-                }
-                Some(t) => (t - waited).min(SPACE_WAIT_SLICE),
-                None => SPACE_WAIT_SLICE,
-            };
-            idle = idle.saturating_add(1);
-            if idle < SPACE_SPIN_ROUNDS {
-                // Rescanning reads every consumer's cursor line; pause between scans so the
-                // consumers keep their lines while they drain.
-                for _ in 0..SPACE_SPIN_PAUSES {
-                    spin_hint();
-                }
-            } else if idle < SPACE_SPIN_ROUNDS + SPACE_YIELD_ROUNDS {
-                self.backend.yield_now();
-            } else {
-                let h = self.seg.header();
-                let seg = &self.seg;
-                let (next, cap) = (self.next, self.capacity);
-                block_on(&self.backend, &h.producer_wake, slice, || {
-                    registry::gating_minimum(seg, next - 1) + cap >= want
-                });
-            }
+    /// Waits (through `hook`) for `count` consecutive free slots and claims them. `count` is in
+    /// `1..=capacity` (checked by the callers, which report it in their own error type).
+    pub(crate) fn claim_batch_with<H: SpaceHook<E, B>>(
+        &mut self,
+        hook: &mut H,
+        count: usize,
+    ) -> Result<BatchClaim<'_, E, B>, H::Error> {
+        debug_assert!(count >= 1 && count as i64 <= self.capacity);
+        // Fast path: the cached gating limit already covers the claim (no table scan).
+        if !self.has_room(count as i64) {
+            self.wait_for_space(count as i64, hook)?;
         }
+        Ok(BatchClaim::new(self, count))
     }
 
     /// Blocks until every reserved consumer (explicit id or discovery prefix) has attached.
@@ -458,73 +460,6 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// Closes the stream: consumers drain what was published, then get `Closed`. Equivalent to
     /// dropping the producer.
     pub fn close(self) {}
-}
-
-/// Consecutive slots claimed by [`Producer::try_claim_batch`]: write them in place with
-/// [`BatchClaim::slot_mut`], then [`commit`](BatchClaim::commit) to publish them in order, or drop
-/// (or [`abort`](BatchClaim::abort)) to publish nothing: until the stamps are stored no consumer
-/// can see the slots, so an abandoned claim needs no undo. The producer is borrowed meanwhile.
-pub struct BatchClaim<'a, E: ShmEvent, B: RingBackend> {
-    pub(crate) producer: &'a mut Producer<E, B>,
-    pub(crate) first: i64,
-    pub(crate) count: usize,
-}
-
-impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for BatchClaim<'_, E, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchClaim")
-            .field("first", &self.first)
-            .field("count", &self.count)
-            .finish()
-    }
-}
-
-impl<E: ShmEvent, B: RingBackend> BatchClaim<'_, E, B> {
-    /// Number of claimed slots.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    /// Always false: a claim covers at least one slot.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Sequence the first claimed slot will be published as.
-    pub fn first_sequence(&self) -> Sequence {
-        self.first
-    }
-
-    /// The `i`-th claimed slot (`i < len()`), holding whatever it held a lap ago.
-    ///
-    /// # Panics
-    /// If `i >= len()`.
-    pub fn slot_mut(&mut self, i: usize) -> &mut E {
-        assert!(i < self.count, "claim index {i} out of {}", self.count);
-        let seq = self.first + i as i64;
-        let slot = self.producer.seg.slot(seq);
-        slot.value.with_mut(|p| {
-            // SAFETY: I3 — `seq` lies in this producer's claimed range (checked against the
-            // gating limit when the claim was made), unpublished, so no consumer reads the slot;
-            // the `&mut self` borrow makes this the only reference handed out at a time.
-            unsafe { &mut *p }
-        })
-    }
-
-    /// Publishes every claimed slot, in order; returns the last sequence.
-    pub fn commit(self) -> Sequence {
-        let last = self.first + self.count as i64 - 1;
-        for seq in self.first..=last {
-            // Pairs with the consumer's `Acquire` load of the stamp (I3).
-            self.producer.seg.slot(seq).stamp.store(seq, STAMP_PUBLISH);
-        }
-        self.producer.next = last + 1;
-        self.producer.announce(last);
-        last
-    }
-
-    /// Publishes nothing; the claimed slots are reused by the next publish.
-    pub fn abort(self) {}
 }
 
 impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {
