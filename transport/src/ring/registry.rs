@@ -11,6 +11,16 @@
 //! producer's cursor at scan time, and the limit computed by that scan (at most
 //! `cursor + capacity`) lets the producer overwrite slots only up to sequence `c1`. So the first
 //! slot the consumer reads is never overwritten behind its back.
+//!
+//! The argument needs the cursor the consumer reads to cover everything the scan's limit was
+//! computed from: **the producer announces every stamped slot before it rescans** (the top of
+//! `Producer::refresh_limit`). A batch (`publish_batch`) stores its cursor once at the end, so
+//! without that announcement a scan inside the batch computes `limit = stamped + capacity`
+//! while consumers still read the older announced cursor `c1 < stamped`; one registering then
+//! starts at `c1 + 1`, a slot the rest of the batch overwrites (found by review; the planted
+//! bug `batch_late_announce` keeps the old order, and `tests/batch_join.rs` reproduces it).
+//! The same invariant bounds a released cursor by `announced + capacity`, which is what
+//! [`take_over`] checks when a consumer rejoins.
 
 use crate::backend::{ProcessState, RingBackend};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
