@@ -11,10 +11,14 @@
 //!   that liveness probes see what they would see after `SIGKILL`, while the memory it wrote
 //!   stays exactly as it was.
 //!
+//! * [`actor`] is the hand-off between code running over the simulator and a deterministic
+//!   scheduler that runs it as actors.
+//!
 //! This crate knows nothing about rings; `myelon` implements its `RingBackend` trait on top.
 
 #![warn(missing_docs)]
 
+pub mod actor;
 mod region;
 mod world;
 

@@ -55,7 +55,7 @@ fn consumer_attaching_during_batches_receives_contiguous_streams() {
     let mut starts = Vec::with_capacity(ATTACHES);
     for round in 0..ATTACHES {
         let mut c = attach_shared_consumer::<Event>(&segment, CAPACITY)
-            .with_consumer_id(&format!("late-{round}"))
+            .with_consumer_id(format!("late-{round}"))
             .build_consumer()
             .expect("attach while the producer streams");
         let first = c.next_sequence() as u64;

@@ -162,6 +162,50 @@ pub unsafe trait Region: Send + Sync {
     fn owner_state(&self) -> ProcessState;
 }
 
+/// A shared-memory-visible step of the ring code, reported to [`RingBackend::sched_point`]
+/// just before it happens. Under the simulator each one is a point where the deterministic
+/// scheduler may switch to another actor (or crash the caller there); on SHM and mmap the call
+/// compiles to nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum SchedPoint {
+    /// Producer: write an event into a claimed slot (data: sequence).
+    SlotWrite = 1,
+    /// Producer: store a slot's stamp, publishing it (data: sequence).
+    SlotStamp,
+    /// Producer: store the producer cursor (data: cursor).
+    CursorAnnounce,
+    /// Producer: read one consumer-table entry in a gating scan (data: entry index).
+    GatingEntry,
+    /// Either side: read the waiter count of a wake line before a wake.
+    WakeCheck,
+    /// Either side: arm a futex wait (waiter count up, fence).
+    WaitArm,
+    /// Either side: re-check the condition after arming.
+    WaitRecheck,
+    /// Consumer: load the stamp of its next slot (data: sequence).
+    StampLoad,
+    /// Consumer: read an event in place (data: sequence).
+    SlotRead,
+    /// Consumer: store its cursor, releasing slots (data: cursor).
+    CursorRelease,
+    /// Consumer: load the header state or probe the producer's liveness.
+    ProducerCheck,
+    /// Registry: take or release the registry lock.
+    RegistryLock,
+    /// Registry: write a consumer-table entry (state, id, cursor, owner).
+    EntryWrite,
+    /// Registry: read the producer cursor to decide where a consumer starts (data: cursor).
+    JoinCursor,
+    /// Builder: initialise a segment's header and table, before `READY`.
+    SegmentInit,
+    /// Builder: store `READY` or `CLOSED` in the header.
+    SegmentState,
+    /// Backend: a region operation (create, open, remove, reclaim, list).
+    RegionOp,
+}
+
 /// Outcome of [`RingBackend::wait`]. Callers must re-check their condition in every case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -209,6 +253,21 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn process_identity(&self) -> (u32, u64);
     /// Liveness of the process a token names.
     fn token_state(&self, token: u64) -> ProcessState;
+
+    /// A scheduling point just before the step `point` (with a value worth tracing). The
+    /// default is an inlined no-op: SHM and mmap pay nothing; the simulator hands control to
+    /// its deterministic scheduler here.
+    #[inline(always)]
+    fn sched_point(&self, point: SchedPoint, data: i64) {
+        let _ = (point, data);
+    }
+
+    /// How many rounds of a spin phase to run before yielding or blocking, given the nominal
+    /// count (the simulator shortens spin phases: each round costs scheduling steps there).
+    #[inline(always)]
+    fn spin_rounds(&self, nominal: u32) -> u32 {
+        nominal
+    }
 }
 
 /// The backend the short type names default to: POSIX shared memory (the simulator when the

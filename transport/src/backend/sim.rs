@@ -4,8 +4,10 @@
 //! shared through the world, time is the world's virtual clock, and liveness is the world's
 //! process table. The ring code above it is exactly the code that runs over SHM and mmap.
 
+use super::SchedPoint;
 use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
 use crate::ring::sync::{AtomicU32, Ordering};
+use myelon_backend_sim::actor::{self, Resumed, Suspend};
 use myelon_backend_sim::{SimError, SimProcessState, SimRegion, SimWorld};
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +131,7 @@ impl RingBackend for SimBackend {
         Ok(name.to_string())
     }
     fn create(&self, name: &str, len: usize) -> Result<SimRegionHandle, BackendError> {
+        self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         let region = self
             .world
@@ -143,6 +146,7 @@ impl RingBackend for SimBackend {
         })
     }
     fn open(&self, name: &str) -> Result<SimRegionHandle, BackendError> {
+        self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         let (region, owner_pid) = self.world.open_region(&name).map_err(map_sim_error)?;
         Ok(SimRegionHandle {
@@ -154,10 +158,12 @@ impl RingBackend for SimBackend {
         })
     }
     fn remove(&self, name: &str) -> Result<(), BackendError> {
+        self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         self.world.remove_region(&name).map_err(map_sim_error)
     }
     fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+        self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         if self.world.open_region(&name).is_err() {
             return Err(BackendError::NotFound { name });
@@ -165,6 +171,7 @@ impl RingBackend for SimBackend {
         Ok(self.world.remove_region_if_abandoned(&name))
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
+        self.sched_point(SchedPoint::RegionOp, 0);
         Ok(self.world.list_regions())
     }
     fn now(&self) -> Duration {
@@ -174,6 +181,18 @@ impl RingBackend for SimBackend {
         if word.load(Ordering::Acquire) != expected {
             return WaitOutcome::Woken;
         }
+        // Inside an actor: park until woken or timed out, as the scheduler decides. The value
+        // check above and the park are one step (no scheduling point between them), as in a
+        // futex.
+        let park = Suspend::Park {
+            addr: word as *const AtomicU32 as usize,
+            timeout,
+        };
+        match actor::suspend(park) {
+            Some(Resumed::TimedOut) => return WaitOutcome::TimedOut,
+            Some(_) => return WaitOutcome::Woken,
+            None => {}
+        }
         self.world.advance(timeout.min(SIM_WAIT_QUANTUM));
         self.yield_now();
         if word.load(Ordering::Acquire) != expected {
@@ -182,14 +201,24 @@ impl RingBackend for SimBackend {
             WaitOutcome::TimedOut
         }
     }
-    fn wake_all(&self, _word: &AtomicU32) {}
+    fn wake_all(&self, word: &AtomicU32) {
+        actor::suspend(Suspend::Wake {
+            addr: word as *const AtomicU32 as usize,
+        });
+    }
     fn yield_now(&self) {
+        if actor::suspend(Suspend::Yield).is_some() {
+            return;
+        }
         #[cfg(loom)]
         loom::thread::yield_now();
         #[cfg(not(loom))]
         std::thread::yield_now();
     }
     fn sleep(&self, d: Duration) {
+        if actor::suspend(Suspend::Sleep(d)).is_some() {
+            return;
+        }
         self.world.advance(d);
         self.yield_now();
     }
@@ -198,6 +227,16 @@ impl RingBackend for SimBackend {
     }
     fn process_identity(&self) -> (u32, u64) {
         (self.pid, 0)
+    }
+    #[inline]
+    fn sched_point(&self, point: SchedPoint, data: i64) {
+        actor::suspend(Suspend::Point {
+            code: point as u16,
+            data,
+        });
+    }
+    fn spin_rounds(&self, nominal: u32) -> u32 {
+        nominal.min(4)
     }
     fn token_state(&self, token: u64) -> ProcessState {
         match u32::try_from(token) {

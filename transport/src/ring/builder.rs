@@ -1,6 +1,6 @@
 //! Construction: `SharedDisruptorBuilder`, coordination, attach checks, stale-segment reclaim.
 
-use crate::backend::{BackendError, ProcessState, Region, RingBackend};
+use crate::backend::{BackendError, ProcessState, Region, RingBackend, SchedPoint};
 use crate::ring::consumer::{Consumer, DEFAULT_PRODUCER_CHECK_INTERVAL};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::{type_fingerprint, Fnv1a, ShmEvent};
@@ -175,6 +175,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         })?;
         let (pid, start_time) = self.backend.process_identity();
         let token = self.backend.process_token();
+        self.backend.sched_point(SchedPoint::SegmentInit, 0);
         seg.initialise(
             &HeaderInit {
                 fingerprint: type_fingerprint::<E>(),
@@ -193,6 +194,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
                 .map(|(n, p)| (*n, p.as_str()));
             registry::reserve(&seg, &expected, prefix)?;
         }
+        self.backend.sched_point(SchedPoint::SegmentState, 0);
         seg.header().state.store(STATE_READY, Ordering::Release);
         tracing::debug!(name = %self.name, backend = self.backend.kind(), capacity = geom.capacity, "ring created");
         let producer = Producer::from_parts(seg, self.backend, self.name);

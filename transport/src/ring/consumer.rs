@@ -5,7 +5,7 @@
 //! was overwritten behind a gating consumer, which the protocol rules out, so it is reported as
 //! corruption. The hot path touches the slot's line(s) and the consumer's own cursor line only.
 
-use crate::backend::{ProcessState, Region, RingBackend};
+use crate::backend::{ProcessState, Region, RingBackend, SchedPoint};
 pub use crate::ring::auto::AutoConsumer;
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
@@ -160,6 +160,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     /// Step: is the next event there?
     #[inline]
     fn poll(&self) -> MultiProcessResult<Poll> {
+        self.backend.sched_point(SchedPoint::StampLoad, self.next);
         let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
         if stamp == self.next {
             Ok(Poll::Ready)
@@ -176,6 +177,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     /// Releases every sequence up to `seq` and advances.
     #[inline]
     fn release(&mut self, seq: i64) {
+        self.backend.sched_point(SchedPoint::CursorRelease, seq);
         let h = self.seg.header();
         self.seg
             .entry(self.reg.index)
@@ -195,6 +197,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
     /// The empty path: end of stream, dead producer, or just nothing yet.
     fn on_empty(&mut self, force_check: bool) -> MultiProcessResult<()> {
+        self.backend.sched_point(SchedPoint::ProducerCheck, 0);
         let h = self.seg.header();
         if h.state.load(Ordering::Acquire) == STATE_CLOSED {
             // Everything the producer published happens-before CLOSED; re-poll once.
@@ -233,6 +236,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
     fn lease_ready(&mut self) -> EventLease<'_, E, B> {
         let seq = self.next;
+        self.backend.sched_point(SchedPoint::SlotRead, seq);
         let value = self.seg.slot(seq).value.with(|p| p);
         EventLease {
             consumer: self,
@@ -408,6 +412,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         loop {
             let slot = self.seg.slot(seq);
             let has_next = n + 1 < max && {
+                self.backend.sched_point(SchedPoint::StampLoad, seq + 1);
                 let s = self.seg.slot(seq + 1).stamp.load(Ordering::Acquire);
                 if s > seq + 1 {
                     return Err(MultiProcessError::Corrupt {
@@ -417,6 +422,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
                 }
                 s == seq + 1
             };
+            self.backend.sched_point(SchedPoint::SlotRead, seq);
             slot.value.with(|p| {
                 // SAFETY: I3 — the stamp of `seq` was acquired (before the loop for `first`,
                 // as `has_next` of the previous iteration otherwise) and this consumer's cursor
@@ -512,6 +518,7 @@ impl<E: ShmEvent, B: RingBackend> Drop for Consumer<E, B> {
         }
         registry::detach(
             &self.seg,
+            &self.backend,
             self.reg.index,
             self.reg.incarnation,
             self.token,

@@ -22,7 +22,7 @@
 //! The same invariant bounds a released cursor by `announced + capacity`, which is what
 //! [`take_over`] checks when a consumer rejoins.
 
-use crate::backend::{ProcessState, RingBackend};
+use crate::backend::{ProcessState, RingBackend, SchedPoint};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{
@@ -117,6 +117,7 @@ pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
     let start = backend.now();
     let mut spins = 0u32;
     loop {
+        backend.sched_point(SchedPoint::RegistryLock, 0);
         match word.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return Ok(RegistryGuard { word, token }),
             Err(holder) => {
@@ -137,7 +138,7 @@ pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
             return Err(MultiProcessError::RegistryBusy { waited });
         }
         spins += 1;
-        if spins < 64 {
+        if spins < backend.spin_rounds(64) {
             spin_hint();
         } else {
             backend.sleep(LOCK_BACKOFF);
@@ -202,10 +203,12 @@ pub(crate) struct Registration {
 
 fn take_over<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
+    backend: &B,
     index: usize,
     token: u64,
 ) -> MultiProcessResult<Registration> {
     let e = seg.entry(index);
+    backend.sched_point(SchedPoint::JoinCursor, 0);
     let published = producer_cursor(seg, Ordering::Acquire)?;
     let cursor = e.cursor.value.load(Ordering::Acquire);
     let capacity = seg.geometry().capacity as i64;
@@ -218,6 +221,7 @@ fn take_over<E: ShmEvent, B: RingBackend>(
             value: cursor,
         });
     }
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.owner_token.store(token, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
     e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
@@ -234,12 +238,15 @@ fn take_over<E: ShmEvent, B: RingBackend>(
 
 fn claim_free<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
+    backend: &B,
     index: usize,
     id: &[u8],
     token: u64,
 ) -> MultiProcessResult<Registration> {
     let e = seg.entry(index);
+    backend.sched_point(SchedPoint::JoinCursor, 0);
     let c0 = producer_cursor(seg, Ordering::Acquire)?;
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.write_id(id);
     e.owner_token.store(token, Ordering::Relaxed);
     e.cursor.value.store(c0, Ordering::Relaxed);
@@ -247,7 +254,9 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
     e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
     // Pairs with the fence before the producer's gating scan (module docs).
     fence(Ordering::SeqCst);
+    backend.sched_point(SchedPoint::JoinCursor, 0);
     let c1 = producer_cursor(seg, Ordering::SeqCst)?.max(c0);
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.cursor.value.store(c1, Ordering::Release);
     crate::observability::reset_entry(e, c1 + 1);
     Ok(Registration {
@@ -281,7 +290,7 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
                     return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
                 }
             }
-            let r = take_over(seg, i, token)?;
+            let r = take_over(seg, backend, i, token)?;
             bump_generation(seg);
             return Ok(r);
         }
@@ -290,14 +299,14 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
         let e = seg.entry(i);
         if e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_has_prefix(e, idb) {
             e.write_id(idb);
-            let r = take_over(seg, i, token)?;
+            let r = take_over(seg, backend, i, token)?;
             bump_generation(seg);
             return Ok(r);
         }
     }
     for i in 0..n {
         if seg.entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
-            let r = claim_free(seg, i, idb, token)?;
+            let r = claim_free(seg, backend, i, idb, token)?;
             bump_generation(seg);
             return Ok(r);
         }
@@ -364,12 +373,14 @@ fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
 /// id when `keep` is set), if it still owns it.
 pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
+    backend: &B,
     index: usize,
     incarnation: u64,
     token: u64,
     keep: bool,
 ) {
     let e = seg.entry(index);
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
     let to = if keep { ENTRY_RESERVED } else { ENTRY_FREE };
     if e.owner_token.load(Ordering::Relaxed) == token
         && e.incarnation.load(Ordering::Relaxed) == incarnation
@@ -387,13 +398,15 @@ pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
 /// treats the entry as caught up.
 pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
+    backend: &B,
     published: i64,
 ) -> i64 {
     // Pairs with the fence in `claim_free` (module docs).
     fence(Ordering::SeqCst);
     let lowest = published - seg.geometry().capacity as i64;
     let mut min = published;
-    for e in seg.entries() {
+    for (i, e) in seg.entries().enumerate() {
+        backend.sched_point(SchedPoint::GatingEntry, i as i64);
         let st = e.state.load(Ordering::Acquire);
         // Mutant: reservations (expected consumers not attached yet) stop gating.
         #[cfg(myelon_mutant = "reserved_not_gating")]

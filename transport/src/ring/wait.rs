@@ -8,7 +8,7 @@
 //! | `MYELON_CONSUME_SLEEP_US` | 50 | `consume_next_with_sleep` and [`perform_default_consume_sleep_wait`] |
 //! | `MYELON_DISCOVERY_POLL_US` | 1000 | attach/coordination polling loops |
 
-use crate::backend::RingBackend;
+use crate::backend::{RingBackend, SchedPoint};
 use crate::ring::layout::WakeLine;
 use crate::ring::sync::{fence, spin_hint, Ordering};
 use std::sync::OnceLock;
@@ -106,7 +106,7 @@ impl Idle {
         self.spins = self.spins.saturating_add(1);
         match strategy {
             AutoWaitStrategy::BusySpin => spin_hint(),
-            _ if self.spins < SPIN_LIMIT => spin_hint(),
+            _ if self.spins < backend.spin_rounds(SPIN_LIMIT) => spin_hint(),
             AutoWaitStrategy::Yield => backend.yield_now(),
             AutoWaitStrategy::Sleep(d) => backend.sleep(d.min(max)),
             AutoWaitStrategy::Block => block_on(
@@ -126,11 +126,20 @@ pub(crate) fn block_on<B: RingBackend>(
     timeout: Duration,
     ready: impl FnOnce() -> bool,
 ) {
+    backend.sched_point(SchedPoint::WaitArm, 0);
     let seen = line.seq.load(Ordering::Acquire);
     line.waiters.fetch_add(1, Ordering::SeqCst);
     // Pairs with the fence in `notify`: either the waker sees `waiters > 0`, or `ready` sees
     // the state the waker published before its fence.
     fence(Ordering::SeqCst);
+    backend.sched_point(SchedPoint::WaitRecheck, 0);
+    // Mutant: arms the wait but skips the re-check (a wake-up published before the arm is
+    // lost until the timeout).
+    #[cfg(myelon_mutant = "lost_wake")]
+    let ready = || {
+        let _ = ready;
+        false
+    };
     if !ready() && !timeout.is_zero() {
         backend.wait(&line.seq, seen, timeout);
     }
@@ -141,6 +150,7 @@ pub(crate) fn block_on<B: RingBackend>(
 /// load of a line that is read-mostly.
 #[inline]
 pub(crate) fn notify<B: RingBackend>(backend: &B, line: &WakeLine) {
+    backend.sched_point(SchedPoint::WakeCheck, 0);
     if line.sleepers_registered.load(Ordering::Relaxed) == 0 {
         return;
     }

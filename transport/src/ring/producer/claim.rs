@@ -1,7 +1,7 @@
 //! [`BatchClaim`]: consecutive slots written in place and published as a unit.
 
 use super::{Producer, STAMP_PUBLISH};
-use crate::backend::RingBackend;
+use crate::backend::{RingBackend, SchedPoint};
 use crate::ring::event::ShmEvent;
 use crate::Sequence;
 
@@ -57,6 +57,9 @@ impl<'a, E: ShmEvent, B: RingBackend> BatchClaim<'a, E, B> {
     pub fn slot_mut(&mut self, i: usize) -> &mut E {
         assert!(i < self.count, "claim index {i} out of {}", self.count);
         let seq = self.first + i as i64;
+        self.producer
+            .backend
+            .sched_point(SchedPoint::SlotWrite, seq);
         let slot = self.producer.seg.slot(seq);
         slot.value.with_mut(|p| {
             // SAFETY: I3 — `seq` lies in this producer's claimed range (checked against the
@@ -70,6 +73,9 @@ impl<'a, E: ShmEvent, B: RingBackend> BatchClaim<'a, E, B> {
     pub fn commit(self) -> Sequence {
         let last = self.first + self.count as i64 - 1;
         for seq in self.first..=last {
+            self.producer
+                .backend
+                .sched_point(SchedPoint::SlotStamp, seq);
             // Pairs with the consumer's `Acquire` load of the stamp (I3).
             self.producer.seg.slot(seq).stamp.store(seq, STAMP_PUBLISH);
         }

@@ -12,7 +12,7 @@ mod wait;
 pub use claim::BatchClaim;
 pub(crate) use wait::{RingView, SpaceHook};
 
-use crate::backend::RingBackend;
+use crate::backend::{RingBackend, SchedPoint};
 use crate::liveness::LivenessMonitor;
 use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 use crate::ring::event::ShmEvent;
@@ -122,7 +122,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if self.announced != self.next - 1 {
             self.announce(self.next - 1);
         }
-        self.limit = registry::gating_minimum(&self.seg, self.next - 1) + self.capacity;
+        self.limit =
+            registry::gating_minimum(&self.seg, &self.backend, self.next - 1) + self.capacity;
         // Mutant: lets the producer claim one slot too many (overwrites an unreleased slot).
         #[cfg(myelon_mutant = "wrap_off_by_one")]
         {
@@ -173,6 +174,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// Writes the event of claimed (unpublished) sequence `s` in place.
     #[inline]
     fn write_slot<R>(&mut self, s: i64, f: impl FnOnce(&mut E) -> R) -> R {
+        self.backend.sched_point(SchedPoint::SlotWrite, s);
         let slot = self.seg.slot(s);
         slot.value.with_mut(|p| {
             // SAFETY: I3 — `s` was claimed by this (single) producer and its previous occupant
@@ -185,12 +187,14 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     /// Publishes slot `s` to consumers: its stamp store.
     #[inline]
     fn stamp_slot(&self, s: i64) {
+        self.backend.sched_point(SchedPoint::SlotStamp, s);
         // Pairs with the consumer's `Acquire` load of the stamp (I3).
         self.seg.slot(s).stamp.store(s, STAMP_PUBLISH);
     }
 
     #[inline]
     pub(crate) fn announce(&mut self, last: i64) {
+        self.backend.sched_point(SchedPoint::CursorAnnounce, last);
         self.announced = last;
         let h = self.seg.header();
         h.producer.value.store(last, Ordering::Release);
@@ -464,6 +468,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {
     fn drop(&mut self) {
+        self.backend.sched_point(SchedPoint::SegmentState, 0);
         let h = self.seg.header();
         h.state.store(STATE_CLOSED, Ordering::Release);
         h.consumer_wake.seq.fetch_add(1, Ordering::Release);

@@ -144,18 +144,20 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
                 }
             };
             idle = idle.saturating_add(1);
-            if idle < SPACE_SPIN_ROUNDS {
+            let spin = self.backend.spin_rounds(SPACE_SPIN_ROUNDS);
+            if idle < spin {
                 // Rescanning reads every consumer's cursor line; pause between scans so the
                 // consumers keep their lines while they drain.
                 for _ in 0..SPACE_SPIN_PAUSES {
                     spin_hint();
                 }
-            } else if idle < SPACE_SPIN_ROUNDS + SPACE_YIELD_ROUNDS {
+            } else if idle < spin + self.backend.spin_rounds(SPACE_YIELD_ROUNDS) {
                 self.backend.yield_now();
             } else {
-                let (seg, next, cap) = (&self.seg, self.next, self.capacity);
+                let (seg, backend, next, cap) =
+                    (&self.seg, &self.backend, self.next, self.capacity);
                 block_on(&self.backend, &seg.header().producer_wake, slice, || {
-                    registry::gating_minimum(seg, next - 1) + cap >= want
+                    registry::gating_minimum(seg, backend, next - 1) + cap >= want
                 });
             }
         }
