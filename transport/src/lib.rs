@@ -79,7 +79,8 @@ cfg_not_loom! {
         pub use crate::framed::*;
         pub use crate::session::{
             compact_session_tag, coordination_cursor, coordination_cursor_name, layout_names,
-            validate_segment_name, CoordinationCursor, CoordinationCursorError, MyelonLayoutError,
+            mmap_layout, validate_segment_name, CoordinationCursor, CoordinationCursorError,
+            MmapLayoutError, MmapTransportLayout, MyelonLayoutError,
             MyelonTransportConfig, MyelonTransportLayout, MyelonWaitStrategy,
             RunnerMyelonTransportConfig, SegmentNameError, DEFAULT_MYELON_RESPONSE_DEPTH,
             DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX, MAX_RUNNERS,
@@ -101,7 +102,8 @@ cfg_not_loom! {
         compact_session_tag, coordination_cursor_name, frame_flags, is_last_frame,
         is_single_frame, publish_framed_payload, recv_framed_message, validate_segment_name,
         AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer,
-        FramedTransportProducer, MyelonTransportConfig, MyelonTransportLayout,
+        FramedTransportProducer, MmapLayoutError, MmapTransportLayout, MyelonTransportConfig,
+        MyelonTransportLayout,
         MyelonWaitStrategy, RunnerMyelonTransportConfig, TransportError, TransportResult,
         DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX,
         SEGMENT_NAME_LIMIT_MACOS,
