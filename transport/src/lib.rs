@@ -53,6 +53,8 @@ macro_rules! cfg_not_loom {
 }
 
 pub mod backend;
+#[cfg(all(feature = "dst", not(loom)))]
+pub mod dst;
 pub mod liveness;
 pub mod observability;
 mod ring;
