@@ -208,3 +208,19 @@ fn fixed_topology_over_mmap_files_in_two_processes() {
     let t = MyelonTransportLayout::new(&label, "myelon", 2).unwrap();
     assert!(t.mmap_layout(&root.0).session_dir().is_dir());
 }
+
+#[test]
+fn mmap_builders_report_a_bad_path_at_build() {
+    use myelon::backend::BackendError;
+    use myelon::MultiProcessError;
+    let is_invalid_name = |e: MultiProcessError| {
+        matches!(
+            e,
+            MultiProcessError::Backend(BackendError::InvalidName { .. })
+        )
+    };
+    let p = build_mmap_single_producer::<Event>("/", CAP).build_producer(Event::default);
+    assert!(p.map(drop).is_err_and(is_invalid_name));
+    let c = attach_mmap_consumer::<Event>("/", CAP).build_consumer();
+    assert!(c.map(drop).is_err_and(is_invalid_name));
+}
