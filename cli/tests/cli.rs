@@ -135,7 +135,6 @@ fn list_and_stat_read_an_mmap_directory() {
     let _rm = Rm(dir.clone());
     std::fs::write(dir.join("not-a-ring"), vec![0u8; 8192]).unwrap();
     let mut p = build_mmap_single_producer::<Event>(dir.join("ring"), 64)
-        .unwrap()
         .build_producer(Event::default)
         .unwrap();
     p.publish(|e| fill(e, 0));

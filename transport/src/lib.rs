@@ -8,30 +8,33 @@
 //!
 //! ```no_run
 //! use myelon::{attach_shared_consumer, build_shared_single_producer, portable_shm_segment_name};
-//! use myelon::producer::CoordinationMode;
 //!
-//! myelon::shm_event! {
-//!     #[derive(Clone, Copy, Debug, Default)]
-//!     pub struct Event { pub sequence: u64 }
+//! myelon::shm_event! {                       // #[repr(C)] + a compile-time check that every field
+//!     #[derive(Clone, Copy, Debug, Default)] // is valid for any bit pattern and holds no pointer
+//!     pub struct Event { pub sequence: u64, pub checksum: u64 }
 //! }
 //!
-//! let segment = portable_shm_segment_name("demo");
+//! let segment = portable_shm_segment_name("readme-l0");       // "/readme-l0", fits macOS's 31 bytes
 //! let mut producer = build_shared_single_producer::<Event>(&segment, 4096)
-//!     .discover_consumer_with_prefix(1, "cp")
-//!     .with_coordination(CoordinationMode::Immediate)
-//!     .build_producer(Event::default)
+//!     .discover_consumer_with_prefix(1, "cp")                 // one consumer "cp…": reserved, so it
+//!     .build_producer(Event::default)                         // gets every event however late it comes
 //!     .expect("build producer");
 //! producer.publish(|slot| slot.sequence = 1);
+//! producer.publish(|slot| slot.sequence = 2);
 //!
-//! // In another process:
+//! // another process
 //! let mut consumer = attach_shared_consumer::<Event>(&segment, 4096)
 //!     .with_consumer_id("cp_0")
 //!     .build_consumer()
-//!     .expect("attach consumer");
-//! if let Some(event) = consumer.try_consume_next_leased().expect("consume") {
-//!     assert!(event.sequence >= 1);
-//! };
+//!     .expect("attach");
+//! while let Some(event) = consumer.try_consume_next_leased().expect("ring") {
+//!     println!("received sequence {}", event.sequence);      // read in place; released on drop
+//! }
 //! ```
+//!
+//! The consumer prints `received sequence 1` and `received sequence 2`, also when it starts after
+//! both were published: the producer named it (`discover_consumer_with_prefix`), so its entry is
+//! reserved (see [`CoordinationMode`]).
 //!
 //! Layer 1 ([`transport`]) frames variable-length messages over fixed slots, Layer 2
 //! ([`typed_transport`] + [`codec`]) encodes typed values, Layer 3 ([`codec::ZeroCopyCodec`])
@@ -53,6 +56,8 @@ macro_rules! cfg_not_loom {
 }
 
 pub mod backend;
+#[cfg(all(feature = "dst", not(loom)))]
+pub mod dst;
 pub mod liveness;
 pub mod observability;
 mod ring;
@@ -79,7 +84,8 @@ cfg_not_loom! {
         pub use crate::framed::*;
         pub use crate::session::{
             compact_session_tag, coordination_cursor, coordination_cursor_name, layout_names,
-            validate_segment_name, CoordinationCursor, CoordinationCursorError, MyelonLayoutError,
+            mmap_layout, validate_segment_name, CoordinationCursor, CoordinationCursorError,
+            MmapLayoutError, MmapTransportLayout, MyelonLayoutError,
             MyelonTransportConfig, MyelonTransportLayout, MyelonWaitStrategy,
             RunnerMyelonTransportConfig, SegmentNameError, DEFAULT_MYELON_RESPONSE_DEPTH,
             DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX, MAX_RUNNERS,
@@ -101,7 +107,8 @@ cfg_not_loom! {
         compact_session_tag, coordination_cursor_name, frame_flags, is_last_frame,
         is_single_frame, publish_framed_payload, recv_framed_message, validate_segment_name,
         AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer,
-        FramedTransportProducer, MyelonTransportConfig, MyelonTransportLayout,
+        FramedTransportProducer, MmapLayoutError, MmapTransportLayout, MyelonTransportConfig,
+        MyelonTransportLayout,
         MyelonWaitStrategy, RunnerMyelonTransportConfig, TransportError, TransportResult,
         DEFAULT_MYELON_RESPONSE_DEPTH, DEFAULT_MYELON_RPC_DEPTH, DEFAULT_TRANSPORT_PREFIX,
         SEGMENT_NAME_LIMIT_MACOS,

@@ -1,6 +1,8 @@
-//! The quick start of the API reference, as written (the reference imports the raw substrate
-//! under its original crate name `disruptor_mp`; here that name is an alias of `myelon`, so the
-//! types are identical across the two paths).
+//! The quick start of the API reference with a consumer added (the reference imports the raw
+//! substrate under its original crate name `disruptor_mp`; here that name is an alias of
+//! `myelon`, so the types are identical across the two paths). The snippet exactly as printed,
+//! with the `disruptor-mp` re-export crate as its second dependency, is
+//! `disruptor-mp/tests/quickstart.rs`.
 
 extern crate myelon as disruptor_mp;
 

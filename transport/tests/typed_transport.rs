@@ -160,14 +160,12 @@ fn mmap_aliases() {
     let dir = TempDir::new("typedmmap");
     let path = dir.0.join("ring");
     let mut p: MmapTypedProducer<BMsg, BincodeCodec, Frame> = TypedProducer::from_builder(
-        myelon::build_mmap_single_producer(&path, CAP).expect("builder"),
+        myelon::build_mmap_single_producer(&path, CAP),
         BincodeCodec::new(),
     )
     .expect("producer");
     let mut c: MmapTypedConsumer<BMsg, BincodeCodec, Frame> = TypedConsumer::from_builder(
-        myelon::attach_mmap_consumer(&path, CAP)
-            .expect("builder")
-            .with_consumer_id("c0"),
+        myelon::attach_mmap_consumer(&path, CAP).with_consumer_id("c0"),
         BincodeCodec::new(),
     )
     .expect("consumer");

@@ -117,7 +117,7 @@ mod mmap_constructors {
     impl<F: FramedTransportFrame> FramedTransportProducer<F, MmapBackend> {
         /// Creates a ring of `capacity` frames in the file at `path` (created exclusively).
         pub fn create_mmap(path: impl AsRef<Path>, capacity: usize) -> TransportResult<Self> {
-            Self::from_builder(crate::build_mmap_single_producer(path, capacity)?)
+            Self::from_builder(crate::build_mmap_single_producer(path, capacity))
         }
     }
 
@@ -128,7 +128,7 @@ mod mmap_constructors {
             capacity: usize,
             id: &str,
         ) -> TransportResult<Self> {
-            Self::from_builder(crate::attach_mmap_consumer(path, capacity)?.with_consumer_id(id))
+            Self::from_builder(crate::attach_mmap_consumer(path, capacity).with_consumer_id(id))
         }
     }
 }

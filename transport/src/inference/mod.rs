@@ -38,6 +38,12 @@ mod scheduler;
 mod worker;
 
 pub use scheduler::Scheduler;
+
+/// The name a backend is given for a layout's segment: without its leading `/` (the SHM backend
+/// adds it back; for the mmap backend it is the file name in the session directory).
+fn ring_name(segment: &str) -> &str {
+    segment.trim_start_matches('/')
+}
 pub use worker::Worker;
 
 use crate::backend::RingBackend;
@@ -149,6 +155,8 @@ pub enum InferenceTopologyError {
     Codec(CodecError),
     /// Required-worker liveness stopped a broadcast.
     Liveness(RequiredConsumerError),
+    /// The directories of an mmap session could not be made (`scheduler_mmap`, `worker_mmap`).
+    MmapLayout(crate::session::MmapLayoutError),
 }
 
 impl fmt::Display for InferenceTopologyError {
@@ -177,6 +185,7 @@ impl fmt::Display for InferenceTopologyError {
             Self::Transport(e) => e.fmt(f),
             Self::Codec(e) => e.fmt(f),
             Self::Liveness(e) => e.fmt(f),
+            Self::MmapLayout(e) => e.fmt(f),
         }
     }
 }
@@ -186,6 +195,11 @@ impl std::error::Error for InferenceTopologyError {}
 impl From<MyelonLayoutError> for InferenceTopologyError {
     fn from(e: MyelonLayoutError) -> Self {
         Self::Layout(e)
+    }
+}
+impl From<crate::session::MmapLayoutError> for InferenceTopologyError {
+    fn from(e: crate::session::MmapLayoutError) -> Self {
+        Self::MmapLayout(e)
     }
 }
 impl From<CoordinationCursorError> for InferenceTopologyError {
@@ -344,6 +358,43 @@ impl FixedTopology {
         C: crate::Codec<Req> + crate::Codec<Resp> + Clone,
     {
         self.worker_on(crate::backend::ShmBackend, rank, codec)
+    }
+
+    /// This session's ring files under `root` (see [`MmapTransportLayout`](crate::MmapTransportLayout)).
+    pub fn mmap_layout(&self, root: impl Into<std::path::PathBuf>) -> crate::MmapTransportLayout {
+        self.layout().mmap_layout(root)
+    }
+
+    /// Starts the scheduler over memory-mapped files in this session's directory under `root`
+    /// (created, mode 0700, if missing: [`MmapTransportLayout::ensure_directories`](crate::MmapTransportLayout::ensure_directories)).
+    #[cfg(feature = "mmap")]
+    pub fn scheduler_mmap<Req, Resp, C>(
+        &self,
+        root: impl Into<std::path::PathBuf>,
+        codec: C,
+    ) -> InferenceTopologyResult<Scheduler<Req, Resp, C, crate::backend::MmapBackend>>
+    where
+        C: crate::Codec<Req> + crate::Codec<Resp> + Clone,
+    {
+        let files = self.mmap_layout(root);
+        files.ensure_directories()?;
+        self.scheduler_on(crate::backend::MmapBackend::new(files.session_dir()), codec)
+    }
+
+    /// Starts worker `rank` over memory-mapped files in this session's directory under `root`.
+    #[cfg(feature = "mmap")]
+    pub fn worker_mmap<Req, Resp, C>(
+        &self,
+        root: impl Into<std::path::PathBuf>,
+        rank: usize,
+        codec: C,
+    ) -> InferenceTopologyResult<Worker<Req, Resp, C, crate::backend::MmapBackend>>
+    where
+        C: crate::Codec<Req> + crate::Codec<Resp> + Clone,
+    {
+        let files = self.mmap_layout(root);
+        files.ensure_directories()?;
+        self.worker_on(crate::backend::MmapBackend::new(files.session_dir()), rank, codec)
     }
 }
 

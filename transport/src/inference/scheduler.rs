@@ -59,14 +59,14 @@ where
         let dispatch = FramedTransportProducer::from_builder(
             SharedDisruptorBuilder::with_backend(
                 backend.clone(),
-                layout.dispatch_segment(),
+                super::ring_name(layout.dispatch_segment()),
                 cfg.rpc_depth(),
             )
             .with_consumer_ids(topo.worker_ids())
             .with_coordination(CoordinationMode::BufferUntilConsumers),
         )?;
         let cursor =
-            CoordinationCursor::ensure_with(backend.clone(), layout.coordination_segment())?;
+            CoordinationCursor::ensure_with(backend.clone(), super::ring_name(layout.coordination_segment()))?;
         cursor.advance_generation();
         let mut s = Scheduler {
             topology: topo.clone(),
@@ -106,7 +106,7 @@ where
         attach: Duration,
     ) -> SharedDisruptorBuilder<TopologyFrame, B> {
         let cfg = self.topology.config();
-        let name = cfg.layout().response_segment(rank).expect("rank checked");
+        let name = super::ring_name(cfg.layout().response_segment(rank).expect("rank checked"));
         SharedDisruptorBuilder::with_backend(self.backend.clone(), name, cfg.response_depth())
             .with_consumer_id(MyelonTransportLayout::RESPONSE_CONSUMER_ID)
             .with_attach_timeout(attach)

@@ -44,7 +44,7 @@ fn open_live_cursor<B: RingBackend>(
         let wait = left(backend, start, topo.rendezvous_timeout(), side, || {
             vec![format!("coordination cursor {name} (scheduler)")]
         })?;
-        match CoordinationCursor::open_with(backend.clone(), name, wait) {
+        match CoordinationCursor::open_with(backend.clone(), super::ring_name(name), wait) {
             Ok(c) if c.owner_state() != ProcessState::Dead => return Ok(c),
             // A dead scheduler's cursor: wait for the next scheduler to replace it.
             Ok(_) | Err(crate::transport::CoordinationCursorError::NotReady { .. }) => {}
@@ -74,7 +74,7 @@ where
         let response = FramedTransportProducer::from_builder(
             SharedDisruptorBuilder::with_backend(
                 backend.clone(),
-                layout.response_segment(rank).expect("rank checked"),
+                super::ring_name(layout.response_segment(rank).expect("rank checked")),
                 cfg.response_depth(),
             )
             .with_consumer_id(MyelonTransportLayout::RESPONSE_CONSUMER_ID)
@@ -86,7 +86,7 @@ where
         let dispatch = TypedConsumer::from_builder(
             SharedDisruptorBuilder::with_backend(
                 backend.clone(),
-                layout.dispatch_segment(),
+                super::ring_name(layout.dispatch_segment()),
                 cfg.rpc_depth(),
             )
             .with_consumer_id(FixedTopology::worker_id(rank))

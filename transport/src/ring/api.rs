@@ -37,10 +37,10 @@ pub use shm_api::*;
 
 #[cfg(all(feature = "mmap", not(loom)))]
 mod mmap_api {
+    use crate::backend::BackendError;
     use crate::backend::MmapBackend;
     use crate::ring::builder::SharedDisruptorBuilder;
     use crate::ring::consumer::Consumer;
-    use crate::ring::error::MultiProcessResult;
     use crate::ring::event::ShmEvent;
     use crate::ring::producer::Producer;
     use std::path::Path;
@@ -53,27 +53,36 @@ mod mmap_api {
     fn builder<E: ShmEvent>(
         path: &Path,
         capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
-        let (backend, name) = MmapBackend::for_path(path)?;
-        Ok(SharedDisruptorBuilder::with_backend(
-            backend, &name, capacity,
-        ))
+    ) -> SharedDisruptorBuilder<E, MmapBackend> {
+        match MmapBackend::for_path(path) {
+            Ok((backend, name)) => SharedDisruptorBuilder::with_backend(backend, &name, capacity),
+            Err(e) => {
+                let (name, reason) = match e {
+                    BackendError::InvalidName { name, reason } => (name, reason),
+                    _ => (path.display().to_string(), "unusable ring path"),
+                };
+                let backend = MmapBackend::new(".");
+                SharedDisruptorBuilder::with_invalid_name(backend, name, reason, capacity)
+            }
+        }
     }
 
     /// A producer builder for a ring stored in the file at `path` (created exclusively, mode
-    /// 0600; an existing file is never truncated).
+    /// 0600; an existing file is never truncated). A path without a UTF-8 file name is reported
+    /// by `build_producer` (`Backend(InvalidName)`), like every other creation error.
     pub fn build_mmap_single_producer<E: ShmEvent>(
         path: impl AsRef<Path>,
         capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
+    ) -> SharedDisruptorBuilder<E, MmapBackend> {
         builder(path.as_ref(), capacity)
     }
 
-    /// A consumer builder for the ring stored in the file at `path`.
+    /// A consumer builder for the ring stored in the file at `path`; path errors are reported
+    /// by `build_consumer`.
     pub fn attach_mmap_consumer<E: ShmEvent>(
         path: impl AsRef<Path>,
         capacity: usize,
-    ) -> MultiProcessResult<SharedDisruptorBuilder<E, MmapBackend>> {
+    ) -> SharedDisruptorBuilder<E, MmapBackend> {
         builder(path.as_ref(), capacity)
     }
 }

@@ -18,12 +18,23 @@ use std::time::Duration;
 /// Coordination mode for multiprocess producer startup: when does the producer consider its
 /// peers attached?
 ///
-/// Expected peers are the consumer ids given to the builder (`with_consumer_id`,
+/// Expected peers are the consumer ids given to the producer's builder (`with_consumer_id`,
 /// `with_consumer_ids`) and the `discover_consumer_with_prefix` count.
+///
+/// **Default.** A builder that names expected consumers and chooses no mode reserves them, as
+/// [`BufferUntilConsumers`](CoordinationMode::BufferUntilConsumers) does: naming a consumer
+/// means "this one is mine, do not lose its messages", so it receives every event from
+/// sequence 0 however late it attaches (the producer can publish up to `capacity` events
+/// before it does). A builder that names none publishes at once
+/// ([`Immediate`](CoordinationMode::Immediate)). `CoordinationMode::default()` is `Immediate`,
+/// the mode of a builder without expected consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CoordinationMode {
     /// Publish at once. Nothing is reserved: a consumer that attaches later starts at the live
-    /// tail (the first event published after it registered).
+    /// tail (the first event published after it registered). Chosen explicitly together with
+    /// named expected consumers, the names are only used for discovery (e.g.
+    /// `Producer::wait_for_consumers`), not reserved; the builder logs a `tracing` warning then,
+    /// because those consumers lose what is published before they attach.
     #[default]
     Immediate,
     /// Reserve an entry for each expected consumer and block in `build_producer` until all of
@@ -32,7 +43,8 @@ pub enum CoordinationMode {
     WaitForConsumers,
     /// Reserve an entry for each expected consumer and return at once; the reservations gate
     /// the producer, so it can publish up to `capacity` events before the expected consumers
-    /// attach, and they receive every event from sequence 0.
+    /// attach, and they receive every event from sequence 0. The default when a builder names
+    /// expected consumers.
     BufferUntilConsumers,
 }
 
@@ -51,12 +63,23 @@ pub struct SharedDisruptorBuilder<E, B: RingBackend> {
     consumer_id: Option<String>,
     expected_ids: Vec<String>,
     prefix: Option<(usize, String)>,
-    coordination: CoordinationMode,
+    /// `None`: not chosen (see [`CoordinationMode`] for the default).
+    coordination: Option<CoordinationMode>,
     attach_timeout: Duration,
     coordination_timeout: Duration,
     wait_strategy: AutoWaitStrategy,
     producer_check_interval: Duration,
+    /// An error found while making the builder (an mmap path without a file name), reported by
+    /// `build_producer` / `build_consumer` so that every constructor returns a builder.
+    deferred: Option<DeferredError>,
     _event: std::marker::PhantomData<fn() -> E>,
+}
+
+/// A name the backend refused while the builder was made (`BackendError::InvalidName`).
+#[derive(Debug, Clone)]
+struct DeferredError {
+    name: String,
+    reason: &'static str,
 }
 
 impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
@@ -69,23 +92,50 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             consumer_id: None,
             expected_ids: Vec::new(),
             prefix: None,
-            coordination: CoordinationMode::Immediate,
+            coordination: None,
             attach_timeout: DEFAULT_ATTACH_TIMEOUT,
             coordination_timeout: DEFAULT_COORDINATION_TIMEOUT,
             wait_strategy: AutoWaitStrategy::BusySpin,
             producer_check_interval: DEFAULT_PRODUCER_CHECK_INTERVAL,
+            deferred: None,
             _event: std::marker::PhantomData,
         }
     }
 
+    /// A builder whose `build_producer` / `build_consumer` fail with
+    /// `Backend(InvalidName { name, reason })`.
+    pub(crate) fn with_invalid_name(
+        backend: B,
+        name: String,
+        reason: &'static str,
+        capacity: usize,
+    ) -> Self {
+        let mut b = Self::with_backend(backend, "", capacity);
+        b.deferred = Some(DeferredError { name, reason });
+        b
+    }
+
+    fn check_deferred(&self) -> MultiProcessResult<()> {
+        match &self.deferred {
+            Some(d) => Err(BackendError::InvalidName {
+                name: d.name.clone(),
+                reason: d.reason,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     /// Consumer side: this consumer's id (a same-id rejoin resumes at its committed cursor).
-    /// Producer side: an expected consumer id (see [`CoordinationMode`]).
+    /// Producer side: an expected consumer id, reserved unless `Immediate` is chosen (see
+    /// [`CoordinationMode`]).
     pub fn with_consumer_id(mut self, id: impl Into<String>) -> Self {
         self.consumer_id = Some(id.into());
         self
     }
 
-    /// Producer side: expected consumer ids, discovered by explicit id.
+    /// Producer side: expected consumer ids, discovered by explicit id and reserved unless
+    /// `Immediate` is chosen (see [`CoordinationMode`]).
     pub fn with_consumer_ids<I, S>(mut self, ids: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -95,7 +145,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         self
     }
 
-    /// Producer side: expect `count` consumers whose ids start with `prefix`.
+    /// Producer side: expect `count` consumers whose ids start with `prefix`; `count` entries are
+    /// reserved for them unless `Immediate` is chosen (see [`CoordinationMode`]).
     pub fn discover_consumer_with_prefix(
         mut self,
         count: usize,
@@ -105,10 +156,32 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         self
     }
 
-    /// Producer side: when the producer considers its peers attached.
+    /// Producer side: when the producer considers its peers attached (default: see
+    /// [`CoordinationMode`]).
     pub fn with_coordination(mut self, mode: CoordinationMode) -> Self {
-        self.coordination = mode;
+        self.coordination = Some(mode);
         self
+    }
+
+    /// The mode `build_producer` uses for `expected` named ids: the one chosen, else
+    /// `BufferUntilConsumers` when consumers are named, else `Immediate`.
+    fn effective_coordination(&self, expected: &[String]) -> CoordinationMode {
+        let named = !expected.is_empty() || self.prefix.as_ref().is_some_and(|(n, _)| *n > 0);
+        match self.coordination {
+            Some(CoordinationMode::Immediate) if named => {
+                tracing::warn!(
+                    name = %self.name,
+                    ?expected,
+                    prefix = ?self.prefix,
+                    "CoordinationMode::Immediate with named expected consumers: they are not \
+                     reserved and lose what is published before they attach"
+                );
+                CoordinationMode::Immediate
+            }
+            Some(mode) => mode,
+            None if named => CoordinationMode::BufferUntilConsumers,
+            None => CoordinationMode::Immediate,
+        }
     }
 
     /// Consumer side: how long to wait for the segment to exist and be ready.
@@ -153,6 +226,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
 
     /// Creates the ring and returns its producer; every slot starts as `factory()`.
     pub fn build_producer(self, factory: impl FnMut() -> E) -> MultiProcessResult<Producer<E, B>> {
+        self.check_deferred()?;
         let geom = self.geometry()?;
         let mut expected = self.expected_ids.clone();
         if let Some(id) = &self.consumer_id {
@@ -168,6 +242,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
                 registry::validate_id(p)?;
             }
         }
+        let coordination = self.effective_coordination(&expected);
         let region = create_reclaiming(&self.backend, &self.name, geom.total_len)?;
         let seg = Segment::<E, B>::new(region, geom).map_err(|_| MultiProcessError::Corrupt {
             what: "created region smaller than requested",
@@ -186,7 +261,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             },
             factory,
         );
-        if self.coordination != CoordinationMode::Immediate {
+        if coordination != CoordinationMode::Immediate {
             let prefix = self
                 .prefix
                 .as_ref()
@@ -198,7 +273,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         seg.header().state.store(STATE_READY, Ordering::Release);
         tracing::debug!(name = %self.name, backend = self.backend.kind(), capacity = geom.capacity, "ring created");
         let producer = Producer::from_parts(seg, self.backend, self.name);
-        if self.coordination == CoordinationMode::WaitForConsumers {
+        if coordination == CoordinationMode::WaitForConsumers {
             producer.wait_for_consumers(self.coordination_timeout)?;
         }
         Ok(producer)
@@ -207,6 +282,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
     /// Attaches to an existing ring as a consumer (waiting up to the attach timeout for it to
     /// exist and become ready), after checking that it carries this event type and capacity.
     pub fn build_consumer(self) -> MultiProcessResult<Consumer<E, B>> {
+        self.check_deferred()?;
         let geom = self.geometry()?;
         let id = match &self.consumer_id {
             Some(id) => id.clone(),
@@ -471,5 +547,90 @@ impl HeaderView {
             slots_offset: h.slots_offset.load(r),
             total_len: h.total_len.load(r),
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::backend::SimBackend;
+
+    fn builder(p: &SimBackend) -> SharedDisruptorBuilder<u64, SimBackend> {
+        SharedDisruptorBuilder::with_backend(p.clone(), "ring", 8)
+    }
+
+    /// What a consumer `id` that attaches after two publishes receives first.
+    fn first_seen(named: bool, mode: Option<CoordinationMode>) -> Option<u64> {
+        let p = SimBackend::new_world();
+        let mut b = builder(&p);
+        if named {
+            b = b.with_consumer_id("c0");
+        }
+        if let Some(m) = mode {
+            b = b.with_coordination(m);
+        }
+        let mut tx = b.build_producer(|| 0).expect("producer");
+        tx.publish(|e| *e = 10);
+        tx.publish(|e| *e = 11);
+        let mut rx = builder(&p.sibling())
+            .with_consumer_id("c0")
+            .build_consumer()
+            .expect("consumer");
+        tx.publish(|e| *e = 12);
+        rx.try_consume_next().expect("consume")
+    }
+
+    #[test]
+    fn named_consumers_are_reserved_unless_immediate_is_chosen() {
+        use CoordinationMode::*;
+        let cases = [
+            (true, None, Some(10)),
+            (true, Some(BufferUntilConsumers), Some(10)),
+            (true, Some(Immediate), Some(12)),
+            (false, None, Some(12)),
+        ];
+        for (named, mode, want) in cases {
+            assert_eq!(
+                first_seen(named, mode),
+                want,
+                "named {named}, mode {mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_reserved_by_default() {
+        let p = SimBackend::new_world();
+        let mut tx = builder(&p)
+            .discover_consumer_with_prefix(1, "cp")
+            .build_producer(|| 0)
+            .expect("producer");
+        tx.publish(|e| *e = 5);
+        let mut rx = builder(&p.sibling())
+            .with_consumer_id("cp_0")
+            .build_consumer()
+            .expect("consumer");
+        assert_eq!(rx.try_consume_next().expect("consume"), Some(5));
+    }
+
+    #[test]
+    fn a_deferred_name_error_is_reported_by_build() {
+        let b = SharedDisruptorBuilder::<u64, _>::with_invalid_name(
+            SimBackend::new_world(),
+            "bad/".into(),
+            "path has no UTF-8 file name",
+            8,
+        );
+        for r in [
+            b.clone().build_producer(|| 0).map(drop),
+            b.build_consumer().map(drop),
+        ] {
+            match r {
+                Err(MultiProcessError::Backend(BackendError::InvalidName { name, .. })) => {
+                    assert_eq!(name, "bad/")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

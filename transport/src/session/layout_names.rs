@@ -15,7 +15,8 @@
 //! `PSHMNAMLEN` ([`SEGMENT_NAME_LIMIT_MACOS`]); a custom prefix that would push a name over the
 //! limit is refused when the configuration is built, never truncated silently.
 //!
-//! The same names (without the leading `/`) are the file names of an mmap-backed session.
+//! The same names (without the leading `/`) are the file names of an mmap-backed session, in
+//! its directory: see [`MyelonTransportLayout::mmap_layout`].
 
 use crate::ring::event::Fnv1a;
 use crate::ring::layout::DEFAULT_MAX_CONSUMERS;
