@@ -15,7 +15,8 @@ use myelon::{attach_shared_consumer, build_shared_single_producer, CoordinationM
 use std::time::{Duration, Instant};
 
 const ENTRY: &str = "child_role";
-const CAPACITY: usize = 256;
+/// Smaller than a burst: a batch rescans the consumer table (and a consumer can register) in its middle.
+const CAPACITY: usize = 16;
 const BURST: usize = 64;
 /// Attaches in a row (each one a registration racing the producer's batches).
 const ATTACHES: usize = 1000;
