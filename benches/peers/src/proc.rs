@@ -56,9 +56,9 @@ pub fn fresh_name(tag: &str) -> String {
 pub fn pin(cpu: usize) {
     // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `CPU_SET` writes one bit of `set`, which lives on this stack frame; `cpu` is
-    // checked against the set's capacity first.
     let rc = if cpu < libc::CPU_SETSIZE as usize {
+        // SAFETY: `CPU_SET` writes one bit of `set`, which lives on this stack frame; `cpu` was
+        // checked against the set's capacity just above.
         unsafe { libc::CPU_SET(cpu, &mut set) };
         // SAFETY: pid 0 is the calling thread; `set` is a valid, initialised `cpu_set_t` of the
         // size passed.

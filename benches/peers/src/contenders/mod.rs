@@ -194,7 +194,7 @@ pub fn spin_until<T>(
             return Ok(v);
         }
         polls = polls.wrapping_add(1);
-        if polls % (1 << 16) == 0 {
+        if polls.is_multiple_of(1 << 16) {
             check()?;
         }
     }
