@@ -45,6 +45,19 @@ fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// `1.5`, `20`, `3k`, `4M`: axis labels of a log scale.
+fn compact(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.0}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 type Series = Vec<(&'static str, Vec<(f64, f64)>)>;
 
 /// One log-log (or lin-x/log-y) chart with a line per contender.
@@ -81,6 +94,7 @@ fn chart(
         .y_desc(y_desc)
         .x_labels(x_labels.len() * 4 + 1)
         .x_label_formatter(&fmt)
+        .y_label_formatter(&|y| compact(*y))
         .draw()?;
     for (name, points) in series {
         let col = color(name);
