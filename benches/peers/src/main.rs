@@ -132,6 +132,8 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
         [x, y] => (*x, *y),
         _ => return Err("--cpus takes two CPUs: A,B".into()),
     };
+    // Before pinning: `nproc` reports the CPUs this process may use.
+    let machine = machine();
     proc::pin(cpu0);
     let ctx = Ctx {
         clock: clock::Clock::calibrate(),
@@ -152,7 +154,6 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
         bulk_depth: a.bulk_depth.max(1),
         peer_timeout: Duration::from_secs(300),
     };
-    let machine = machine();
     let started = sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
     println!("peers: {machine}");
     println!(
