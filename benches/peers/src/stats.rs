@@ -1,0 +1,278 @@
+//! Samples, their aggregation over runs (median, min, max, ratio to the same-run floor), and the
+//! report: a markdown table, a CSV of every sample and a JSON copy of it.
+
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+
+/// Percentiles of one ping-pong run, from an HdrHistogram of its round trips (3 significant
+/// digits, in ns).
+#[derive(Debug, Clone, Copy)]
+pub struct Pcts {
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+}
+
+impl Pcts {
+    pub fn from_ns(ns: &[f64]) -> Pcts {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for v in ns {
+            h.saturating_record(v.round().max(1.0) as u64);
+        }
+        Pcts {
+            p50: h.value_at_quantile(0.50) as f64,
+            p99: h.value_at_quantile(0.99) as f64,
+            p999: h.value_at_quantile(0.999) as f64,
+        }
+    }
+}
+
+/// One measured value.
+#[derive(Debug, Clone, Copy)]
+pub enum Value {
+    /// Round-trip percentiles, ns.
+    Lat(Pcts),
+    /// Million events per second.
+    Mps(f64),
+    /// GB/s.
+    Gbps(f64),
+}
+
+/// One run of one row.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The workload group, e.g. `pingpong_64`, `stream_64_d1024`, `bulk_1MiB_checksum`.
+    pub group: String,
+    pub contender: &'static str,
+    pub run: usize,
+    pub load_before: String,
+    pub load_after: String,
+    pub value: Value,
+}
+
+impl Sample {
+    /// The headline figure: p50 ns, M events/s or GB/s.
+    pub fn headline(&self) -> f64 {
+        match self.value {
+            Value::Lat(p) => p.p50,
+            Value::Mps(v) | Value::Gbps(v) => v,
+        }
+    }
+}
+
+/// Median, min, max of `v` (not empty).
+pub fn spread(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (med, v[0], v[n - 1])
+}
+
+/// A row of the report: one group and one contender over all runs.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub group: String,
+    pub contender: &'static str,
+    pub runs: usize,
+    /// Median, min, max of the headline figure.
+    pub head: (f64, f64, f64),
+    /// Medians of p99 and p99.9 (latency rows).
+    pub tail: Option<(f64, f64)>,
+    /// Median / the floor's median in the same group (latency: p50; bulk: GB/s).
+    pub ratio: Option<f64>,
+    /// Lowest and highest 1-minute load average read before/after the row's runs.
+    pub load: (f64, f64),
+}
+
+/// Aggregates the samples into rows, in first-seen order.
+pub fn rows(samples: &[Sample]) -> Vec<Row> {
+    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    for s in samples {
+        if !keys.iter().any(|(g, c)| *g == s.group && *c == s.contender) {
+            keys.push((s.group.clone(), s.contender));
+        }
+    }
+    let pick = |g: &str, c: &str| -> Vec<&Sample> {
+        samples
+            .iter()
+            .filter(|s| s.group == g && s.contender == c)
+            .collect()
+    };
+    let load1 = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+    };
+    keys.iter()
+        .map(|(g, c)| {
+            let ss = pick(g, c);
+            let head = spread(&mut ss.iter().map(|s| s.headline()).collect::<Vec<_>>());
+            let tail = match ss[0].value {
+                Value::Lat(_) => {
+                    let p = |f: fn(&Pcts) -> f64| {
+                        spread(
+                            &mut ss
+                                .iter()
+                                .filter_map(|s| match &s.value {
+                                    Value::Lat(p) => Some(f(p)),
+                                    _ => None,
+                                })
+                                .collect::<Vec<_>>(),
+                        )
+                        .0
+                    };
+                    Some((p(|p| p.p99), p(|p| p.p999)))
+                }
+                _ => None,
+            };
+            let floor = pick(g, "floor");
+            let ratio = (!floor.is_empty() && !matches!(ss[0].value, Value::Mps(_))).then(|| {
+                head.0 / spread(&mut floor.iter().map(|s| s.headline()).collect::<Vec<_>>()).0
+            });
+            let loads: Vec<f64> = ss
+                .iter()
+                .flat_map(|s| [load1(&s.load_before), load1(&s.load_after)])
+                .flatten()
+                .collect();
+            let load = loads
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+            Row {
+                group: g.clone(),
+                contender: c,
+                runs: ss.len(),
+                head,
+                tail,
+                ratio,
+                load,
+            }
+        })
+        .collect()
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The markdown tables (latency, stream, bulk).
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let ratio = |r: &Row| r.ratio.map_or("–".into(), |x| format!("{x:.2}"));
+    let load = |r: &Row| format!("{:.2}–{:.2}", r.load.0, r.load.1);
+    let lat: Vec<&Row> = rows.iter().filter(|r| r.tail.is_some()).collect();
+    if !lat.is_empty() {
+        out.push_str("### Ping-pong: round-trip time (RTT), ns\n\n");
+        out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | load 1m |\n|---|---|---|---|---|---|---|---|\n");
+        for r in lat {
+            let (p99, p999) = r.tail.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} |",
+                r.group,
+                r.contender,
+                r.runs,
+                fmt_num(r.head.0),
+                fmt_num(r.head.1),
+                fmt_num(r.head.2),
+                fmt_num(p99),
+                fmt_num(p999),
+                ratio(r),
+                load(r)
+            );
+        }
+        out.push('\n');
+    }
+    for (title, prefix, unit) in [
+        (
+            "### Stream of 64 B events, every event checked: M events/s over the whole run",
+            "stream",
+            "M ev/s",
+        ),
+        ("### 1 MiB messages, one way: GB/s", "bulk", "GB/s"),
+    ] {
+        let sel: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.group.starts_with(prefix))
+            .collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{title}\n");
+        let _ = writeln!(
+            out,
+            "| row | contender | runs | {unit} median (min–max) | median / floor median | load 1m |\n|---|---|---|---|---|---|"
+        );
+        for r in sel {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | **{}** ({}–{}) | {} | {} |",
+                r.group,
+                r.contender,
+                r.runs,
+                fmt_num(r.head.0),
+                fmt_num(r.head.1),
+                fmt_num(r.head.2),
+                ratio(r),
+                load(r)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every sample as CSV: `group,contender,run,metric,value,load_before,load_after`.
+pub fn csv(samples: &[Sample]) -> String {
+    let mut out = String::from("group,contender,run,metric,value,load_before,load_after\n");
+    for s in samples {
+        let metrics: Vec<(&str, f64)> = match s.value {
+            Value::Lat(p) => vec![
+                ("rtt_p50_ns", p.p50),
+                ("rtt_p99_ns", p.p99),
+                ("rtt_p999_ns", p.p999),
+            ],
+            Value::Mps(v) => vec![("mevents_per_s", v)],
+            Value::Gbps(v) => vec![("gb_per_s", v)],
+        };
+        for (m, v) in metrics {
+            let _ = writeln!(
+                out,
+                "{},{},{},{m},{v:.4},{},{}",
+                s.group, s.contender, s.run, s.load_before, s.load_after
+            );
+        }
+    }
+    out
+}
+
+/// Every sample as a JSON array (the same fields as the CSV, one object per sample).
+pub fn json(samples: &[Sample]) -> String {
+    let items: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            let v = match s.value {
+                Value::Lat(p) => format!(
+                    "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"rtt_p999_ns\":{}",
+                    p.p50, p.p99, p.p999
+                ),
+                Value::Mps(v) => format!("\"mevents_per_s\":{v:.4}"),
+                Value::Gbps(v) => format!("\"gb_per_s\":{v:.4}"),
+            };
+            format!(
+                "  {{\"group\":\"{}\",\"contender\":\"{}\",\"run\":{},\"load_before\":\"{}\",\"load_after\":\"{}\",{v}}}",
+                s.group, s.contender, s.run, s.load_before, s.load_after
+            )
+        })
+        .collect();
+    format!("[\n{}\n]\n", items.join(",\n"))
+}
