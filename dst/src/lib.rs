@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod actors;
 pub mod mutants;
 pub mod reference;
 pub mod rng;

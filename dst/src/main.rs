@@ -1,6 +1,8 @@
 //! `dst`: run seeded simulation suites against myelon, replay, shrink, check determinism,
 //! prove the oracles with planted mutants, and report coverage.
 
+mod api_cmd;
+
 use clap::{Parser, Subcommand};
 use myelon_dst::mutants::{run_mutant, MUTANTS};
 use myelon_dst::shrink::shrink;
@@ -20,6 +22,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The public-API simulation: real calls as actors, interleaved inside the calls.
+    Api {
+        #[command(subcommand)]
+        cmd: api_cmd::ApiCmd,
+    },
     /// Run seeds and check every oracle.
     Run {
         /// Number of seeds.
@@ -127,6 +134,7 @@ fn profile(s: &str) -> Result<Profile, String> {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
+        Cmd::Api { cmd } => api_cmd::main(cmd),
         Cmd::Run {
             seeds,
             start_seed,

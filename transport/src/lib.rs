@@ -128,7 +128,7 @@ pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
 };
-#[cfg(not(loom))]
+#[cfg(all(any(feature = "shm", feature = "mmap"), not(loom)))]
 pub use ring::api::*;
 pub use ring::auto::AutoConsumer;
 pub use ring::builder::{

@@ -6,9 +6,9 @@
 use super::{consumer_counter, ring_counter};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::ring::layout::{
-    try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE, ENTRY_RESERVED,
-    ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED, STATE_INIT, STATE_READY,
-    TABLE_ENTRIES,
+    try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE, ENTRY_JOINING,
+    ENTRY_RESERVED, ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED, STATE_INIT,
+    STATE_READY, TABLE_ENTRIES,
 };
 use crate::ring::registry::entry_id;
 use crate::ring::sync::Ordering;
@@ -317,7 +317,7 @@ impl<B: RingBackend> RingInspector<B> {
         capacity: u64,
     ) -> Option<ConsumerSnapshot> {
         let kind = match e.state.load(Ordering::Acquire) {
-            ENTRY_ACTIVE => EntryKind::Attached,
+            ENTRY_ACTIVE | ENTRY_JOINING => EntryKind::Attached,
             ENTRY_RESERVED => EntryKind::Reserved,
             ENTRY_RESERVED_PREFIX => EntryKind::ReservedPrefix,
             _ => return None,

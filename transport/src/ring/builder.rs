@@ -104,6 +104,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
 
     /// A builder whose `build_producer` / `build_consumer` fail with
     /// `Backend(InvalidName { name, reason })`.
+    #[cfg(all(feature = "mmap", not(loom)))]
     pub(crate) fn with_invalid_name(
         backend: B,
         name: String,

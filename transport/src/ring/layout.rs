@@ -70,6 +70,9 @@ pub(crate) const ENTRY_ACTIVE: u32 = 1;
 pub(crate) const ENTRY_RESERVED: u32 = 2;
 /// Entry state: reserved for the first consumer whose id starts with the stored prefix; gates.
 pub(crate) const ENTRY_RESERVED_PREFIX: u32 = 3;
+/// Entry state: a consumer is registering (its start cursor is not final yet); gates. A
+/// joining entry whose owner died is registered afresh by the next consumer of its id.
+pub(crate) const ENTRY_JOINING: u32 = 4;
 
 /// A 128-byte line holding one cursor.
 #[repr(C, align(128))]

@@ -4,7 +4,7 @@
 //! process token of its holder, so a holder that dies while registering is detected and its
 //! lock taken over. The producer never takes the lock: it only reads entry states and cursors.
 //!
-//! **Late-join safety.** A fresh consumer publishes its entry (`state = ACTIVE`, `SeqCst`), then
+//! **Late-join safety.** A fresh consumer publishes its entry (`state = JOINING`, `SeqCst`), then
 //! issues a `SeqCst` fence and reads the producer cursor `c1`; it starts at `c1 + 1`. The
 //! producer issues a `SeqCst` fence before every gating scan. Either the scan sees the entry,
 //! or the scan's fence precedes the consumer's fence, in which case `c1` is at least the
@@ -21,13 +21,21 @@
 //! bug `batch_late_announce` keeps the old order, and `tests/batch_join.rs` reproduces it).
 //! The same invariant bounds a released cursor by `announced + capacity`, which is what
 //! [`take_over`] checks when a consumer rejoins.
+//!
+//! **Dying while joining.** The entry gates from the `JOINING` store on, but its cursor is
+//! final only when the consumer stores `c1` and then `ACTIVE`. A consumer killed in between
+//! leaves a stale cursor that no rejoin may resume from (the producer may be far past it, and
+//! `take_over` would rightly call it corrupt — found by the public-API simulation: a crash at
+//! that point made the id unusable and wedged the producer). So a `JOINING` entry with a dead
+//! owner is registered afresh (a new `c0`/`c1`, at the live tail) by the next consumer of its
+//! id; until then it gates, as any dead consumer with an id does.
 
 use crate::backend::{ProcessState, RingBackend, SchedPoint};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{
-    ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_RESERVED,
-    ENTRY_RESERVED_PREFIX,
+    ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_JOINING,
+    ENTRY_RESERVED, ENTRY_RESERVED_PREFIX,
 };
 use crate::ring::sync::{fence, spin_hint, Ordering};
 use std::time::Duration;
@@ -52,7 +60,10 @@ pub(crate) fn validate_id(id: &str) -> MultiProcessResult<()> {
 /// Whether `state` makes an entry gate the producer.
 #[inline]
 pub(crate) fn is_gating(state: u32) -> bool {
-    matches!(state, ENTRY_ACTIVE | ENTRY_RESERVED | ENTRY_RESERVED_PREFIX)
+    matches!(
+        state,
+        ENTRY_ACTIVE | ENTRY_JOINING | ENTRY_RESERVED | ENTRY_RESERVED_PREFIX
+    )
 }
 
 fn id_equals(entry: &ConsumerEntry, id: &[u8]) -> bool {
@@ -251,13 +262,16 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
     e.owner_token.store(token, Ordering::Relaxed);
     e.cursor.value.store(c0, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
-    e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
+    // Gating from here on, but not resumable: the start cursor is not final until `ACTIVE`.
+    e.state.store(ENTRY_JOINING, Ordering::SeqCst);
     // Pairs with the fence before the producer's gating scan (module docs).
     fence(Ordering::SeqCst);
     backend.sched_point(SchedPoint::JoinCursor, 0);
     let c1 = producer_cursor(seg, Ordering::SeqCst)?.max(c0);
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.cursor.value.store(c1, Ordering::Release);
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
+    e.state.store(ENTRY_ACTIVE, Ordering::Release);
     crate::observability::reset_entry(e, c1 + 1);
     Ok(Registration {
         index,
@@ -283,6 +297,17 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     for i in 0..n {
         let e = seg.entry(i);
         let st = e.state.load(Ordering::Acquire);
+        if st == ENTRY_JOINING && id_equals(e, idb) {
+            // A consumer of this id died while registering (it never read anything): register
+            // afresh on its entry.
+            let owner = e.owner_token.load(Ordering::Relaxed);
+            if backend.token_state(owner) != ProcessState::Dead {
+                return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
+            }
+            let r = claim_free(seg, backend, i, idb, token)?;
+            bump_generation(seg);
+            return Ok(r);
+        }
         if (st == ENTRY_ACTIVE || st == ENTRY_RESERVED) && id_equals(e, idb) {
             if st == ENTRY_ACTIVE {
                 let owner = e.owner_token.load(Ordering::Relaxed);

@@ -1,0 +1,168 @@
+//! Which public paths and situations a seed reached (the `coverage` report counts seeds).
+
+/// A public call or a situation worth reaching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Path {
+    /// `build_producer` created the ring.
+    BuildProducer,
+    /// `Producer::publish`.
+    Publish,
+    /// `Producer::try_publish` succeeded.
+    TryPublish,
+    /// `try_publish` found the ring full.
+    TryPublishFull,
+    /// `Producer::publish_timeout`.
+    PublishTimeout,
+    /// `publish_timeout` timed out.
+    PublishTimedOut,
+    /// `Producer::publish_batch`.
+    PublishBatch,
+    /// `Producer::try_publish_batch`.
+    TryPublishBatch,
+    /// `try_publish_batch` found too little room.
+    TryPublishBatchFull,
+    /// `try_claim_batch` + `BatchClaim::commit`.
+    ClaimCommit,
+    /// `BatchClaim::abort`.
+    ClaimAbort,
+    /// `try_claim_batch` found too little room.
+    TryClaimFull,
+    /// `claim_batch_timeout` + commit.
+    ClaimBatchTimeout,
+    /// `claim_batch_timeout` timed out.
+    ClaimTimedOut,
+    /// The producer closed the ring (drop).
+    ProducerClose,
+    /// A consumer attached at the live tail or on a reservation.
+    AttachFresh,
+    /// A consumer resumed an entry (same-id rejoin or reservation).
+    AttachResumed,
+    /// `try_consume_next_leased` delivered.
+    TryLeased,
+    /// `try_consume_batch` delivered.
+    TryBatch,
+    /// `consume_next_leased` with `Block`.
+    BlockLeased,
+    /// `consume_next_timeout` with `Block`.
+    BlockTimeout,
+    /// `consume_next_timeout` timed out.
+    ConsumeTimedOut,
+    /// `consume_batch_timeout` with `Yield`.
+    YieldBatch,
+    /// A consumer saw `Closed`.
+    SawClosed,
+    /// A simulated futex wait parked an actor.
+    Parked,
+    /// A parked actor was woken by a wake (not its timeout).
+    WokenByWake,
+    /// A consumer crashed inside a call.
+    ConsumerCrash,
+    /// A crashed consumer's id rejoined.
+    Rejoin,
+    /// An actor was stalled.
+    Stall,
+    /// A consumer registered while the producer was inside a batch (stamped, unannounced).
+    JoinDuringBatch,
+    /// A consumer came after the producer had closed and unlinked the ring.
+    MissedClosedRing,
+    /// ... and it was a reserved consumer (its reservation died with the ring).
+    ReservedMissedClose,
+}
+
+impl Path {
+    /// Every path, in report order.
+    pub const ALL: [Path; 32] = [
+        Path::BuildProducer,
+        Path::Publish,
+        Path::TryPublish,
+        Path::TryPublishFull,
+        Path::PublishTimeout,
+        Path::PublishTimedOut,
+        Path::PublishBatch,
+        Path::TryPublishBatch,
+        Path::TryPublishBatchFull,
+        Path::ClaimCommit,
+        Path::ClaimAbort,
+        Path::TryClaimFull,
+        Path::ClaimBatchTimeout,
+        Path::ClaimTimedOut,
+        Path::ProducerClose,
+        Path::AttachFresh,
+        Path::AttachResumed,
+        Path::TryLeased,
+        Path::TryBatch,
+        Path::BlockLeased,
+        Path::BlockTimeout,
+        Path::ConsumeTimedOut,
+        Path::YieldBatch,
+        Path::SawClosed,
+        Path::Parked,
+        Path::WokenByWake,
+        Path::ConsumerCrash,
+        Path::Rejoin,
+        Path::Stall,
+        Path::JoinDuringBatch,
+        Path::MissedClosedRing,
+        Path::ReservedMissedClose,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// The paths one seed reached.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    hit: u64,
+}
+
+impl Coverage {
+    /// Marks `p` reached.
+    pub fn hit(&mut self, p: Path) {
+        self.hit |= 1 << (p as u8);
+    }
+
+    /// Whether `p` was reached.
+    pub fn has(&self, p: Path) -> bool {
+        self.hit & (1 << (p as u8)) != 0
+    }
+}
+
+/// Seeds per path over a sweep.
+#[derive(Debug, Clone, Default)]
+pub struct CoverageCounts {
+    /// Seeds that reached each path (indexed by `Path as usize`).
+    pub seeds: Vec<u64>,
+}
+
+impl CoverageCounts {
+    /// Adds one seed's coverage.
+    pub fn add(&mut self, c: &Coverage) {
+        if self.seeds.is_empty() {
+            self.seeds = vec![0; Path::ALL.len()];
+        }
+        for p in Path::ALL {
+            if c.has(p) {
+                self.seeds[p as usize] += 1;
+            }
+        }
+    }
+
+    /// Adds another sweep's counts.
+    pub fn merge(&mut self, o: &CoverageCounts) {
+        if self.seeds.is_empty() {
+            self.seeds = vec![0; Path::ALL.len()];
+        }
+        for (a, b) in self.seeds.iter_mut().zip(&o.seeds) {
+            *a += b;
+        }
+    }
+
+    /// Seeds that reached `p`.
+    pub fn get(&self, p: Path) -> u64 {
+        self.seeds.get(p as usize).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,266 @@
+//! Deterministic simulation of the **public API**: the producer and consumers are real
+//! `myelon` calls (`publish`, `publish_batch`, `try_claim_batch` + `commit`, blocking receives
+//! over a simulated futex, …) running as actors on coroutines; every shared-memory-visible step
+//! inside those calls is a point where the seeded [`sched::Scheduler`] may switch actors, stall
+//! one, or crash it (forgotten without `Drop`, its simulated process killed), and a crashed
+//! consumer rejoins under its id. The [`oracle`]s check every delivery, every attach position,
+//! every park, and the end of the stream.
+//!
+//! One seed is one trace: the only inputs are the seed and the code. `run_seed` reproduces a
+//! failure bit for bit (same trace hash).
+
+pub mod coverage;
+pub mod hook;
+pub mod oracle;
+pub mod programs;
+pub mod sched;
+
+use crate::rng::Rng;
+use coverage::{Coverage, Path};
+use myelon::backend::{SchedPoint, SimBackend};
+use myelon::CoordinationMode;
+use myelon_backend_sim::actor::Suspend;
+use oracle::{Failure, Ledger, Oracle};
+use programs::{ProducerPlan, Shared};
+use sched::{ActorId, Exit, Faults, Observer, RunError, RunStats, Scheduler, Spawn};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What one seed set up.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The seed.
+    pub seed: u64,
+    /// Ring capacity.
+    pub capacity: usize,
+    /// The producer's plan.
+    pub plan: ProducerPlan,
+    /// Consumer ids.
+    pub consumers: Vec<String>,
+    /// Fault knobs.
+    pub faults: Faults,
+}
+
+impl Scenario {
+    /// The scenario of `seed`.
+    pub fn generate(seed: u64) -> Scenario {
+        let mut r = Rng::fork(seed, 1);
+        let capacity = 1usize << r.range(1, 4);
+        let events = r.log_range(1, 300) as i64;
+        let n = r.range(1, 3) as usize;
+        let consumers: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let reserved = r.chance(50);
+        let plan = ProducerPlan {
+            events,
+            coordination: if reserved {
+                CoordinationMode::BufferUntilConsumers
+            } else {
+                CoordinationMode::Immediate
+            },
+            expected: if reserved {
+                consumers.clone()
+            } else {
+                Vec::new()
+            },
+            max_batch: r.range(1, 2 * capacity as u64) as usize,
+        };
+        let faults = Faults {
+            switch_pct: [5, 30, 70][r.below(3) as usize],
+            crash_one_in: [0, 40, 300][r.below(3) as usize],
+            max_crashes: r.range(1, 3) as u32,
+            stall_one_in: [0, 0, 400][r.below(3) as usize],
+            max_stall: Duration::from_millis(2),
+        };
+        Scenario {
+            seed,
+            capacity,
+            plan,
+            consumers,
+            faults,
+        }
+    }
+}
+
+/// The result of one seed.
+#[derive(Debug, Clone)]
+pub struct SeedOutcome {
+    /// The first oracle failure, if any.
+    pub failure: Option<Failure>,
+    /// Scheduler counters (incl. the trace hash).
+    pub stats: RunStats,
+    /// Paths reached.
+    pub coverage: Coverage,
+    /// The trace, when asked for.
+    pub trace: Vec<String>,
+}
+
+/// The oracles' side of the scheduler: pending stamps, lost wake-ups, crash → rejoin.
+struct Checker {
+    shared: Shared,
+    world: SimBackend,
+    /// Consumer actors and their ids.
+    ids: BTreeMap<ActorId, String>,
+    producer: ActorId,
+    rng: Rng,
+    next_actor: u16,
+}
+
+impl Checker {
+    fn consumer_spawn(&mut self, id: &str, incarnation: u32) -> Spawn {
+        let backend = self.world.sibling();
+        let me = ActorId(self.next_actor);
+        self.next_actor += 1;
+        self.ids.insert(me, id.to_string());
+        let sh = self.shared.clone();
+        let (id2, b2) = (id.to_string(), backend.clone());
+        let rng = Rng::fork(self.rng.next_u64(), u64::from(me.0));
+        Spawn {
+            id: me,
+            label: format!("{id}#{incarnation}"),
+            backend,
+            crashable: true,
+            program: Box::new(move || programs::consumer(sh, id2, me, b2, rng)),
+        }
+    }
+}
+
+impl Observer for Checker {
+    fn on_suspend(&mut self, actor: ActorId, s: &Suspend, _now: Duration) -> Result<(), String> {
+        let mut l = self.shared.ledger.borrow_mut();
+        if actor == self.producer {
+            if let Some((_, seq)) = l.pending_stamp.take() {
+                l.stamped = l.stamped.max(seq);
+            }
+            if let Suspend::Point { code, data } = *s {
+                if code == SchedPoint::SlotStamp as u16 {
+                    l.pending_stamp = Some((actor, data));
+                }
+            }
+        }
+        match *s {
+            Suspend::Park { .. } => {
+                self.shared.coverage.borrow_mut().hit(Path::Parked);
+                if let Some(&want) = l.waiting.get(&actor) {
+                    if want <= l.stamped {
+                        let who = self.ids.get(&actor).cloned().unwrap_or_default();
+                        let detail = format!(
+                            "{who} parked waiting for {want}, already published (stamped {})",
+                            l.stamped
+                        );
+                        l.fail(Failure::new(Oracle::LostWakeup, detail));
+                    }
+                }
+            }
+            Suspend::Point { code, .. }
+                if code == SchedPoint::JoinCursor as u16 && l.stamped >= l.published + 2 =>
+            {
+                self.shared.coverage.borrow_mut().hit(Path::JoinDuringBatch);
+            }
+            _ => {}
+        }
+        match &l.failure {
+            Some(f) => Err(f.encode()),
+            None => Ok(()),
+        }
+    }
+
+    fn on_crash(&mut self, actor: ActorId, _now: Duration) -> Option<(Duration, Spawn)> {
+        let id = self.ids.get(&actor)?.clone();
+        self.shared.ledger.borrow_mut().waiting.remove(&actor);
+        let mut cov = self.shared.coverage.borrow_mut();
+        cov.hit(Path::ConsumerCrash);
+        cov.hit(Path::Rejoin);
+        drop(cov);
+        let n = self.ids.values().filter(|v| **v == id).count() as u32;
+        let delay = Duration::from_nanos(self.rng.log_range(100, 2_000_000));
+        Some((delay, self.consumer_spawn(&id, n)))
+    }
+
+    fn on_exit(&mut self, actor: ActorId, exit: &Exit) -> Result<(), String> {
+        let mut l = self.shared.ledger.borrow_mut();
+        if actor == self.producer {
+            if let Some((_, seq)) = l.pending_stamp.take() {
+                l.stamped = l.stamped.max(seq);
+            }
+            l.producer_done = true;
+        }
+        if let Some(f) = &l.failure {
+            return Err(f.encode());
+        }
+        match exit {
+            Exit::Done => Ok(()),
+            Exit::Failed(why) => Err(why.clone()),
+        }
+    }
+}
+
+/// Runs seed `seed`; `trace` records every step.
+pub fn run_seed(seed: u64, trace: bool) -> SeedOutcome {
+    run_scenario(&Scenario::generate(seed), trace)
+}
+
+/// Runs a scenario.
+pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
+    let world = SimBackend::new_world();
+    let shared = Shared {
+        ledger: Rc::new(RefCell::new(Ledger::new())),
+        coverage: Rc::new(RefCell::new(Coverage::default())),
+        ring: format!("dst-{:x}", sc.seed),
+        capacity: sc.capacity,
+    };
+    shared.ledger.borrow_mut().reserved = sc.plan.expected.clone();
+    let mut sched = Scheduler::new(Rng::fork(sc.seed, 2), sc.faults, world.clone());
+    if trace {
+        sched = sched.with_trace();
+    }
+    let pb = world.sibling();
+    let (sh, plan, pb2) = (shared.clone(), sc.plan.clone(), pb.clone());
+    let prng = Rng::fork(sc.seed, 3);
+    let producer = sched.spawn(Spawn {
+        id: ActorId(0),
+        label: "producer".into(),
+        backend: pb,
+        crashable: false,
+        program: Box::new(move || programs::producer(sh, plan, pb2, prng)),
+    });
+    shared.ledger.borrow_mut().producer = Some(producer);
+    let mut checker = Checker {
+        shared: shared.clone(),
+        world: world.clone(),
+        ids: BTreeMap::new(),
+        producer,
+        rng: Rng::fork(sc.seed, 4),
+        next_actor: 1,
+    };
+    for id in &sc.consumers {
+        let s = checker.consumer_spawn(id, 0);
+        sched.spawn(s);
+    }
+    let result = sched.run(&mut checker);
+    let mut stats = sched.stats;
+    let trace_lines = sched.take_trace();
+    drop(sched);
+    let failure = match result {
+        Ok(()) => None,
+        Err(RunError::Oracle(s)) => Some(Failure::decode(&s)),
+        Err(RunError::Deadlock(s)) => Some(Failure::new(Oracle::Deadlock, s)),
+        Err(RunError::Wedge(s)) => Some(Failure::new(Oracle::Wedge, s)),
+        Err(RunError::Panic(s)) => Some(Failure::new(Oracle::Panic, s)),
+    };
+    let mut coverage = shared.coverage.borrow().clone();
+    if stats.woken > 0 {
+        coverage.hit(Path::WokenByWake);
+    }
+    if stats.stalls > 0 {
+        coverage.hit(Path::Stall);
+    }
+    stats.trace_hash ^= failure.as_ref().map_or(0, |f| f.oracle as u64 + 1);
+    SeedOutcome {
+        failure,
+        stats,
+        coverage,
+        trace: trace_lines,
+    }
+}

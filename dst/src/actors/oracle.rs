@@ -1,0 +1,269 @@
+//! The oracles of the actor simulation, kept apart from the scheduler: what every actor's
+//! program reports (what it published, received, released) and what the scheduler sees
+//! (stamps, parks, crashes), checked as it happens.
+
+use super::sched::ActorId;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What a failure violated. Planted bugs name the one that must catch them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Oracle {
+    /// A consumer incarnation skipped a sequence.
+    Gap,
+    /// A consumer incarnation received a sequence twice, or went backwards.
+    Duplicate,
+    /// An event's payload does not match its sequence (a torn or half-written slot).
+    TornRead,
+    /// A slot held another lap's event under a consumer that had not released it.
+    Overwrite,
+    /// A same-id rejoin did not resume right after the committed cursor (or a reserved
+    /// consumer did not start at 0).
+    RejoinStart,
+    /// A consumer saw the end of the stream before receiving everything published.
+    Loss,
+    /// A public call returned an error the scenario cannot produce.
+    UnexpectedError,
+    /// A blocked receive parked although its event was already published.
+    LostWakeup,
+    /// Every live actor parked with no timer: nobody can ever run.
+    Deadlock,
+    /// The budget ran out: the producer or a consumer never got through.
+    Wedge,
+    /// An actor panicked.
+    Panic,
+}
+
+impl Oracle {
+    /// Every oracle, for listings.
+    pub const ALL: [Oracle; 11] = [
+        Oracle::Gap,
+        Oracle::Duplicate,
+        Oracle::TornRead,
+        Oracle::Overwrite,
+        Oracle::RejoinStart,
+        Oracle::Loss,
+        Oracle::UnexpectedError,
+        Oracle::LostWakeup,
+        Oracle::Deadlock,
+        Oracle::Wedge,
+        Oracle::Panic,
+    ];
+
+    /// Short name (as printed, and as mutants name them).
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::Gap => "gap",
+            Oracle::Duplicate => "duplicate",
+            Oracle::TornRead => "torn-read",
+            Oracle::Overwrite => "overwrite",
+            Oracle::RejoinStart => "rejoin-start",
+            Oracle::Loss => "loss",
+            Oracle::UnexpectedError => "unexpected-error",
+            Oracle::LostWakeup => "lost-wakeup",
+            Oracle::Deadlock => "deadlock",
+            Oracle::Wedge => "wedge",
+            Oracle::Panic => "panic",
+        }
+    }
+
+    /// The oracle of a printed name.
+    pub fn parse(s: &str) -> Option<Oracle> {
+        Oracle::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+impl fmt::Display for Oracle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One oracle failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What was violated.
+    pub oracle: Oracle,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl Failure {
+    /// A failure of `oracle`.
+    pub fn new(oracle: Oracle, detail: impl Into<String>) -> Failure {
+        Failure {
+            oracle,
+            detail: detail.into(),
+        }
+    }
+
+    /// Encodes the failure as one string (the scheduler's error channel).
+    pub fn encode(&self) -> String {
+        format!("{}|{}", self.oracle.name(), self.detail)
+    }
+
+    /// Decodes [`Failure::encode`]'s string (anything else is a harness panic).
+    pub fn decode(s: &str) -> Failure {
+        match s
+            .split_once('|')
+            .and_then(|(o, d)| Oracle::parse(o).map(|o| (o, d)))
+        {
+            Some((oracle, d)) => Failure::new(oracle, d),
+            None => Failure::new(Oracle::Panic, s),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.oracle, self.detail)
+    }
+}
+
+/// The payload check word of event `seq`.
+pub fn check_word(seq: u64) -> u64 {
+    crate::rng::mix(seq ^ 0x6d79_656c_6f6e)
+}
+
+/// One attach of a consumer id: where it started and what it received.
+#[derive(Debug, Clone)]
+pub struct Incarnation {
+    /// Consumer id.
+    pub id: String,
+    /// The actor running it.
+    pub actor: ActorId,
+    /// First sequence it was due to read.
+    pub start: i64,
+    /// Next sequence it expects (one past the last received).
+    pub next: i64,
+    /// Whether its program saw the end of the stream.
+    pub closed: bool,
+}
+
+/// Everything the programs and the scheduler report, and the checks on it.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Last sequence the producer's calls returned as published.
+    pub published: i64,
+    /// Highest sequence whose stamp store has executed.
+    pub stamped: i64,
+    /// A stamp point seen but not yet executed (the producer's next suspension executes it).
+    pub pending_stamp: Option<(ActorId, i64)>,
+    /// The producer actor.
+    pub producer: Option<ActorId>,
+    /// The producer finished (closed the ring).
+    pub producer_done: bool,
+    /// Every incarnation, in attach order.
+    pub incarnations: Vec<Incarnation>,
+    /// Committed cursor per id (last sequence a program saw released).
+    pub released: BTreeMap<String, i64>,
+    /// Ids reserved by the producer (start at 0 on first attach).
+    pub reserved: Vec<String>,
+    /// Blocked receives in progress: actor → the sequence it waits for.
+    pub waiting: BTreeMap<ActorId, i64>,
+    /// The first failure a program reported.
+    pub failure: Option<Failure>,
+}
+
+impl Ledger {
+    /// A ledger before anything happened.
+    pub fn new() -> Ledger {
+        Ledger {
+            published: -1,
+            stamped: -1,
+            ..Ledger::default()
+        }
+    }
+
+    /// Records a failure (the first one wins).
+    pub fn fail(&mut self, f: Failure) {
+        if self.failure.is_none() {
+            self.failure = Some(f);
+        }
+    }
+
+    /// A consumer attached: checks where it starts against its id's history.
+    pub fn attached(&mut self, id: &str, actor: ActorId, start: i64, resumed: bool) -> usize {
+        let expected = if let Some(&c) = self.released.get(id) {
+            Some(c + 1)
+        } else if self.reserved.iter().any(|r| r == id) {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(want) = expected {
+            if start != want {
+                self.fail(Failure::new(
+                    Oracle::RejoinStart,
+                    format!("{id} attached at {start}, its committed cursor says {want} (resumed={resumed})"),
+                ));
+            }
+        }
+        self.incarnations.push(Incarnation {
+            id: id.to_string(),
+            actor,
+            start,
+            next: start,
+            closed: false,
+        });
+        self.incarnations.len() - 1
+    }
+
+    /// Incarnation `k` received event (`seq`, payload `value`/`check`).
+    pub fn received(&mut self, k: usize, seq: i64, value: u64, check: u64) {
+        let inc = &mut self.incarnations[k];
+        let id = inc.id.clone();
+        let f = if value != seq as u64 {
+            Some(Failure::new(
+                Oracle::Overwrite,
+                format!("{id} read sequence {seq} from a slot holding event {value}"),
+            ))
+        } else if check != check_word(value) {
+            Some(Failure::new(
+                Oracle::TornRead,
+                format!("{id} read a torn event at {seq}"),
+            ))
+        } else if seq > inc.next {
+            Some(Failure::new(
+                Oracle::Gap,
+                format!("{id} expected {} and received {seq}", inc.next),
+            ))
+        } else if seq < inc.next {
+            Some(Failure::new(
+                Oracle::Duplicate,
+                format!("{id} expected {} and received {seq} again", inc.next),
+            ))
+        } else {
+            inc.next = seq + 1;
+            None
+        };
+        if let Some(f) = f {
+            self.fail(f);
+        }
+    }
+
+    /// Incarnation `k`'s program saw its release of everything below `next` complete.
+    pub fn released_through(&mut self, k: usize) {
+        let inc = &self.incarnations[k];
+        self.released.insert(inc.id.clone(), inc.next - 1);
+    }
+
+    /// Incarnation `k` saw the end of the stream: it must have received everything.
+    pub fn closed(&mut self, k: usize) {
+        let published = self.published;
+        let inc = &mut self.incarnations[k];
+        inc.closed = true;
+        if inc.next <= published && inc.start <= published {
+            let f = Failure::new(
+                Oracle::Loss,
+                format!(
+                    "{} got Closed at {} but {} were published",
+                    inc.id,
+                    inc.next,
+                    published + 1
+                ),
+            );
+            self.fail(f);
+        }
+    }
+}
