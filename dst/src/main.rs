@@ -4,7 +4,7 @@
 mod api_cmd;
 
 use clap::{Parser, Subcommand};
-use myelon_dst::mutants::{run_mutant, MUTANTS};
+use myelon_dst::mutants::{run_mutant, Harness, MUTANTS};
 use myelon_dst::shrink::shrink;
 use myelon_dst::sim::run;
 use myelon_dst::suite::{replay_line, run_suite, SuiteOptions};
@@ -355,24 +355,45 @@ fn mutants_cmd(
     only: Option<String>,
     target: &std::path::Path,
 ) -> ExitCode {
-    let mut survived = 0;
-    println!("{:<24} {:>14}  note", "mutant", "seeds to catch");
-    for (name, what) in MUTANTS {
-        if only.as_deref().is_some_and(|o| o != *name) {
+    let mut bad = 0;
+    println!(
+        "{:<24} {:<6} {:>14}  note",
+        "mutant", "sim", "seeds to catch"
+    );
+    for m in MUTANTS {
+        if only.as_deref().is_some_and(|o| o != m.name) {
             continue;
         }
-        let r = run_mutant(name, seeds, start, profile.name(), target);
+        let r = run_mutant(m, seeds, start, profile.name(), target);
         let n = r.seeds_to_catch.map_or("-".to_string(), |n| n.to_string());
-        if r.seeds_to_catch.is_none() {
-            survived += 1;
-        }
-        println!("{name:<24} {n:>14}  {} ({what})", r.note);
+        let verdict = match (&r.oracle, r.expected) {
+            (None, _) => {
+                bad += 1;
+                "NOT CAUGHT"
+            }
+            (Some(_), false) => {
+                bad += 1;
+                "WRONG ORACLE"
+            }
+            (Some(_), true) => "ok",
+        };
+        let sim = match m.harness {
+            Harness::Api => "api",
+            Harness::Steps => "steps",
+        };
+        println!(
+            "{:<24} {sim:<6} {n:>14}  {verdict}: {} (expects [{}]; {})",
+            m.name,
+            r.note,
+            m.oracles.join("|"),
+            m.what
+        );
     }
-    if survived == 0 {
-        println!("every mutant caught within {seeds} seeds");
+    if bad == 0 {
+        println!("every mutant caught by its oracle within {seeds} seeds");
         ExitCode::SUCCESS
     } else {
-        println!("{survived} mutant(s) NOT caught");
+        println!("{bad} mutant(s) not caught by their oracle");
         ExitCode::FAILURE
     }
 }

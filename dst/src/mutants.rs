@@ -1,51 +1,137 @@
-//! The planted bugs (`--cfg myelon_mutant="NAME"`) and the driver that proves the oracles
-//! catch each: it builds the harness with the flag in its own target directory and runs seeds
-//! until the first failure.
+//! The planted bugs and the driver that proves the oracles catch each one with the oracle it
+//! names. A mutant is compiled into `myelon` only (`MYELON_MUTANT=<name>`, see
+//! `transport/build.rs`), in one shared target directory with the `mutants` profile, so
+//! switching mutants rebuilds `myelon` and the harness, never the dependencies.
 
 use std::path::Path;
 use std::process::Command;
 
-/// Every mutant the DST must catch, with where it lives and what it breaks.
-pub const MUTANTS: &[(&str, &str)] = &[
-    (
+/// Which harness must catch a mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Harness {
+    /// The public-API simulation (`dst api run`).
+    Api,
+    /// The liveness/framing step simulation (`dst run`).
+    Steps,
+}
+
+/// A planted bug.
+#[derive(Debug, Clone, Copy)]
+pub struct Mutant {
+    /// Its `myelon_mutant` name.
+    pub name: &'static str,
+    /// Where it lives and what it breaks.
+    pub what: &'static str,
+    /// The harness that must catch it.
+    pub harness: Harness,
+    /// The oracles allowed to catch it (any other is a failure of the check).
+    pub oracles: &'static [&'static str],
+}
+
+const fn api(name: &'static str, what: &'static str, oracles: &'static [&'static str]) -> Mutant {
+    Mutant {
+        name,
+        what,
+        harness: Harness::Api,
+        oracles,
+    }
+}
+
+const fn steps(name: &'static str, what: &'static str, oracles: &'static [&'static str]) -> Mutant {
+    Mutant {
+        name,
+        what,
+        harness: Harness::Steps,
+        oracles,
+    }
+}
+
+/// Every mutant the DST must catch. (`relaxed_stamp` is loom's: `.ci/run` checks it there.)
+pub const MUTANTS: &[Mutant] = &[
+    api(
+        "batch_late_announce",
+        "ring/producer refresh_limit: a batch rescans with stamped, unannounced slots",
+        &["overwrite"],
+    ),
+    api(
+        "lost_wake",
+        "ring/wait block_on: arms the futex wait but skips the re-check",
+        &["lost-wakeup"],
+    ),
+    api(
+        "batch_one_past_limit",
+        "ring/producer try_publish_batch: the room check covers one slot less than the batch",
+        &["overwrite"],
+    ),
+    api(
         "wrap_off_by_one",
-        "producer.rs refresh_limit: one slot more than the gating minimum allows",
+        "ring/producer refresh_limit: one slot more than the gating minimum allows",
+        &["overwrite"],
     ),
-    (
+    api(
         "stamp_before_write",
-        "producer.rs: the slot is published (stamped) before the event is written",
+        "ring/producer: the slot is published (stamped) before the event is written",
+        &["overwrite", "torn-read"],
     ),
-    (
+    api(
         "reserved_not_gating",
-        "registry.rs gating_minimum: stale gating that ignores reservations",
+        "ring/registry gating_minimum: reservations stop gating",
+        &["overwrite"],
     ),
-    (
+    api(
         "rejoin_off_by_one",
-        "registry.rs take_over: a same-id rejoin resumes one past its committed cursor",
+        "ring/registry take_over: a same-id rejoin resumes one past its committed cursor",
+        &["rejoin-start"],
     ),
-    (
+    api(
+        "release_before_read",
+        "ring/consumer lease: the slot is released before the event is read",
+        &["overwrite", "torn-read", "rejoin-start"],
+    ),
+    api(
+        "closed_before_drain",
+        "ring/consumer on_empty: end of stream reported without re-polling",
+        &["loss"],
+    ),
+    api(
+        "lock_takeover_live",
+        "ring/registry lock: the registry lock is taken over from a live holder",
+        &["overwrite", "gap", "duplicate", "rejoin-start"],
+    ),
+    api(
+        "joining_resumed",
+        "ring/registry register: a half-registered entry of a dead consumer is resumed",
+        &["overwrite", "rejoin-start"],
+    ),
+    steps(
         "alert_timer_not_reset",
         "liveness monitor: the stall timer is not reset by progress",
+        &["liveness alerts"],
     ),
-    (
+    steps(
         "rejoin_any_id",
         "liveness monitor: progress of any consumer counts as the stalled one's recovery",
+        &["liveness alerts"],
     ),
-    (
+    steps(
         "grace_from_stall_start",
         "liveness monitor: the grace period is measured from the stall start, not the alert",
+        &["liveness shutdown"],
     ),
-    (
+    steps(
         "startup_never_fires",
         "liveness monitor: the startup timeout never fires",
+        &["liveness startup"],
     ),
-    (
+    steps(
         "alert_repeats",
         "liveness monitor: the stall alert fires on every check, not once per window",
+        &["liveness alerts"],
     ),
-    (
+    steps(
         "reasm_accepts_non_first",
-        "transport reassembly.rs: a (re)joined consumer takes a non-first frame as a message start",
+        "framed reassembly: a (re)joined consumer takes a non-first frame as a message start",
+        &["framing"],
     ),
 ];
 
@@ -54,90 +140,83 @@ pub const MUTANTS: &[(&str, &str)] = &[
 pub struct MutantResult {
     /// Its name.
     pub name: &'static str,
-    /// Seeds run until the first failure (`None`: survived every seed, or did not build).
+    /// Seeds run until the first failure (`None`: not caught).
     pub seeds_to_catch: Option<u64>,
-    /// The oracle that caught it, or why it was not caught.
+    /// The oracle that caught it (as printed), if any.
+    pub oracle: Option<String>,
+    /// Whether that oracle is one the mutant names.
+    pub expected: bool,
+    /// What happened, for the report.
     pub note: String,
 }
 
-/// Builds and runs mutant `name` over `seeds` seeds of `profile` from seed `start`.
+/// Builds mutant `m` and runs up to `seeds` seeds from `start` (`profile` for the step
+/// harness) until the first failure.
 pub fn run_mutant(
-    name: &'static str,
+    m: &Mutant,
     seeds: u64,
     start: u64,
     profile: &str,
-    target_root: &Path,
+    target_dir: &Path,
 ) -> MutantResult {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "myelon-dst",
-            "--bin",
-            "dst",
-            "--",
-        ])
-        .args(["run", "--stop-on-first", "--quiet", "--jobs", "1"])
-        .args([
-            "--seeds",
-            &seeds.to_string(),
-            "--start-seed",
-            &start.to_string(),
-        ])
-        .args(["--profile", profile])
-        .env("RUSTFLAGS", format!("--cfg myelon_mutant=\"{name}\""))
-        .env("CARGO_TARGET_DIR", target_root.join(name))
-        .output();
-    let out = match out {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["run", "--quiet", "--profile", "mutants", "-p", "myelon-dst"])
+        .args(["--bin", "dst", "--"]);
+    let (seeds_s, start_s) = (seeds.to_string(), start.to_string());
+    match m.harness {
+        Harness::Api => cmd.args(["api", "run", "--seeds", &seeds_s, "--start-seed", &start_s]),
+        Harness::Steps => cmd
+            .args(["run", "--stop-on-first", "--quiet", "--jobs", "1"])
+            .args(["--seeds", &seeds_s, "--start-seed", &start_s])
+            .args(["--profile", profile]),
+    };
+    cmd.env("MYELON_MUTANT", m.name)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env_remove("RUSTFLAGS");
+    let out = match cmd.output() {
         Ok(o) => o,
-        Err(e) => {
-            return MutantResult {
-                name,
-                seeds_to_catch: None,
-                note: format!("could not start cargo: {e}"),
-            }
-        }
+        Err(e) => return result(m, None, None, format!("could not start cargo: {e}")),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let first = stdout.lines().find(|l| l.starts_with("FAIL seed "));
-    match first {
-        Some(line) => {
-            let mut parts = line.split_whitespace();
-            let seed = parts
-                .nth(2)
-                .and_then(crate::workload::parse_u64)
-                .unwrap_or(start);
-            let oracle = line
-                .split('[')
-                .nth(1)
-                .and_then(|r| r.split(']').next())
-                .unwrap_or("?")
-                .to_string();
-            MutantResult {
-                name,
-                seeds_to_catch: Some(seed.wrapping_sub(start) + 1),
-                note: format!("caught by [{oracle}] at seed {seed:#x}"),
-            }
-        }
-        None if out.status.success() => MutantResult {
-            name,
-            seeds_to_catch: None,
-            note: format!("SURVIVED {seeds} seeds"),
-        },
-        None => MutantResult {
-            name,
-            seeds_to_catch: None,
-            note: format!(
-                "build or run failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .filter(|l| l.contains("error"))
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ),
-        },
+    let Some(line) = stdout.lines().find(|l| l.starts_with("FAIL seed ")) else {
+        let note = if out.status.success() {
+            format!("SURVIVED {seeds} seeds")
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let errs: Vec<&str> = err
+                .lines()
+                .filter(|l| l.contains("error"))
+                .take(3)
+                .collect();
+            format!("build or run failed: {}", errs.join(" | "))
+        };
+        return result(m, None, None, note);
+    };
+    let seed = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(crate::workload::parse_u64)
+        .unwrap_or(start);
+    let oracle = line
+        .split('[')
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("?")
+        .to_string();
+    let note = format!("caught by [{oracle}] at seed {seed:#x}");
+    result(m, Some(seed.wrapping_sub(start) + 1), Some(oracle), note)
+}
+
+fn result(m: &Mutant, n: Option<u64>, oracle: Option<String>, note: String) -> MutantResult {
+    let expected = oracle
+        .as_deref()
+        .is_some_and(|o| m.oracles.iter().any(|x| *x == o));
+    MutantResult {
+        name: m.name,
+        seeds_to_catch: n,
+        oracle,
+        expected,
+        note,
     }
 }

@@ -191,6 +191,14 @@ impl Ledger {
         } else {
             None
         };
+        if resumed && expected.is_none() {
+            self.fail(Failure::new(
+                Oracle::RejoinStart,
+                format!("{id} resumed an entry at {start} that no incarnation of it ever attached"),
+            ));
+        }
+        // The committed cursor of a fresh attach is the one before its start.
+        self.released.insert(id.to_string(), start - 1);
         if let Some(want) = expected {
             if start != want {
                 self.fail(Failure::new(

@@ -242,6 +242,10 @@ pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rn
                     return Exit::Done;
                 }
             }
+            // A resumed cursor a lap behind the producer: it ran past a gating consumer.
+            Err(e @ MultiProcessError::Corrupt { .. }) => {
+                return sh.fail(Oracle::Overwrite, format!("{id} attach: {e}"))
+            }
             Err(e) => return sh.fail(Oracle::UnexpectedError, format!("{id} attach: {e}")),
         }
     };

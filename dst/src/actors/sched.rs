@@ -121,6 +121,8 @@ struct Actor {
     stalled_until: Duration,
     /// The last suspension was a scheduling point (crashes happen only there).
     at_point: bool,
+    /// Its code (registration points are crashed more often).
+    last_point: u16,
 }
 
 /// Counters of one run (for coverage and traces).
@@ -242,6 +244,7 @@ impl Scheduler {
             pending: Resumed::Go,
             stalled_until: Duration::ZERO,
             at_point: false,
+            last_point: 0,
         });
         id
     }
@@ -398,11 +401,17 @@ impl Scheduler {
     fn maybe_fault(&mut self, i: usize, obs: &mut dyn Observer) -> Result<bool, RunError> {
         let f = self.faults;
         let a = &self.actors[i];
+        // The registration window is a few points long but where the hardest bugs live.
+        let one_in = if is_registration_point(a.last_point) {
+            (f.crash_one_in / 8).max(1)
+        } else {
+            f.crash_one_in
+        };
         if a.crashable
             && a.at_point
             && f.crash_one_in > 0
             && self.stats.crashes < f.max_crashes
-            && self.rng.below(f.crash_one_in) == 0
+            && self.rng.below(one_in) == 0
         {
             self.crash(i, obs);
             return Ok(true);
@@ -497,6 +506,7 @@ impl Scheduler {
         self.actors[i].at_point = matches!(s, Suspend::Point { .. });
         match s {
             Suspend::Point { code, data } => {
+                self.actors[i].last_point = code;
                 self.hash(i, u64::from(code), data);
                 if self.trace.is_some() {
                     self.note(i, format!("{} {data}", point_name(code)));
@@ -534,6 +544,13 @@ impl Scheduler {
             }
         }
     }
+}
+
+fn is_registration_point(code: u16) -> bool {
+    use myelon::backend::SchedPoint as P;
+    [P::RegistryLock, P::JoinCursor, P::EntryWrite]
+        .iter()
+        .any(|p| *p as u16 == code)
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -200,7 +200,11 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         self.backend.sched_point(SchedPoint::ProducerCheck, 0);
         let h = self.seg.header();
         if h.state.load(Ordering::Acquire) == STATE_CLOSED {
+            // Mutant: end of stream without draining what was published before CLOSED.
+            #[cfg(myelon_mutant = "closed_before_drain")]
+            return Err(MultiProcessError::Closed);
             // Everything the producer published happens-before CLOSED; re-poll once.
+            #[allow(unreachable_code)]
             return match self.poll()? {
                 Poll::Ready => Ok(()),
                 Poll::Empty => Err(MultiProcessError::Closed),
@@ -236,6 +240,13 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
     fn lease_ready(&mut self) -> EventLease<'_, E, B> {
         let seq = self.next;
+        // Mutant: the slot is released (cursor stored) before the event is read.
+        #[cfg(myelon_mutant = "release_before_read")]
+        self.seg
+            .entry(self.reg.index)
+            .cursor
+            .value
+            .store(seq, Ordering::Release);
         self.backend.sched_point(SchedPoint::SlotRead, seq);
         let value = self.seg.slot(seq).value.with(|p| p);
         EventLease {

@@ -132,7 +132,12 @@ pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
         match word.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return Ok(RegistryGuard { word, token }),
             Err(holder) => {
-                if holder != token && backend.token_state(holder) == ProcessState::Dead {
+                // Mutant: the lock is taken over from a holder that may well be alive.
+                #[cfg(myelon_mutant = "lock_takeover_live")]
+                let dead = true;
+                #[cfg(not(myelon_mutant = "lock_takeover_live"))]
+                let dead = backend.token_state(holder) == ProcessState::Dead;
+                if holder != token && dead {
                     tracing::warn!(holder, "taking over the registry lock of a dead process");
                     if word
                         .compare_exchange(holder, token, Ordering::Acquire, Ordering::Relaxed)
@@ -304,6 +309,10 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
             if backend.token_state(owner) != ProcessState::Dead {
                 return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
             }
+            // Mutant: the half-registered entry is resumed from its stale cursor.
+            #[cfg(myelon_mutant = "joining_resumed")]
+            let r = take_over(seg, backend, i, token)?;
+            #[cfg(not(myelon_mutant = "joining_resumed"))]
             let r = claim_free(seg, backend, i, idb, token)?;
             bump_generation(seg);
             return Ok(r);

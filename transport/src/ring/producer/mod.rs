@@ -357,7 +357,12 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         if count as i64 > self.capacity {
             return Err(RingBufferFull);
         }
-        if !self.has_room(count as i64) {
+        // Mutant: the room check covers one slot less than the batch writes.
+        #[cfg(myelon_mutant = "batch_one_past_limit")]
+        let room = self.has_room((count as i64 - 1).max(1));
+        #[cfg(not(myelon_mutant = "batch_one_past_limit"))]
+        let room = self.has_room(count as i64);
+        if !room {
             crate::observability::record_full(self.seg.header());
             return Err(RingBufferFull);
         }
