@@ -18,6 +18,7 @@ pub fn unique_name(tag: &str) -> String {
 
 /// Unlinks a POSIX shared-memory name when dropped (a missing name is fine), so a failed test
 /// leaves nothing in `/dev/shm`. The name may be given with or without its leading `/`.
+#[derive(Debug)]
 pub struct ShmGuard(pub String);
 
 impl ShmGuard {

@@ -12,7 +12,9 @@
 pub(crate) use std::sync::atomic::{fence, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, Ordering};
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 
 /// Declares a facade atomic: same size, alignment and bit validity as the std type it wraps
 /// (so `offset_of!` assertions and zero-filled regions are unaffected), every std method
