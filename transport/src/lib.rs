@@ -121,7 +121,7 @@ pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,
 };
-#[cfg(not(loom))]
+#[cfg(all(feature = "shm", not(loom)))]
 pub use ring::api::*;
 pub use ring::auto::AutoConsumer;
 pub use ring::builder::{
