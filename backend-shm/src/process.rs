@@ -6,6 +6,7 @@
 //! checked by pid only.
 
 use std::io;
+#[allow(clippy::disallowed_types)] // process-local caches of this process's identity
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A process, as `(pid, start time)`. `#[repr(C)]` so it can be stored in shared memory.
@@ -30,7 +31,9 @@ pub enum ProcessState {
     Unknown,
 }
 
+#[allow(clippy::disallowed_types)] // process-local cache, never in shared memory
 static CACHED_PID: AtomicU32 = AtomicU32::new(0);
+#[allow(clippy::disallowed_types)] // process-local cache, never in shared memory
 static CACHED_START: AtomicU64 = AtomicU64::new(0);
 
 /// The identity of the calling process. Cached per pid: after a `fork` the child computes its own.

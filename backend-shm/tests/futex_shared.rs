@@ -1,5 +1,9 @@
 //! Futex wait/wake on a word in shared memory, across mappings and across processes.
 
+// The platform crate's futex takes std's `AtomicU32` (it knows nothing of the transport's
+// `sync` facade); the flags are process-local.
+#![allow(clippy::disallowed_types)]
+
 mod common;
 
 use std::process::Stdio;

@@ -5,8 +5,8 @@
 //! scheduler can own all of it:
 //!
 //! * [`SimWorld`] holds the named regions, the virtual clock and the process table.
-//! * [`SimRegion`] is a zero-filled, page-aligned (4096-byte) heap allocation that several simulated
-//!   processes map at once (they share the `Arc`).
+//! * [`SimRegion`] is a zero-filled, page-aligned ([`REGION_ALIGN`]) heap allocation that
+//!   several simulated processes map at once (they share the `Arc`).
 //! * A simulated process is just a `u32` pid in the world's table; "killing" it marks it dead so
 //!   that liveness probes see what they would see after `SIGKILL`, while the memory it wrote
 //!   stays exactly as it was.

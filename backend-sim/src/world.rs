@@ -3,6 +3,7 @@
 use crate::region::SimRegion;
 use std::collections::BTreeMap;
 use std::fmt;
+#[allow(clippy::disallowed_types)] // the virtual clock: simulator state, not simulated memory
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub const DEFAULT_TICK_NANOS: u64 = 1_000;
 
 /// One simulated machine. Cheap to share: wrap it in an `Arc`.
 #[derive(Debug)]
+#[allow(clippy::disallowed_types)] // the clock words are simulator state, not simulated memory
 pub struct SimWorld {
     state: Mutex<State>,
     clock_nanos: AtomicU64,
@@ -105,6 +107,7 @@ impl SimWorld {
     }
 
     /// A world whose regions may use at most `budget_bytes` in total (a "full /dev/shm").
+    #[allow(clippy::disallowed_types)] // the clock words are simulator state
     pub fn with_budget(budget_bytes: usize) -> SimWorld {
         SimWorld {
             state: Mutex::new(State {

@@ -3,6 +3,8 @@
 use crate::sim::{run, Coverage, Failure};
 use crate::workload::{Profile, Workload};
 use std::io::Write as _;
+// Work counters shared by the suite's threads, process-local.
+#[allow(clippy::disallowed_types)]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,6 +57,7 @@ pub fn replay_line(seed: u64, profile: Profile) -> String {
 }
 
 /// Runs the suite.
+#[allow(clippy::disallowed_types)] // work counters shared by the suite's threads, process-local
 pub fn run_suite(o: SuiteOptions) -> SuiteResult {
     let started = Instant::now();
     let next = AtomicU64::new(0);

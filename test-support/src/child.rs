@@ -13,6 +13,7 @@ pub const ROLE_ARG: &str = "--role";
 
 /// A command that runs the current executable again: the test binary, the benchmark or the
 /// example itself, in another role.
+#[derive(Debug)]
 pub struct ReExec {
     cmd: Command,
 }
@@ -109,6 +110,7 @@ impl Default for ReExec {
 
 /// A child process that is killed (SIGKILL) and reaped when dropped unless it was reaped
 /// before, so that no panic or early return leaves it running or a zombie.
+#[derive(Debug)]
 pub struct ChildGuard {
     child: Option<Child>,
     status: Option<ExitStatus>,

@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// How to start one child.
+#[derive(Debug)]
 pub struct Spawn {
     role: String,
     entry: &'static str,
@@ -79,6 +80,7 @@ impl Spawn {
 }
 
 /// One line of child output; `err` for stderr.
+#[derive(Debug)]
 struct Line {
     err: bool,
     text: String,
@@ -95,6 +97,7 @@ fn forward(stream: impl Read, err: bool, tx: &mpsc::Sender<Line>) {
 
 /// A running child. Dropping it kills and reaps the process (and, while panicking, prints its
 /// transcript so a failure shows what the child said).
+#[derive(Debug)]
 pub struct ChildProc {
     role: String,
     child: ChildGuard,

@@ -1,11 +1,13 @@
 //! Unique shared-memory names and the guard that unlinks them.
 
 use std::ffi::CString;
+#[allow(clippy::disallowed_types)] // a process-local counter for unique names
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A name unique to this process and call: `myelon-t-<pid>-<tag>-<n>` (no leading `/`; POSIX
 /// backends add it). Names start with `myelon` so that CI's check of `/dev/shm` sees leftovers.
 pub fn unique_name(tag: &str) -> String {
+    #[allow(clippy::disallowed_types)] // process-local counter, never in shared memory
     static N: AtomicU64 = AtomicU64::new(0);
     format!(
         "myelon-t-{}-{tag}-{}",
@@ -16,6 +18,7 @@ pub fn unique_name(tag: &str) -> String {
 
 /// Unlinks a POSIX shared-memory name when dropped (a missing name is fine), so a failed test
 /// leaves nothing in `/dev/shm`. The name may be given with or without its leading `/`.
+#[derive(Debug)]
 pub struct ShmGuard(pub String);
 
 impl ShmGuard {

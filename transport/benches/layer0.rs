@@ -8,6 +8,11 @@
 //! The binary re-executes itself (`--role <role>`) to start the second process. See
 //! `benches/README-bench.md` for what each row means; `--help` lists the options.
 
+// The floors this benchmark measures against are bare std atomics on purpose (no ring, no
+// facade), and its flags are process-local: `clippy.toml`'s rule on shared-memory atomics is
+// for the library.
+#![allow(clippy::disallowed_types)]
+
 #[path = "layer0/clock.rs"]
 mod clock;
 #[path = "layer0/events.rs"]

@@ -20,6 +20,10 @@
 //! expected value, per rank in order, no duplicate), requests lost in the dead worker's hands
 //! are counted, and the dispatch ring's counters are read back through `RingInspector`.
 
+// Std atomics here are process-local (counters and flags between threads of this process);
+// `clippy.toml`'s rule on shared-memory atomics is for the library.
+#![allow(clippy::disallowed_types)]
+
 use myelon::backend::ShmBackend;
 use myelon::codec::BincodeCodec;
 use myelon::inference::{FixedTopology, InferenceTopologyError, Scheduler, WorkerCount};

@@ -5,7 +5,7 @@
 //! (memory-mapped files) and [`SimBackend`] (an in-process simulated machine with a virtual
 //! clock). `myelon` names no libc or memmap2 outside these modules.
 
-use crate::ring::sync::AtomicU32;
+pub use crate::ring::sync::AtomicU32;
 use std::fmt;
 use std::time::Duration;
 

@@ -6,6 +6,8 @@ use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
 use crate::ring::wait::AutoWaitStrategy;
 use crate::Sequence;
+// The stop flag is shared by two threads of one process, never by processes.
+#[allow(clippy::disallowed_types)]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,6 +26,7 @@ type Outcome<E, B> = (Consumer<E, B>, MultiProcessResult<()>);
 /// `(event, sequence, end_of_batch)` for every event, waiting with the given strategy when the
 /// ring is empty, until stopped, the stream closes, or an error occurs.
 #[derive(Debug)]
+#[allow(clippy::disallowed_types)] // `stop` is process-local (two threads)
 pub struct AutoConsumer<E: ShmEvent, B: RingBackend> {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Outcome<E, B>>>,
@@ -31,6 +34,7 @@ pub struct AutoConsumer<E: ShmEvent, B: RingBackend> {
 
 impl<E: ShmEvent, B: RingBackend> AutoConsumer<E, B> {
     /// Starts the background thread.
+    #[allow(clippy::disallowed_types)] // the process-local stop flag
     pub fn spawn<F>(
         mut consumer: Consumer<E, B>,
         strategy: AutoWaitStrategy,
@@ -90,6 +94,7 @@ impl<E: ShmEvent, B: RingBackend> Drop for AutoConsumer<E, B> {
     }
 }
 
+#[allow(clippy::disallowed_types)] // the process-local stop flag
 fn run<E: ShmEvent, B: RingBackend, F: FnMut(&E, Sequence, bool)>(
     consumer: &mut Consumer<E, B>,
     stop: &AtomicBool,

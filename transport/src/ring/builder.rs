@@ -12,6 +12,7 @@ use crate::ring::producer::Producer;
 use crate::ring::registry;
 use crate::ring::sync::Ordering;
 use crate::ring::wait::{default_discovery_poll_duration, AutoWaitStrategy};
+#[allow(clippy::disallowed_types)] // `anonymous_id`'s counter is process-local
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::time::Duration;
 
@@ -306,6 +307,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
     }
 }
 
+#[allow(clippy::disallowed_types)] // a process-local counter
 fn anonymous_id<B: RingBackend>(backend: &B) -> String {
     static COUNTER: StdAtomicU64 = StdAtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

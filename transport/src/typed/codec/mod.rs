@@ -73,6 +73,8 @@ impl CodecError {
         }
     }
 
+    // Only the codecs that can fail to encode call it.
+    #[cfg_attr(not(any(feature = "bincode", feature = "rkyv")), allow(dead_code))]
     pub(crate) fn encode(codec: &'static str, reason: impl fmt::Display) -> Self {
         CodecError::Encode {
             codec,
