@@ -1,5 +1,8 @@
 //! `dst api ...`: the public-API simulation (actors running the real calls on coroutines).
 
+// The sweep's seed counter and stop flag are process-local (shared by its worker threads).
+#![allow(clippy::disallowed_types)]
+
 use clap::Subcommand;
 use myelon_dst::actors::coverage::{CoverageCounts, Path};
 use myelon_dst::actors::{run_seed, Scenario};

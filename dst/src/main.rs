@@ -323,9 +323,33 @@ fn child_hash(seed: u64, profile: Profile) -> Result<String, String> {
         .ok_or_else(|| "no trace hash in the child's output".to_string())
 }
 
+/// The trace hash of `dst api replay --seed <seed>` run in a child process.
+fn child_api_hash(seed: u64) -> Result<String, String> {
+    let out = ReExec::try_new()
+        .map_err(|e| e.to_string())?
+        .args(["api", "replay", "--seed", &seed.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.split("trace hash ").nth(1).map(str::to_string))
+        .ok_or_else(|| "no trace hash in the child's output".to_string())
+}
+
 fn check_determinism(start: u64, seeds: u64, profile: Profile) -> ExitCode {
     let mut bad = 0;
     for s in start..start + seeds {
+        let local = format!(
+            "{:#018x}",
+            myelon_dst::actors::run_seed(s, false).stats.trace_hash
+        );
+        match (child_api_hash(s), child_api_hash(s)) {
+            (Ok(a), Ok(b)) if a == b && a == local => {}
+            (a, b) => {
+                bad += 1;
+                println!("api seed {s:#x}: NOT deterministic: {a:?} vs {b:?} (in-process {local})");
+            }
+        }
         let a = child_hash(s, profile);
         let b = child_hash(s, profile);
         let local = format!(
@@ -340,7 +364,9 @@ fn check_determinism(start: u64, seeds: u64, profile: Profile) -> ExitCode {
             }
         }
     }
-    println!("{seeds} seeds, each run in two separate processes: {bad} mismatches");
+    println!(
+        "{seeds} seeds of each simulation, each run in two separate processes: {bad} mismatches"
+    );
     if bad == 0 {
         ExitCode::SUCCESS
     } else {

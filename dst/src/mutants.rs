@@ -209,9 +209,7 @@ pub fn run_mutant(
 }
 
 fn result(m: &Mutant, n: Option<u64>, oracle: Option<String>, note: String) -> MutantResult {
-    let expected = oracle
-        .as_deref()
-        .is_some_and(|o| m.oracles.iter().any(|x| *x == o));
+    let expected = oracle.as_deref().is_some_and(|o| m.oracles.contains(&o));
     MutantResult {
         name: m.name,
         seeds_to_catch: n,
