@@ -68,11 +68,27 @@ pub enum Path {
     MissedClosedRing,
     /// ... and it was a reserved consumer (its reservation died with the ring).
     ReservedMissedClose,
+    /// A typed producer published (bincode).
+    TypedPublish,
+    /// `FramedTransportProducer::publish`.
+    FramedPublish,
+    /// `try_claim`/`claim_timeout` + `MessageClaim::commit`.
+    MessageClaimCommit,
+    /// `MessageClaim::abort`.
+    MessageClaimAbort,
+    /// A message took more than one frame.
+    Fragmented,
+    /// A framed or typed consumer received a whole message.
+    MessageReceived,
+    /// A consumer (re)joined mid-message and counted the partial message.
+    DroppedPartial,
+    /// A typed `try_publish` / `publish_timeout` refused a message larger than the ring.
+    ExceedsCapacity,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 32] = [
+    pub const ALL: [Path; 40] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -105,6 +121,14 @@ impl Path {
         Path::JoinDuringBatch,
         Path::MissedClosedRing,
         Path::ReservedMissedClose,
+        Path::TypedPublish,
+        Path::FramedPublish,
+        Path::MessageClaimCommit,
+        Path::MessageClaimAbort,
+        Path::Fragmented,
+        Path::MessageReceived,
+        Path::DroppedPartial,
+        Path::ExceedsCapacity,
     ];
 
     /// Its name in reports.

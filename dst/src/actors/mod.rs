@@ -10,6 +10,7 @@
 //! failure bit for bit (same trace hash).
 
 pub mod coverage;
+pub mod framed;
 pub mod hook;
 pub mod oracle;
 pub mod programs;
@@ -17,6 +18,7 @@ pub mod sched;
 
 use crate::rng::Rng;
 use coverage::{Coverage, Path};
+use framed::{Layer, MsgPlan};
 use myelon::backend::{SchedPoint, SimBackend};
 use myelon::CoordinationMode;
 use myelon_backend_sim::actor::Suspend;
@@ -35,8 +37,12 @@ pub struct Scenario {
     pub seed: u64,
     /// Ring capacity.
     pub capacity: usize,
-    /// The producer's plan.
+    /// Which layer runs.
+    pub layer: Layer,
+    /// The producer's plan (Layer 0).
     pub plan: ProducerPlan,
+    /// The producer's plan (Layers 1–2).
+    pub msgs: MsgPlan,
     /// Consumer ids.
     pub consumers: Vec<String>,
     /// Fault knobs.
@@ -66,6 +72,17 @@ impl Scenario {
             },
             max_batch: r.range(1, 2 * capacity as u64) as usize,
         };
+        let layer = match r.below(4) {
+            0 | 1 => Layer::Raw,
+            2 => Layer::Framed,
+            _ => Layer::Typed,
+        };
+        let msgs = MsgPlan {
+            messages: r.log_range(1, 60),
+            max_len: [0, 8, 20, 60][r.below(4) as usize],
+            coordination: plan.coordination,
+            expected: plan.expected.clone(),
+        };
         let faults = Faults {
             switch_pct: [5, 30, 70][r.below(3) as usize],
             crash_one_in: [0, 40, 300][r.below(3) as usize],
@@ -76,7 +93,9 @@ impl Scenario {
         Scenario {
             seed,
             capacity,
+            layer,
             plan,
+            msgs,
             consumers,
             faults,
         }
@@ -99,6 +118,8 @@ pub struct SeedOutcome {
 /// The oracles' side of the scheduler: pending stamps, lost wake-ups, crash → rejoin.
 struct Checker {
     shared: Shared,
+    layer: Layer,
+    max_len: usize,
     world: SimBackend,
     /// Consumer actors and their ids.
     ids: BTreeMap<ActorId, String>,
@@ -116,12 +137,17 @@ impl Checker {
         let sh = self.shared.clone();
         let (id2, b2) = (id.to_string(), backend.clone());
         let rng = Rng::fork(self.rng.next_u64(), u64::from(me.0));
+        let (layer, max_len) = (self.layer, self.max_len);
+        let program: Box<dyn FnOnce() -> Exit> = match layer {
+            Layer::Raw => Box::new(move || programs::consumer(sh, id2, me, b2, rng)),
+            _ => Box::new(move || framed::consumer(sh, id2, me, layer, max_len, b2, rng)),
+        };
         Spawn {
             id: me,
             label: format!("{id}#{incarnation}"),
             backend,
             crashable: true,
-            program: Box::new(move || programs::consumer(sh, id2, me, b2, rng)),
+            program,
         }
     }
 }
@@ -216,18 +242,25 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         sched = sched.with_trace();
     }
     let pb = world.sibling();
-    let (sh, plan, pb2) = (shared.clone(), sc.plan.clone(), pb.clone());
+    let (sh, plan, msgs, pb2) = (shared.clone(), sc.plan.clone(), sc.msgs.clone(), pb.clone());
     let prng = Rng::fork(sc.seed, 3);
+    let layer = sc.layer;
+    let program: Box<dyn FnOnce() -> Exit> = match layer {
+        Layer::Raw => Box::new(move || programs::producer(sh, plan, pb2, prng)),
+        _ => Box::new(move || framed::producer(sh, msgs, layer, pb2, prng)),
+    };
     let producer = sched.spawn(Spawn {
         id: ActorId(0),
         label: "producer".into(),
         backend: pb,
         crashable: false,
-        program: Box::new(move || programs::producer(sh, plan, pb2, prng)),
+        program,
     });
     shared.ledger.borrow_mut().producer = Some(producer);
     let mut checker = Checker {
         shared: shared.clone(),
+        layer: sc.layer,
+        max_len: sc.msgs.max_len,
         world: world.clone(),
         ids: BTreeMap::new(),
         producer,

@@ -163,6 +163,28 @@ pub struct Ledger {
     pub waiting: BTreeMap<ActorId, i64>,
     /// The first failure a program reported.
     pub failure: Option<Failure>,
+    /// Layers 1–2: first frame of each message (index: message number), recorded before the
+    /// producer starts publishing it.
+    pub msg_first_frame: Vec<i64>,
+    /// Layers 1–2: messages whose publish call returned.
+    pub msg_published: u64,
+    /// Layers 1–2: every incarnation.
+    pub msg_incarnations: Vec<MsgIncarnation>,
+    /// Layers 1–2: last message delivered to any incarnation of an id.
+    pub msg_last: BTreeMap<String, u64>,
+}
+
+/// One attach of a framed or typed consumer.
+#[derive(Debug, Clone)]
+pub struct MsgIncarnation {
+    /// Consumer id.
+    pub id: String,
+    /// The actor running it.
+    pub actor: ActorId,
+    /// First frame it was due to read.
+    pub start_frame: i64,
+    /// Last message it received.
+    pub last: Option<u64>,
 }
 
 impl Ledger {
@@ -269,6 +291,96 @@ impl Ledger {
                     inc.id,
                     inc.next,
                     published + 1
+                ),
+            );
+            self.fail(f);
+        }
+    }
+
+    /// Layers 1–2: the producer is about to publish message `n` from frame `first`.
+    pub fn msg_begin(&mut self, n: u64, first: i64) {
+        let n = n as usize;
+        if n == self.msg_first_frame.len() {
+            self.msg_first_frame.push(first);
+        } else if n < self.msg_first_frame.len() {
+            // A retry (an aborted claim or a timed-out publish) starts where the first try did.
+            self.msg_first_frame[n] = first;
+        }
+    }
+
+    /// Layers 1–2: the publish call of message `n` returned.
+    pub fn msg_published(&mut self, n: u64) {
+        self.msg_published = self.msg_published.max(n + 1);
+    }
+
+    /// The first message starting at or after frame `f`.
+    fn first_message_from(&self, f: i64) -> u64 {
+        self.msg_first_frame.partition_point(|&x| x < f) as u64
+    }
+
+    /// Layers 1–2: a consumer attached, due to read frame `start_frame` first.
+    pub fn msg_attached(&mut self, id: &str, actor: ActorId, start_frame: i64) -> usize {
+        self.msg_incarnations.push(MsgIncarnation {
+            id: id.to_string(),
+            actor,
+            start_frame,
+            last: None,
+        });
+        self.msg_incarnations.len() - 1
+    }
+
+    /// Layers 1–2: incarnation `k` received message `n`. The first message of an incarnation
+    /// is the first one that starts at or after the frame it attached at (a join or rejoin in
+    /// the middle of a message skips the rest of it; one that resumes on an unreleased message
+    /// gets it again); then one by one.
+    pub fn msg_received(&mut self, k: usize, n: u64, dropped: u64) {
+        let inc = &self.msg_incarnations[k];
+        let id = inc.id.clone();
+        let want = match inc.last {
+            Some(l) => l + 1,
+            None => self.first_message_from(inc.start_frame),
+        };
+        if n != want {
+            let oracle = if n > want {
+                Oracle::Gap
+            } else {
+                Oracle::Duplicate
+            };
+            let f = Failure::new(
+                oracle,
+                format!(
+                    "{id} received message {n}, expected {want} (attached at frame {}, last {:?}, {dropped} dropped)",
+                    inc.start_frame, inc.last
+                ),
+            );
+            self.fail(f);
+            return;
+        }
+        self.msg_incarnations[k].last = Some(n);
+        self.msg_last.insert(id, n);
+    }
+
+    /// Layers 1–2: incarnation `k` saw the end of the stream: it must have received up to the
+    /// last message published, unless it attached after that message began.
+    pub fn msg_closed(&mut self, k: usize) {
+        let Some(last_pub) = self.msg_published.checked_sub(1) else {
+            return;
+        };
+        let first_frame_of_last = self.msg_first_frame[last_pub as usize];
+        let inc = &self.msg_incarnations[k];
+        let lost = match inc.last {
+            Some(l) => l < last_pub,
+            None => inc.start_frame <= first_frame_of_last,
+        };
+        if lost {
+            let f = Failure::new(
+                Oracle::Loss,
+                format!(
+                    "{} got Closed after message {:?} of {} (attached at frame {})",
+                    inc.id,
+                    inc.last,
+                    last_pub + 1,
+                    inc.start_frame
                 ),
             );
             self.fail(f);

@@ -27,7 +27,7 @@ use crate::ring::builder::SharedDisruptorBuilder;
 use crate::ring::consumer::{Consumer, EventLease};
 use crate::ring::error::MultiProcessError;
 use std::ops::Deref;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Receives variable-length byte messages from a ring of frames `F` on backend `B` (POSIX shared
 /// memory by default; see [`MmapFramedTransportConsumer`](super::MmapFramedTransportConsumer)).
@@ -52,8 +52,9 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTranspor
 #[derive(Clone, Copy)]
 enum Wait {
     No,
-    /// Deadline, and the timeout it was made from.
-    Until(Instant, Duration),
+    /// Deadline on the backend's clock (saturating: `Duration::MAX` never expires), and the
+    /// timeout it was made from.
+    Until(Duration, Duration),
     Forever,
 }
 
@@ -190,7 +191,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             if frames > 0 {
                 match wait {
                     Wait::No if frames >= budget => return Ok(None),
-                    Wait::Until(deadline, timeout) if Instant::now() >= deadline => {
+                    Wait::Until(deadline, timeout) if self.consumer.now() >= deadline => {
                         return Err(TransportError::Ring(MultiProcessError::Timeout {
                             op: "receive a framed message",
                             waited: timeout,
@@ -285,7 +286,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// The next whole message, waiting at most `timeout` in all (`Ring(Timeout)`; a message
     /// partly received stays in progress for the next call).
     pub fn recv_timeout(&mut self, timeout: Duration) -> TransportResult<FramedMessage<'_, F, B>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.consumer.now().saturating_add(timeout);
         match self.recv_with(Wait::Until(deadline, timeout))? {
             Some(m) => Ok(m),
             None => unreachable!("a bounded receive returns a message or an error"),
@@ -309,7 +310,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         timeout: Duration,
         mut visit: impl FnMut(&[u8]),
     ) -> TransportResult<u32> {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.consumer.now().saturating_add(timeout);
         let dropped = self.asm.dropped();
         if self.asm.in_progress().is_some() {
             visit(self.asm.message());
@@ -331,7 +332,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         let mut frames = 0usize;
         loop {
             if let Wait::Until(deadline, timeout) = wait {
-                if frames > 0 && Instant::now() >= deadline {
+                if frames > 0 && self.consumer.now() >= deadline {
                     return Err(TransportError::Ring(MultiProcessError::Timeout {
                         op: "receive a framed message",
                         waited: timeout,
@@ -371,7 +372,7 @@ fn next_frame<F: FramedTransportFrame, B: RingBackend>(
         Wait::No => consumer.try_consume_next_leased()?,
         Wait::Forever => Some(consumer.consume_next_leased()?),
         Wait::Until(deadline, _) => {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_sub(consumer.now());
             Some(consumer.consume_next_leased_timeout(left)?)
         }
     })

@@ -307,6 +307,13 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         self.release(seq);
     }
 
+    /// The backend's clock (virtual under the simulator): what every deadline of this consumer
+    /// and the layers above it is measured on.
+    #[inline]
+    pub(crate) fn now(&self) -> Duration {
+        self.backend.now()
+    }
+
     /// Borrows the next event in place if one is published. `Ok(None)`: nothing yet.
     /// `Err(Closed)`: the producer closed the stream and everything was consumed.
     /// `Err(ProducerDead)`: the producer died (checked at most every producer-check interval).

@@ -63,7 +63,7 @@ const PUBLISH_ORDER: [PublishStep; 3] = [
 /// backend. Use the aliases [`crate::SharedProducer`] and [`crate::MmapProducer`].
 ///
 /// Every field is private to this module and its children (`claim`, `managed`, `wait`): the
-/// producer's state has one owner. The liveness module supplies a [`SpaceHook`] for the managed
+/// producer's state has one owner. The liveness module supplies a `SpaceHook` for the managed
 /// calls; it never touches these fields.
 pub struct Producer<E: ShmEvent, B: RingBackend> {
     seg: Segment<E, B>,
