@@ -84,11 +84,39 @@ pub enum Path {
     DroppedPartial,
     /// A typed `try_publish` / `publish_timeout` refused a message larger than the ring.
     ExceedsCapacity,
+    /// A consumer left normally (`Drop` detaches).
+    Detach,
+    /// A consumer left with `keep_registration_on_drop`.
+    KeepRegistration,
+    /// A consumer's attach met `ConsumerIdInUse` (an intruder) and retried.
+    IdInUseRetry,
+    /// An intruder was refused with `ConsumerIdInUse`.
+    IdInUseRefused,
+    /// `enable_required_consumer_liveness`.
+    LivenessEnabled,
+    /// `publish_managed`.
+    PublishManaged,
+    /// `publish_batch_managed`.
+    PublishBatchManaged,
+    /// `claim_batch_managed` + commit.
+    ClaimBatchManaged,
+    /// A `Stalled` alert reached the hook.
+    AlertStalled,
+    /// A `Recovered` alert reached the hook.
+    AlertRecovered,
+    /// A managed publish failed with `GracefulShutdownTriggered`.
+    ShutdownTriggered,
+    /// A managed publish failed with `StartupTimeout`.
+    StartupTimedOut,
+    /// A managed publish reported `NonRequiredConsumerDead`.
+    NonRequiredDead,
+    /// An attach found the registry lock held past its timeout (a stalled holder) and retried.
+    RegistryBusy,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 40] = [
+    pub const ALL: [Path; 54] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -129,7 +157,25 @@ impl Path {
         Path::MessageReceived,
         Path::DroppedPartial,
         Path::ExceedsCapacity,
+        Path::Detach,
+        Path::KeepRegistration,
+        Path::IdInUseRetry,
+        Path::IdInUseRefused,
+        Path::LivenessEnabled,
+        Path::PublishManaged,
+        Path::PublishBatchManaged,
+        Path::ClaimBatchManaged,
+        Path::AlertStalled,
+        Path::AlertRecovered,
+        Path::ShutdownTriggered,
+        Path::StartupTimedOut,
+        Path::NonRequiredDead,
+        Path::RegistryBusy,
     ];
+
+    /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed
+    /// `dst api coverage` run in CI requires them too).
+    pub const RARE: [Path; 2] = [Path::RegistryBusy, Path::IdInUseRetry];
 
     /// Its name in reports.
     pub fn name(self) -> String {

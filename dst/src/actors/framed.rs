@@ -284,7 +284,9 @@ pub fn consumer(
                 {
                     return Exit::Done
                 }
-                Err(TransportError::Ring(MultiProcessError::NotReady { .. })) => {}
+                Err(TransportError::Ring(
+                    MultiProcessError::NotReady { .. } | MultiProcessError::RegistryBusy { .. },
+                )) => {}
                 Err(e) => return fail(&sh, Oracle::UnexpectedError, format!("{id} attach: {e}")),
             }
         };
@@ -311,7 +313,9 @@ pub fn consumer(
             Err(TransportError::Ring(MultiProcessError::NotReady { .. })) if closed_ring(&sh) => {
                 return Exit::Done
             }
-            Err(TransportError::Ring(MultiProcessError::NotReady { .. })) => {}
+            Err(TransportError::Ring(
+                MultiProcessError::NotReady { .. } | MultiProcessError::RegistryBusy { .. },
+            )) => {}
             Err(e) => return fail(&sh, Oracle::UnexpectedError, format!("{id} attach: {e}")),
         }
     };

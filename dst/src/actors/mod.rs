@@ -23,7 +23,7 @@ use myelon::backend::{SchedPoint, SimBackend};
 use myelon::CoordinationMode;
 use myelon_backend_sim::actor::Suspend;
 use oracle::{Failure, Ledger, Oracle};
-use programs::{ProducerPlan, Shared};
+use programs::{LivenessPlan, ProducerPlan, Shared};
 use sched::{ActorId, Exit, Faults, Observer, RunError, RunStats, Scheduler, Spawn};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -45,6 +45,8 @@ pub struct Scenario {
     pub msgs: MsgPlan,
     /// Consumer ids.
     pub consumers: Vec<String>,
+    /// Actors that try to attach under a live consumer's id.
+    pub intruders: usize,
     /// Fault knobs.
     pub faults: Faults,
 }
@@ -71,6 +73,34 @@ impl Scenario {
                 Vec::new()
             },
             max_batch: r.range(1, 2 * capacity as u64) as usize,
+            liveness: None,
+        };
+        let mut plan = plan;
+        if r.chance(40) {
+            let us = |r: &mut Rng, lo: u64, hi: u64| Duration::from_micros(r.log_range(lo, hi));
+            let required: Vec<String> =
+                consumers.iter().filter(|_| r.chance(60)).cloned().collect();
+            let required = if required.is_empty() {
+                vec![consumers[0].clone()]
+            } else {
+                required
+            };
+            let progress = us(&mut r, 100, 5_000);
+            plan.liveness = Some(LivenessPlan {
+                required,
+                startup: us(&mut r, 200, 20_000),
+                progress,
+                check: us(&mut r, 20, 1_000).min(progress),
+                grace: us(&mut r, 100, 10_000),
+                alert_only: r.chance(30),
+            });
+        }
+        // Intruders only where no reservation exists (a fresh registration of theirs would
+        // consume one, which the ledger cannot tell apart from the consumer's own).
+        let intruders = if plan.expected.is_empty() && plan.liveness.is_none() && r.chance(40) {
+            r.range(1, 3) as usize
+        } else {
+            0
         };
         let layer = match r.below(4) {
             0 | 1 => Layer::Raw,
@@ -88,7 +118,7 @@ impl Scenario {
             crash_one_in: [0, 40, 300][r.below(3) as usize],
             max_crashes: r.range(1, 3) as u32,
             stall_one_in: [0, 0, 400][r.below(3) as usize],
-            max_stall: Duration::from_millis(2),
+            max_stall: Duration::from_millis(4),
         };
         Scenario {
             seed,
@@ -97,6 +127,7 @@ impl Scenario {
             plan,
             msgs,
             consumers,
+            intruders,
             faults,
         }
     }
@@ -193,6 +224,7 @@ impl Observer for Checker {
     }
 
     fn on_crash(&mut self, actor: ActorId, _now: Duration) -> Option<(Duration, Spawn)> {
+        self.shared.ledger.borrow_mut().gone(actor);
         let id = self.ids.get(&actor)?.clone();
         self.shared.ledger.borrow_mut().waiting.remove(&actor);
         let mut cov = self.shared.coverage.borrow_mut();
@@ -206,6 +238,7 @@ impl Observer for Checker {
 
     fn on_exit(&mut self, actor: ActorId, exit: &Exit) -> Result<(), String> {
         let mut l = self.shared.ledger.borrow_mut();
+        l.gone(actor);
         if actor == self.producer {
             if let Some((_, seq)) = l.pending_stamp.take() {
                 l.stamped = l.stamped.max(seq);
@@ -235,8 +268,22 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         coverage: Rc::new(RefCell::new(Coverage::default())),
         ring: format!("dst-{:x}", sc.seed),
         capacity: sc.capacity,
+        alerts: Default::default(),
     };
-    shared.ledger.borrow_mut().reserved = sc.plan.expected.clone();
+    // Reserved ids start at 0: the builder's expected consumers, and (Layer 0) the required
+    // ids liveness reserves right after the ring is built, before anything is published.
+    let mut reserved = sc.plan.expected.clone();
+    if let (Layer::Raw, Some(l)) = (sc.layer, &sc.plan.liveness) {
+        for id in &l.required {
+            if !reserved.contains(id) {
+                reserved.push(id.clone());
+            }
+        }
+    }
+    shared.ledger.borrow_mut().reserved = reserved;
+    if let (Layer::Raw, Some(l)) = (sc.layer, &sc.plan.liveness) {
+        shared.ledger.borrow_mut().liveness_required = l.required.clone();
+    }
     let mut sched = Scheduler::new(Rng::fork(sc.seed, 2), sc.faults, world.clone());
     if trace {
         sched = sched.with_trace();
@@ -271,6 +318,26 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         let s = checker.consumer_spawn(id, 0);
         sched.spawn(s);
     }
+    if sc.layer == Layer::Raw {
+        let mut r = Rng::fork(sc.seed, 5);
+        for k in 0..sc.intruders {
+            let id = sc.consumers[r.below(sc.consumers.len() as u64) as usize].clone();
+            let backend = world.sibling();
+            let (sh, b2) = (shared.clone(), backend.clone());
+            let me = ActorId(checker.next_actor);
+            checker.next_actor += 1;
+            sched.spawn_later(
+                Duration::from_nanos(r.log_range(100, 500_000)),
+                Spawn {
+                    id: me,
+                    label: format!("intruder{k}"),
+                    backend,
+                    crashable: false,
+                    program: Box::new(move || programs::intruder(sh, id, b2)),
+                },
+            );
+        }
+    }
     let result = sched.run(&mut checker);
     let mut stats = sched.stats;
     let trace_lines = sched.take_trace();
@@ -288,6 +355,13 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
     }
     if stats.stalls > 0 {
         coverage.hit(Path::Stall);
+    }
+    let alerts = shared.alerts.lock().map(|a| *a).unwrap_or_default();
+    if alerts[0] {
+        coverage.hit(Path::AlertStalled);
+    }
+    if alerts[1] {
+        coverage.hit(Path::AlertRecovered);
     }
     stats.trace_hash ^= failure.as_ref().map_or(0, |f| f.oracle as u64 + 1);
     SeedOutcome {

@@ -26,6 +26,8 @@ pub enum Oracle {
     UnexpectedError,
     /// A blocked receive parked although its event was already published.
     LostWakeup,
+    /// Two live consumers held one id.
+    IdInUse,
     /// Every live actor parked with no timer: nobody can ever run.
     Deadlock,
     /// The budget ran out: the producer or a consumer never got through.
@@ -36,7 +38,7 @@ pub enum Oracle {
 
 impl Oracle {
     /// Every oracle, for listings.
-    pub const ALL: [Oracle; 11] = [
+    pub const ALL: [Oracle; 12] = [
         Oracle::Gap,
         Oracle::Duplicate,
         Oracle::TornRead,
@@ -45,6 +47,7 @@ impl Oracle {
         Oracle::Loss,
         Oracle::UnexpectedError,
         Oracle::LostWakeup,
+        Oracle::IdInUse,
         Oracle::Deadlock,
         Oracle::Wedge,
         Oracle::Panic,
@@ -61,6 +64,7 @@ impl Oracle {
             Oracle::Loss => "loss",
             Oracle::UnexpectedError => "unexpected-error",
             Oracle::LostWakeup => "lost-wakeup",
+            Oracle::IdInUse => "id-in-use",
             Oracle::Deadlock => "deadlock",
             Oracle::Wedge => "wedge",
             Oracle::Panic => "panic",
@@ -159,10 +163,15 @@ pub struct Ledger {
     pub released: BTreeMap<String, i64>,
     /// Ids reserved by the producer (start at 0 on first attach).
     pub reserved: Vec<String>,
+    /// Ids required by liveness: enabling it (before anything is published) reserves them at
+    /// 0 unless they are attached, so a resumed attach of one may start at 0 at any time.
+    pub liveness_required: Vec<String>,
     /// Blocked receives in progress: actor → the sequence it waits for.
     pub waiting: BTreeMap<ActorId, i64>,
     /// The first failure a program reported.
     pub failure: Option<Failure>,
+    /// Ids with a live (attached, not crashed, not left) incarnation, and its actor.
+    pub live: BTreeMap<String, ActorId>,
     /// Layers 1–2: first frame of each message (index: message number), recorded before the
     /// producer starts publishing it.
     pub msg_first_frame: Vec<i64>,
@@ -213,7 +222,8 @@ impl Ledger {
         } else {
             None
         };
-        if resumed && expected.is_none() {
+        let liveness_reservation = self.liveness_required.iter().any(|r| r == id) && start == 0;
+        if resumed && expected.is_none() && !liveness_reservation {
             self.fail(Failure::new(
                 Oracle::RejoinStart,
                 format!("{id} resumed an entry at {start} that no incarnation of it ever attached"),
@@ -229,6 +239,8 @@ impl Ledger {
                 ));
             }
         }
+        self.reserved.retain(|r| r != id);
+        self.live.insert(id.to_string(), actor);
         self.incarnations.push(Incarnation {
             id: id.to_string(),
             actor,
@@ -237,6 +249,27 @@ impl Ledger {
             closed: false,
         });
         self.incarnations.len() - 1
+    }
+
+    /// Consumer `id` left normally: it detached (its next attach is a fresh one at the live
+    /// tail) or kept its registration (its next attach resumes after its committed cursor).
+    pub fn left(&mut self, id: &str, kept: bool) {
+        self.live.remove(id);
+        if !kept {
+            self.released.remove(id);
+        }
+    }
+
+    /// Someone registered `id` afresh and detached: no reservation or cursor is left for it.
+    pub fn forget_id(&mut self, id: &str) {
+        self.reserved.retain(|r| r != id);
+        self.liveness_required.retain(|r| r != id);
+        self.released.remove(id);
+    }
+
+    /// The actor of a live incarnation crashed or exited.
+    pub fn gone(&mut self, actor: ActorId) {
+        self.live.retain(|_, a| *a != actor);
     }
 
     /// Incarnation `k` received event (`seq`, payload `value`/`check`).

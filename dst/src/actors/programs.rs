@@ -7,7 +7,12 @@ use super::oracle::{check_word, Failure, Ledger, Oracle};
 use super::sched::{ActorId, Exit};
 use crate::rng::Rng;
 use myelon::backend::{RingBackend, SimBackend};
-use myelon::{AutoWaitStrategy, CoordinationMode, MultiProcessError, SharedDisruptorBuilder};
+use myelon::Consumer;
+use myelon::{
+    AutoWaitStrategy, CoordinationMode, MultiProcessError, RequiredConsumerAlert,
+    RequiredConsumerAlertKind, RequiredConsumerError, RequiredConsumerFailureAction,
+    RequiredConsumerLivenessConfig, SharedDisruptorBuilder,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -40,6 +45,8 @@ pub struct Shared {
     pub ring: String,
     /// Ring capacity.
     pub capacity: usize,
+    /// Liveness alerts seen by the hook (stalled, recovered).
+    pub alerts: std::sync::Arc<std::sync::Mutex<[bool; 2]>>,
 }
 
 impl Shared {
@@ -69,6 +76,82 @@ pub struct ProducerPlan {
     pub expected: Vec<String>,
     /// Largest batch.
     pub max_batch: usize,
+    /// Required-consumer liveness, when the seed turns it on (then the blocking publish
+    /// flavours are the managed ones).
+    pub liveness: Option<LivenessPlan>,
+}
+
+/// Required-consumer liveness knobs of a seed.
+#[derive(Debug, Clone)]
+pub struct LivenessPlan {
+    /// Required ids.
+    pub required: Vec<String>,
+    /// `startup_wait_timeout`.
+    pub startup: Duration,
+    /// `progress_timeout`.
+    pub progress: Duration,
+    /// `progress_check_interval`.
+    pub check: Duration,
+    /// `shutdown_grace_period`.
+    pub grace: Duration,
+    /// `AlertOnly` instead of `GracefulShutdown`.
+    pub alert_only: bool,
+}
+
+impl LivenessPlan {
+    fn config(&self, sh: &Shared) -> Result<RequiredConsumerLivenessConfig, MultiProcessError> {
+        let alerts = std::sync::Arc::clone(&sh.alerts);
+        // The hook runs inside the producer's call; it only notes which kinds fired.
+        let hook = move |a: &RequiredConsumerAlert| {
+            let k = match a.kind {
+                RequiredConsumerAlertKind::Stalled => 0,
+                RequiredConsumerAlertKind::Recovered => 1,
+            };
+            if let Ok(mut seen) = alerts.lock() {
+                seen[k] = true;
+            }
+        };
+        let c = RequiredConsumerLivenessConfig::new(self.required.clone())?
+            .with_startup_wait_timeout(self.startup)?
+            .with_progress_timeout(self.progress)?
+            .with_progress_check_interval(self.check)?
+            .with_shutdown_grace_period(self.grace)?
+            .with_failure_action(if self.alert_only {
+                RequiredConsumerFailureAction::AlertOnly
+            } else {
+                RequiredConsumerFailureAction::GracefulShutdown
+            })
+            .with_alert_hook(std::sync::Arc::new(hook));
+        Ok(c)
+    }
+}
+
+/// What a managed publish error means for the producer's program.
+enum Managed {
+    /// Sticky: stop publishing and close.
+    Stop,
+    /// Not sticky: try again.
+    Retry,
+    /// Not a liveness outcome.
+    Bad(String),
+}
+
+fn managed_error(sh: &Shared, e: RequiredConsumerError) -> Managed {
+    match e {
+        RequiredConsumerError::GracefulShutdownTriggered { .. } => {
+            sh.cover(Path::ShutdownTriggered);
+            Managed::Stop
+        }
+        RequiredConsumerError::StartupTimeout { .. } => {
+            sh.cover(Path::StartupTimedOut);
+            Managed::Stop
+        }
+        RequiredConsumerError::NonRequiredConsumerDead { .. } => {
+            sh.cover(Path::NonRequiredDead);
+            Managed::Retry
+        }
+        e => Managed::Bad(e.to_string()),
+    }
 }
 
 /// The producer: creates the ring, publishes `events` events through a seed-chosen mix of
@@ -85,12 +168,67 @@ pub fn producer(sh: Shared, plan: ProducerPlan, backend: SimBackend, mut rng: Rn
         Err(e) => return sh.fail(Oracle::UnexpectedError, format!("build_producer: {e}")),
     };
     sh.cover(Path::BuildProducer);
+    let managed = match &plan.liveness {
+        Some(l) => {
+            let cfg = match l.config(&sh) {
+                Ok(c) => c,
+                Err(e) => return sh.fail(Oracle::UnexpectedError, format!("liveness config: {e}")),
+            };
+            if let Err(e) = p.enable_required_consumer_liveness(cfg) {
+                return sh.fail(Oracle::UnexpectedError, format!("enable liveness: {e}"));
+            }
+            sh.cover(Path::LivenessEnabled);
+            true
+        }
+        None => false,
+    };
     let cap = sh.capacity;
     while p.cursor() + 1 < plan.events {
         let next = p.cursor() + 1;
         let left = (plan.events - next) as usize;
         let k = (rng.range(1, plan.max_batch as u64) as usize).min(left);
         let last = match rng.below(9) {
+            0 if managed => {
+                sh.cover(Path::PublishManaged);
+                match p.publish_managed(|e| fill(e, next)) {
+                    Ok(s) => s,
+                    Err(e) => match managed_error(&sh, e) {
+                        Managed::Stop => break,
+                        Managed::Retry => continue,
+                        Managed::Bad(e) => return sh.fail(Oracle::UnexpectedError, e),
+                    },
+                }
+            }
+            3 if managed => {
+                sh.cover(Path::PublishBatchManaged);
+                let r = p.publish_batch_managed(k, |i, e| fill(e, next + i as i64));
+                sh.ledger.borrow_mut().published = p.cursor();
+                match r {
+                    Ok(s) => s,
+                    Err(e) => match managed_error(&sh, e) {
+                        Managed::Stop => break,
+                        Managed::Retry => continue,
+                        Managed::Bad(e) => return sh.fail(Oracle::UnexpectedError, e),
+                    },
+                }
+            }
+            7 | 8 if managed => {
+                let k = k.min(cap);
+                match p.claim_batch_managed(k) {
+                    Ok(mut claim) => {
+                        for i in 0..k {
+                            fill(claim.slot_mut(i), next + i as i64);
+                        }
+                        sh.cover(Path::ClaimBatchManaged);
+                        claim.commit()
+                    }
+                    Err(e) => match managed_error(&sh, e) {
+                        Managed::Stop => break,
+                        Managed::Retry => continue,
+                        Managed::Bad(e) => return sh.fail(Oracle::UnexpectedError, e),
+                    },
+                }
+            }
             0 => {
                 sh.cover(Path::Publish);
                 p.publish(|e| fill(e, next))
@@ -220,35 +358,98 @@ const RECEIVES: [Receive; 5] = [
 /// A consumer: attaches under `id` and receives until the end of the stream, every call a
 /// seed-chosen receive flavour; each event is checked against its sequence.
 pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rng: Rng) -> Exit {
-    let mut c = loop {
+    // Some consumers leave now and then (detach, or keep their registration) and come back.
+    let churn = rng.chance(25);
+    loop {
+        let mut c = match attach(&sh, &id, &backend) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Exit::Done,
+            Err(exit) => return exit,
+        };
+        match receive(&sh, &id, me, &backend, &mut rng, &mut c, churn) {
+            Leave::Exit(exit) => return exit,
+            Leave::Detach => {
+                drop(c);
+                sh.cover(Path::Detach);
+                sh.ledger.borrow_mut().left(&id, false);
+            }
+            Leave::Keep => {
+                c.keep_registration_on_drop();
+                drop(c);
+                sh.cover(Path::KeepRegistration);
+                sh.ledger.borrow_mut().left(&id, true);
+            }
+        }
+    }
+}
+
+/// Attaches `id`: `Ok(None)` when the ring came and went before this consumer did.
+fn attach(
+    sh: &Shared,
+    id: &str,
+    backend: &SimBackend,
+) -> Result<Option<Consumer<Ev, SimBackend>>, Exit> {
+    let mut busy = 0u32;
+    loop {
         let attach = sh
             .builder(backend.clone())
-            .with_consumer_id(id.clone())
+            .with_consumer_id(id)
             .with_attach_timeout(Duration::from_millis(2));
         match attach.build_consumer() {
-            Ok(c) => break c,
+            Ok(c) => return Ok(Some(c)),
             // The ring is not there: not created yet, or created, closed and unlinked before
             // this consumer came (it then missed the whole stream, which is legitimate only
             // for a consumer nobody reserved).
             Err(MultiProcessError::NotReady { .. }) => {
                 let l = sh.ledger.borrow();
                 if l.producer_done {
-                    let reserved = l.reserved.contains(&id);
+                    let reserved = l.reserved.iter().any(|r| r == id);
                     drop(l);
                     sh.cover(Path::MissedClosedRing);
-                    if reserved && !sh.ledger.borrow().released.contains_key(&id) {
+                    if reserved && !sh.ledger.borrow().released.contains_key(id) {
                         sh.cover(Path::ReservedMissedClose);
                     }
-                    return Exit::Done;
+                    return Ok(None);
                 }
+            }
+            // Another process holds the registry lock (a stalled one, possibly): try again.
+            Err(MultiProcessError::RegistryBusy { .. }) => {
+                sh.cover(Path::RegistryBusy);
+                backend.sleep(Duration::from_micros(5));
+            }
+            // An intruder holds the id for a moment (it lets go at once): try again.
+            Err(MultiProcessError::ConsumerIdInUse { .. }) if busy < 1000 => {
+                busy += 1;
+                sh.cover(Path::IdInUseRetry);
+                backend.sleep(Duration::from_micros(5));
             }
             // A resumed cursor a lap behind the producer: it ran past a gating consumer.
             Err(e @ MultiProcessError::Corrupt { .. }) => {
-                return sh.fail(Oracle::Overwrite, format!("{id} attach: {e}"))
+                return Err(sh.fail(Oracle::Overwrite, format!("{id} attach: {e}")))
             }
-            Err(e) => return sh.fail(Oracle::UnexpectedError, format!("{id} attach: {e}")),
+            Err(e) => return Err(sh.fail(Oracle::UnexpectedError, format!("{id} attach: {e}"))),
         }
-    };
+    }
+}
+
+/// Why a receive loop ended.
+enum Leave {
+    Exit(Exit),
+    Detach,
+    Keep,
+}
+
+/// Receives with a seed-chosen mix of flavours until the end of the stream (or, for a churning
+/// consumer, until it decides to leave).
+fn receive(
+    sh: &Shared,
+    id: &str,
+    me: ActorId,
+    backend: &SimBackend,
+    rng: &mut Rng,
+    c: &mut Consumer<Ev, SimBackend>,
+    churn: bool,
+) -> Leave {
     sh.cover(if c.resumed() {
         Path::AttachResumed
     } else {
@@ -257,7 +458,7 @@ pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rn
     let k = sh
         .ledger
         .borrow_mut()
-        .attached(&id, me, c.next_sequence(), c.resumed());
+        .attached(id, me, c.next_sequence(), c.resumed());
     let mix: Vec<Receive> = RECEIVES.into_iter().filter(|_| rng.chance(60)).collect();
     let mix = if mix.is_empty() {
         vec![Receive::TryLeased]
@@ -349,15 +550,68 @@ pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rn
             Err(MultiProcessError::Closed) => {
                 sh.cover(Path::SawClosed);
                 sh.ledger.borrow_mut().closed(k);
-                return Exit::Done;
+                return Leave::Exit(Exit::Done);
             }
             Err(e @ MultiProcessError::Corrupt { .. }) => {
-                return sh.fail(Oracle::Overwrite, format!("{id}: {e}"))
+                return Leave::Exit(sh.fail(Oracle::Overwrite, format!("{id}: {e}")))
             }
-            Err(e) => return sh.fail(Oracle::UnexpectedError, format!("{id}: {e}")),
+            Err(e) => return Leave::Exit(sh.fail(Oracle::UnexpectedError, format!("{id}: {e}"))),
         }
         if sh.ledger.borrow().failure.is_some() {
-            return Exit::Failed("ledger".into());
+            return Leave::Exit(Exit::Failed("ledger".into()));
+        }
+        if churn && rng.chance(2) {
+            return if rng.chance(50) {
+                Leave::Keep
+            } else {
+                Leave::Detach
+            };
+        }
+    }
+}
+
+/// An intruder: tries to attach under an id a live consumer may hold. Refused with
+/// `ConsumerIdInUse` while the holder lives; if the holder died meanwhile it resumes the entry
+/// and hands it straight back (keeping the registration), so the holder's rejoin resumes where
+/// it would have.
+pub fn intruder(sh: Shared, id: String, backend: SimBackend) -> Exit {
+    let attach = sh
+        .builder(backend.clone())
+        .with_consumer_id(id.clone())
+        .with_attach_timeout(Duration::from_millis(1));
+    let holder_live = sh.ledger.borrow().live.contains_key(&id);
+    match attach.build_consumer() {
+        Err(MultiProcessError::ConsumerIdInUse { .. }) => {
+            sh.cover(Path::IdInUseRefused);
+            Exit::Done
+        }
+        Err(MultiProcessError::NotReady { .. }) => Exit::Done,
+        Err(MultiProcessError::RegistryBusy { .. }) => {
+            sh.cover(Path::RegistryBusy);
+            Exit::Done
+        }
+        Err(e) => sh.fail(Oracle::UnexpectedError, format!("intruder {id}: {e}")),
+        Ok(mut c) => {
+            let still_live = sh.ledger.borrow().live.contains_key(&id);
+            if holder_live && still_live {
+                return sh.fail(
+                    Oracle::IdInUse,
+                    format!("intruder attached as {id} while its holder lives"),
+                );
+            }
+            if c.resumed() {
+                // Hold the entry a moment (the holder's rejoin meets ConsumerIdInUse), then
+                // hand it back where it was.
+                backend.sleep(Duration::from_micros(20));
+                c.keep_registration_on_drop();
+                drop(c);
+            } else {
+                // A fresh registration, dropped at once: the id has no entry any more (no
+                // reservation, no committed cursor) and its next attach is a fresh one.
+                drop(c);
+                sh.ledger.borrow_mut().forget_id(&id);
+            }
+            Exit::Done
         }
     }
 }

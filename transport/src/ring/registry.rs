@@ -360,14 +360,34 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
     validate_id(id)?;
     let _guard = lock(seg, backend, Duration::from_secs(1))?;
     let idb = id.as_bytes();
-    let exists = seg.entries().any(|e| {
-        matches!(
-            e.state.load(Ordering::Acquire),
-            ENTRY_ACTIVE | ENTRY_RESERVED
-        ) && id_equals(e, idb)
-    });
-    if exists {
-        return Ok(());
+    for e in seg.entries() {
+        if !id_equals(e, idb) {
+            continue;
+        }
+        match e.state.load(Ordering::Acquire) {
+            ENTRY_ACTIVE | ENTRY_RESERVED => return Ok(()),
+            // A consumer of this id is registering: it starts at the live tail, at or after
+            // `published`, and gates from then on.
+            ENTRY_JOINING
+                if backend.token_state(e.owner_token.load(Ordering::Relaxed))
+                    != ProcessState::Dead =>
+            {
+                return Ok(())
+            }
+            // It died registering (found by the public-API simulation: without this a second
+            // entry was reserved for the id, and the next consumer of the id registered afresh
+            // on the dead one, leaving the reservation to gate forever). Its entry becomes the
+            // id's reservation.
+            ENTRY_JOINING => {
+                e.owner_token.store(0, Ordering::Relaxed);
+                e.cursor.value.store(published, Ordering::Relaxed);
+                crate::observability::reset_entry(e, published + 1);
+                e.state.store(ENTRY_RESERVED, Ordering::Release);
+                bump_generation(seg);
+                return Ok(());
+            }
+            _ => {}
+        }
     }
     // An unclaimed discovery reservation this id would claim becomes the id's reservation, so
     // the prefix slot does not gate on its own for a consumer that will never come.
