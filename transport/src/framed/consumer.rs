@@ -57,6 +57,17 @@ enum Wait {
     Forever,
 }
 
+impl Wait {
+    /// A wait of at most `timeout` from now; a timeout past the clock's range (`Duration::MAX`)
+    /// is no deadline at all.
+    fn within(timeout: Duration) -> Wait {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => Wait::Until(deadline, timeout),
+            None => Wait::Forever,
+        }
+    }
+}
+
 /// What a step found, without borrowing the consumer.
 enum Ready {
     /// A single-frame message of `len` bytes in the (still unreleased) next slot.
@@ -285,8 +296,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// The next whole message, waiting at most `timeout` in all (`Ring(Timeout)`; a message
     /// partly received stays in progress for the next call).
     pub fn recv_timeout(&mut self, timeout: Duration) -> TransportResult<FramedMessage<'_, F, B>> {
-        let deadline = Instant::now() + timeout;
-        match self.recv_with(Wait::Until(deadline, timeout))? {
+        match self.recv_with(Wait::within(timeout))? {
             Some(m) => Ok(m),
             None => unreachable!("a bounded receive returns a message or an error"),
         }
@@ -309,13 +319,13 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         timeout: Duration,
         mut visit: impl FnMut(&[u8]),
     ) -> TransportResult<u32> {
-        let deadline = Instant::now() + timeout;
+        let wait = Wait::within(timeout);
         let dropped = self.asm.dropped();
         if self.asm.in_progress().is_some() {
             visit(self.asm.message());
         }
         self.asm.set_copy(false);
-        let r = self.visit_frames(Wait::Until(deadline, timeout), &mut visit);
+        let r = self.visit_frames(wait, &mut visit);
         self.asm.set_copy(true);
         if r.is_err() && self.asm.in_progress().is_some() {
             self.asm.reset();

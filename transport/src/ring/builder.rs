@@ -681,6 +681,23 @@ mod tests {
         }
     }
 
+    /// `["w", "w"]` used to reserve two entries of which only one can ever be claimed: the
+    /// ring was full forever after `capacity` events. Now it is a typed error at build time.
+    #[test]
+    fn duplicate_expected_ids_are_refused() {
+        let p = SimBackend::new_world();
+        let r = builder(&p)
+            .with_consumer_ids(["w", "x"])
+            .with_consumer_ids(["w"])
+            .build_producer(|| 0);
+        match r {
+            Err(MultiProcessError::DuplicateConsumerId { id }) => assert_eq!(id, "w"),
+            other => panic!("{:?}", other.map(drop)),
+        }
+        // Nothing was created under the name.
+        assert!(matches!(p.open("ring"), Err(BackendError::NotFound { .. })));
+    }
+
     #[test]
     fn a_prefix_is_reserved_by_default() {
         let p = SimBackend::new_world();
