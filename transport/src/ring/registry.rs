@@ -84,13 +84,18 @@ pub(crate) fn entry_id(entry: &ConsumerEntry) -> String {
     }
 }
 
-/// Reads the producer cursor and validates it.
+/// The highest producer cursor a real ring can reach (2^61 events: centuries at a billion
+/// events a second). Anything above is corrupt; bounding it leaves headroom for every
+/// `cursor + capacity + 1` computed from it, so no value read from shared memory can overflow.
+pub(crate) const MAX_CURSOR: i64 = 1 << 61;
+
+/// Reads the producer cursor and validates it (`-1..=MAX_CURSOR`).
 pub(crate) fn producer_cursor<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     order: Ordering,
 ) -> MultiProcessResult<i64> {
     let c = seg.header().producer.value.load(order);
-    if c < -1 {
+    if !(-1..=MAX_CURSOR).contains(&c) {
         return Err(MultiProcessError::Corrupt {
             what: "producer cursor",
             value: c,
