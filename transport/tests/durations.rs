@@ -101,7 +101,7 @@ fn framed_and_typed<F: Fixture>() {
     let codec = BincodeCodec::<1024>::new();
     let mut tp = TypedProducer::<u64, _, Frame, _>::from_builder(
         builder::<F, Frame>(g.producer(), &g),
-        codec.clone(),
+        codec,
     )
     .expect("typed producer");
     let mut tc = TypedConsumer::<u64, _, Frame, _>::from_builder(
