@@ -461,3 +461,42 @@ fn inspector_and_listing_survive_extreme_cursors_and_counters() {
         }
     }
 }
+
+/// A consumer killed while registered for `Block` used to leave `sleepers_registered` raised
+/// forever (every later publish paid a fence and a futex wake); the same-id rejoin that reuses
+/// its entry clears it, and the new incarnation registers afresh only if it blocks too.
+#[test]
+fn a_dead_block_consumers_sleeper_registration_is_cleared_on_rejoin() {
+    use crate::AutoWaitStrategy;
+    let b = SimBackend::new_world();
+    let p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let sleepers = || {
+        p.segment()
+            .header()
+            .consumer_wake
+            .sleepers_registered
+            .load(Ordering::SeqCst)
+    };
+    for rejoin_strategy in [AutoWaitStrategy::BusySpin, AutoWaitStrategy::Block] {
+        let own = b.sibling();
+        let c = builder(&own, 4)
+            .with_consumer_id("sleepy")
+            .with_wait_strategy(AutoWaitStrategy::Block)
+            .build_consumer()
+            .unwrap();
+        assert_eq!(sleepers(), 1);
+        std::mem::forget(c);
+        own.kill();
+        assert_eq!(sleepers(), 1, "nobody knows it died yet");
+        let again = builder(&b.sibling(), 4)
+            .with_consumer_id("sleepy")
+            .with_wait_strategy(rejoin_strategy)
+            .build_consumer()
+            .unwrap();
+        assert!(again.resumed());
+        let want = u32::from(rejoin_strategy == AutoWaitStrategy::Block);
+        assert_eq!(sleepers(), want, "rejoined with {rejoin_strategy:?}");
+        drop(again);
+        assert_eq!(sleepers(), 0, "a normal drop unregisters");
+    }
+}
