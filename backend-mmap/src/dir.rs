@@ -15,8 +15,10 @@ pub fn remove(path: &Path) -> Result<(), RegionError> {
 /// Removes the file at `path` only if its owner is gone, atomically with respect to creators and
 /// other reclaimers (see `myelon_backend_shm::remove_if_abandoned`): exclusive owner lock, same
 /// inode check, remove, then release. `Ok(false)` when a live owner holds the lock. Symlinks are
-/// not followed.
-pub fn remove_if_abandoned(path: &Path) -> Result<bool, RegionError> {
+/// not followed. Only a file provably made by this protocol is removed
+/// (`myelon_backend_shm::ownership::is_ours` with `marks`, under the lock); anything else gives
+/// [`RegionError::Foreign`] and is left intact.
+pub fn remove_if_abandoned(path: &Path, marks: &[[u8; 8]]) -> Result<bool, RegionError> {
     use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
     let name = || path.display().to_string();
@@ -32,6 +34,11 @@ pub fn remove_if_abandoned(path: &Path) -> Result<bool, RegionError> {
     }
     if !myelon_backend_shm::ownership::same_inode(file.as_fd(), path) {
         return Ok(false);
+    }
+    let ours = myelon_backend_shm::ownership::is_ours(file.as_fd(), marks)
+        .map_err(|e| RegionError::from_io("read", &name(), e))?;
+    if !ours {
+        return Err(RegionError::Foreign { name: name() });
     }
     std::fs::remove_file(path).map_err(|e| RegionError::from_io("remove", &name(), e))?;
     Ok(true)

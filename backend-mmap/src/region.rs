@@ -36,6 +36,16 @@ impl FileRegion {
     /// dangling one), gives [`RegionError::AlreadyExists`]. A full file system gives
     /// [`RegionError::NoSpace`]. On every error nothing is left behind at `path`.
     pub fn create(path: &Path, len: usize) -> Result<FileRegion, RegionError> {
+        let region = Self::create_unfinished(path, len)?;
+        region.finish(0o600)?;
+        Ok(region)
+    }
+
+    /// Like [`FileRegion::create`], but the file keeps the unfinished mark (mode
+    /// [`ownership::UNFINISHED_MODE`], see [`ownership`]) until [`FileRegion::finish`]: until
+    /// then [`FileRegion::open`] reports it [`RegionError::Empty`], and once its creator is dead
+    /// [`remove_if_abandoned`](crate::remove_if_abandoned) may reclaim it whatever its bytes.
+    pub fn create_unfinished(path: &Path, len: usize) -> Result<FileRegion, RegionError> {
         let name = path.display().to_string();
         check_len(len, &name)?;
         let file = create_claimed(path, &name, len)?;
@@ -55,16 +65,36 @@ impl FileRegion {
         }
     }
 
+    /// Gives the file its final permission bits (see [`ownership::check_final_mode`]), lifting
+    /// the unfinished mark. Owner only.
+    pub fn finish(&self, mode: u32) -> Result<(), RegionError> {
+        let name = || self.path.display().to_string();
+        ownership::check_final_mode(mode).map_err(|reason| RegionError::InvalidMode {
+            name: name(),
+            mode,
+            reason,
+        })?;
+        ownership::set_mode(self.file.as_fd(), mode)
+            .map_err(|e| RegionError::from_io("fchmod", &name(), e))
+    }
+
+    /// The file's owner uid and permission bits, from `fstat` on this handle's descriptor.
+    pub fn owner(&self) -> io::Result<ownership::ObjectOwner> {
+        ownership::owner_of(self.file.as_fd())
+    }
+
     /// Opens the existing regular file `path` read-write without following a symbolic link
-    /// ([`RegionError::Symlink`]) and maps all of it. Length 0 gives [`RegionError::Empty`].
+    /// ([`RegionError::Symlink`]) and maps all of it. Length 0, or the unfinished mark, gives
+    /// [`RegionError::Empty`].
     pub fn open(path: &Path) -> Result<FileRegion, RegionError> {
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| RegionError::from_io("open", &name, e))?;
+        let file = match open_with(path, true) {
+            Ok(file) => file,
+            Err(e) => return Err(open_refused(path, &name, e)),
+        };
+        if ownership::is_unfinished(file.as_fd()).unwrap_or(false) {
+            return Err(RegionError::Empty { name });
+        }
         let len = file_len(&file, &name)?;
         let map = map_shared(&file, len, &name)?;
         Ok(FileRegion {
@@ -124,20 +154,45 @@ impl Drop for FileRegion {
     }
 }
 
-/// `open(O_CREAT|O_EXCL)` + `fchmod 0600` + [`ownership::claim_fresh`], retried while a fresh
-/// file is snatched by a concurrent reclaimer.
+fn open_with(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Why `open` could not open `path`: a file still carrying the unfinished mark refuses a
+/// read-write open to its own (non-root) user, which is "not ready yet" (`Empty`).
+fn open_refused(path: &Path, name: &str, e: io::Error) -> RegionError {
+    let err = RegionError::from_io("open", name, e);
+    if !matches!(err, RegionError::PermissionDenied { .. }) {
+        return err;
+    }
+    match open_with(path, false) {
+        Ok(f) if ownership::is_unfinished(f.as_fd()).unwrap_or(false) => RegionError::Empty {
+            name: name.to_owned(),
+        },
+        _ => err,
+    }
+}
+
+/// `open(O_CREAT|O_EXCL)` with the unfinished mark (mode `0400`, set again with `fchmod`
+/// whatever the umask) + [`ownership::claim_fresh`], retried while a fresh file is snatched by a
+/// concurrent reclaimer.
 fn create_claimed(path: &Path, name: &str, len: usize) -> Result<File, RegionError> {
+    let mark = ownership::UNFINISHED_MODE;
     for _ in 0..CREATE_ATTEMPTS {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mark)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| RegionError::from_alloc_io("open", name, len, e))?;
         let claimed = file
-            .set_permissions(Permissions::from_mode(0o600))
+            .set_permissions(Permissions::from_mode(mark))
             .and_then(|()| ownership::claim_fresh(file.as_fd()));
         match claimed {
             Ok(true) => return Ok(file),

@@ -32,6 +32,16 @@ pub enum RegionError {
     Empty { name: String },
     /// `O_NOFOLLOW` refused a symbolic link at the name (`ELOOP`).
     Symlink { name: String },
+    /// The object at the name was not made by this protocol (it carries none of the expected
+    /// marks; see [`ownership`](crate::ownership)): it is never removed.
+    Foreign { name: String },
+    /// A creator asked for permission bits this layer refuses (see
+    /// [`ownership::check_final_mode`](crate::ownership::check_final_mode)).
+    InvalidMode {
+        name: String,
+        mode: u32,
+        reason: &'static str,
+    },
     /// Any other OS error, with the operation that failed.
     Io {
         op: &'static str,
@@ -89,6 +99,8 @@ impl RegionError {
             | Self::PermissionDenied { name }
             | Self::Empty { name }
             | Self::Symlink { name }
+            | Self::Foreign { name }
+            | Self::InvalidMode { name, .. }
             | Self::Io { name, .. } => name,
         }
     }
@@ -125,6 +137,13 @@ impl fmt::Display for RegionError {
                 f,
                 "region {name:?} is a symbolic link; refusing to follow it"
             ),
+            Self::Foreign { name } => write!(
+                f,
+                "region {name:?} is held by an object myelon did not create; left intact"
+            ),
+            Self::InvalidMode { name, mode, reason } => {
+                write!(f, "mode {mode:#o} refused for region {name:?}: {reason}")
+            }
             Self::Io { op, name, source } => write!(f, "{op} failed for region {name:?}: {source}"),
         }
     }

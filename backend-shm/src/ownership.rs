@@ -7,6 +7,31 @@
 //!
 //! Caveat: a `fork` (without `exec`) of the owner shares the open file description, so the owner
 //! counts as alive while such a child keeps the descriptor open.
+//!
+//! # Marks: what may be reclaimed
+//!
+//! A lock nobody holds says only that no *locker* is alive; any other program's object under a
+//! name (a database's, a freshly sized one whose bytes are still zero) holds no lock either. So a
+//! reclaimer removes an abandoned object only when it is provably made by this protocol
+//! ([`is_ours`], checked under the reclaimer's exclusive lock, on the locked descriptor):
+//!
+//! * it starts with one of the caller's eight-byte marks (the transport passes its ring or cursor
+//!   magic, which its creator writes before it lifts the unfinished mark), or
+//! * it still carries the **unfinished mark**: mode exactly [`UNFINISHED_MODE`] (`0400`) and
+//!   owned by the reclaimer's effective uid. A creator makes the object with that mode in the
+//!   same `O_CREAT|O_EXCL` call that creates it (the mark is there from the first instant the
+//!   name exists; a umask can only clear bits, which makes the object look foreign — the safe
+//!   side), sizes and initialises it, and only then sets its final mode ([`set_mode`]). A creator
+//!   that dies anywhere before that leaves an object that is still ours by this mark, whether
+//!   it was never sized, sized but zero, or half written.
+//!
+//! Why the mode and not the bytes alone: between the exclusive create and the first write there
+//! are no bytes to mark, and a size-0 or all-zero object is exactly what another program's
+//! creator leaves at the same stage. Why not another lock: a lock leaves no trace once its holder
+//! dies. The mode is set atomically with the name, survives its creator, costs nothing, and
+//! `0400` owned by oneself is not what other programs make their shared objects with (the owner
+//! cannot even reopen it for writing); a foreign object that happens to look like that is the
+//! documented residual risk. Another user's object never counts as ours.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -152,6 +177,112 @@ fn pwrite_zero_byte(fd: BorrowedFd<'_>, offset: usize) -> io::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// The mode a creator gives a fresh object until it has written its mark (see "Marks" above).
+pub const UNFINISHED_MODE: u32 = 0o400;
+
+/// Owner and permission bits of an object, from `fstat` on its descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectOwner {
+    /// Owner uid (`st_uid`).
+    pub uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+/// The owner and mode of the object behind `fd`.
+pub fn owner_of(fd: BorrowedFd<'_>) -> io::Result<ObjectOwner> {
+    Ok(owner_from(&fstat(fd)?))
+}
+
+fn owner_from(st: &libc::stat) -> ObjectOwner {
+    // `st_mode`'s integer type is platform-dependent (u16 on macOS); widen it.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let mode = u32::from(st.st_mode) & 0o7777;
+    ObjectOwner {
+        uid: st.st_uid,
+        mode,
+    }
+}
+
+/// This process's effective uid.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the object behind `fd` still carries the unfinished mark of a creator running as
+/// this process's effective user (see "Marks" above).
+pub fn is_unfinished(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(unfinished(owner_of(fd)?))
+}
+
+fn unfinished(o: ObjectOwner) -> bool {
+    o.mode == UNFINISHED_MODE && o.uid == effective_uid()
+}
+
+/// Whether the object behind `fd` is provably made by this protocol: it carries the unfinished
+/// mark, or its first eight bytes are one of `marks` (see "Marks" above). Call it while holding
+/// the exclusive lock ([`lock_abandoned`]), so that nobody finishes or rewrites it meanwhile.
+pub fn is_ours(fd: BorrowedFd<'_>, marks: &[[u8; 8]]) -> io::Result<bool> {
+    if is_unfinished(fd)? {
+        return Ok(true);
+    }
+    let mut head = [0u8; 8];
+    Ok(pread_head(fd, &mut head)? == head.len() && marks.contains(&head))
+}
+
+/// Reads up to `buf.len()` bytes from offset 0; returns how many (fewer at the end of file).
+fn pread_head(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a live, writable buffer of `rest.len()` bytes for the duration of the
+        // call; the descriptor is kept open by the caller.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                rest.as_mut_ptr().cast(),
+                rest.len(),
+                done as libc::off_t,
+            )
+        };
+        match n {
+            0 => break,
+            n if n > 0 => done += n as usize,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Sets the permission bits of the object behind `fd` (`fchmod`), whatever the umask.
+pub fn set_mode(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller keeps open; no memory is passed.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Checks a final mode a creator asks for: read and write for the owner, nothing beyond read and
+/// write bits, and never writable by others (`o+w`): a ring anyone may write is anyone's.
+pub fn check_final_mode(mode: u32) -> Result<(), &'static str> {
+    if mode & !0o666 != 0 {
+        Err("only read and write permission bits may be set")
+    } else if mode & 0o600 != 0o600 {
+        Err("the owner must keep read and write access")
+    } else if mode & 0o002 != 0 {
+        Err("a region writable by every user is refused")
+    } else {
+        Ok(())
     }
 }
 

@@ -46,6 +46,17 @@ impl ShmSegment {
     /// [`RegionError::NoSpace`] if `/dev/shm` cannot hold `len` bytes; on every error nothing is
     /// left behind at the name.
     pub fn create(os_name: &str, len: usize) -> Result<ShmSegment, RegionError> {
+        let seg = Self::create_unfinished(os_name, len)?;
+        seg.finish(0o600)?;
+        Ok(seg)
+    }
+
+    /// Like [`ShmSegment::create`], but the object keeps the unfinished mark (mode
+    /// [`ownership::UNFINISHED_MODE`], see [`ownership`]) until [`ShmSegment::finish`]: until
+    /// then [`ShmSegment::open`] reports it [`RegionError::Empty`], and once its creator is dead
+    /// [`remove_if_abandoned`] may reclaim it whatever its bytes. Write the mark the reclaimer
+    /// will look for, then call `finish`.
+    pub fn create_unfinished(os_name: &str, len: usize) -> Result<ShmSegment, RegionError> {
         let cname = to_cstring(os_name)?;
         let fd = create_claimed(&cname, os_name, len)?;
         let result = ownership::allocate(fd.as_fd(), len, os_name)
@@ -65,14 +76,38 @@ impl ShmSegment {
         }
     }
 
+    /// Gives the object its final permission bits (see [`ownership::check_final_mode`]),
+    /// lifting the unfinished mark. Owner only.
+    pub fn finish(&self, mode: u32) -> Result<(), RegionError> {
+        ownership::check_final_mode(mode).map_err(|reason| RegionError::InvalidMode {
+            name: self.os_name.clone(),
+            mode,
+            reason,
+        })?;
+        ownership::set_mode(self.fd.as_fd(), mode)
+            .map_err(|e| RegionError::from_io("fchmod", &self.os_name, e))
+    }
+
+    /// The object's owner uid and permission bits, from `fstat` on this handle's descriptor.
+    pub fn owner(&self) -> io::Result<ownership::ObjectOwner> {
+        ownership::owner_of(self.fd.as_fd())
+    }
+
     /// Opens the existing object `os_name` read-write (never following a symbolic link) and maps
-    /// all of it. Fails with [`RegionError::Empty`] if it has length 0 (its creator has not
-    /// allocated it yet).
+    /// all of it. Fails with [`RegionError::Empty`] if it has length 0 or still carries the
+    /// unfinished mark (its creator has not finished it yet).
     pub fn open(os_name: &str) -> Result<ShmSegment, RegionError> {
         let cname = to_cstring(os_name)?;
         let flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-        let fd =
-            shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
+        let fd = match shm_open(&cname, flags, 0) {
+            Ok(fd) => fd,
+            Err(e) => return Err(open_refused(&cname, os_name, e)),
+        };
+        if ownership::is_unfinished(fd.as_fd()).unwrap_or(false) {
+            return Err(RegionError::Empty {
+                name: os_name.to_owned(),
+            });
+        }
         let len = mapped_len(&fd, os_name)?;
         let ptr = map_shared(&fd, len, os_name)?;
         Ok(ShmSegment {
@@ -151,7 +186,11 @@ pub fn unlink(os_name: &str) -> Result<(), RegionError> {
 /// checks that the name still refers to the locked object, unlinks it, and only then releases
 /// the lock. Returns `Ok(false)` when a live owner (or a momentary prober) holds the lock.
 /// Works on objects of any length, including one its creator never sized.
-pub fn remove_if_abandoned(os_name: &str) -> Result<bool, RegionError> {
+///
+/// Only an object provably made by this protocol is removed ([`ownership::is_ours`] with
+/// `marks`, checked under the lock); anything else gives [`RegionError::Foreign`] and is left
+/// intact.
+pub fn remove_if_abandoned(os_name: &str, marks: &[[u8; 8]]) -> Result<bool, RegionError> {
     let cname = to_cstring(os_name)?;
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     let fd =
@@ -162,6 +201,13 @@ pub fn remove_if_abandoned(os_name: &str) -> Result<bool, RegionError> {
         return Ok(false);
     }
     let same = fs_path(os_name).is_none_or(|path| ownership::same_inode(fd.as_fd(), &path));
+    let ours = ownership::is_ours(fd.as_fd(), marks)
+        .map_err(|e| RegionError::from_io("read", os_name, e))?;
+    if same && !ours {
+        return Err(RegionError::Foreign {
+            name: os_name.to_owned(),
+        });
+    }
     if same {
         shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))?;
     }
@@ -194,14 +240,34 @@ pub fn list() -> Result<Vec<String>, RegionError> {
     Ok(names)
 }
 
-/// `shm_open(O_CREAT|O_EXCL)` + `fchmod 0600` + [`ownership::claim_fresh`], retried while a fresh
-/// object is snatched by a concurrent reclaimer.
+/// Why `open` could not open `os_name`: an object still carrying the unfinished mark refuses a
+/// read-write open to its own (non-root) user, which is "not ready yet" (`Empty`), not a
+/// permission problem; anything else is the OS error.
+fn open_refused(cname: &CStr, os_name: &str, e: io::Error) -> RegionError {
+    let err = RegionError::from_io("shm_open", os_name, e);
+    if !matches!(err, RegionError::PermissionDenied { .. }) {
+        return err;
+    }
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    match shm_open(cname, flags, 0) {
+        Ok(fd) if ownership::is_unfinished(fd.as_fd()).unwrap_or(false) => RegionError::Empty {
+            name: os_name.to_owned(),
+        },
+        _ => err,
+    }
+}
+
+/// `shm_open(O_CREAT|O_EXCL)` with the unfinished mark (mode `0400`, set again with `fchmod`
+/// whatever the umask) + [`ownership::claim_fresh`], retried while a fresh object is snatched by
+/// a concurrent reclaimer.
 fn create_claimed(cname: &CStr, os_name: &str, len: usize) -> Result<OwnedFd, RegionError> {
     let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    let mark = ownership::UNFINISHED_MODE;
     for _ in 0..CREATE_ATTEMPTS {
-        let fd = shm_open(cname, flags, 0o600)
+        let fd = shm_open(cname, flags, mark as libc::mode_t)
             .map_err(|e| RegionError::from_alloc_io("shm_open", os_name, len, e))?;
-        let claimed = fchmod_0600(&fd).and_then(|()| ownership::claim_fresh(fd.as_fd()));
+        let claimed =
+            ownership::set_mode(fd.as_fd(), mark).and_then(|()| ownership::claim_fresh(fd.as_fd()));
         match claimed {
             Ok(true) => return Ok(fd),
             Ok(false) => unlink_if_ours(&fd, cname, os_name),
@@ -284,15 +350,6 @@ fn shm_open(cname: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<
 fn shm_unlink(cname: &CStr) -> io::Result<()> {
     // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
     if unsafe { libc::shm_unlink(cname.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Sets mode 0600 on the descriptor itself, so the umask at creation does not matter.
-fn fchmod_0600(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: plain syscall on a descriptor we own; no memory is passed.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

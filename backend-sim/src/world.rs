@@ -34,6 +34,11 @@ pub enum SimError {
         /// The rejected name.
         name: String,
     },
+    /// The region at the name was not made by the caller's protocol; it is never removed.
+    Foreign {
+        /// The region name.
+        name: String,
+    },
 }
 
 impl fmt::Display for SimError {
@@ -48,6 +53,9 @@ impl fmt::Display for SimError {
                 )
             }
             SimError::InvalidName { name } => write!(f, "invalid sim region name {name:?}"),
+            SimError::Foreign { name } => {
+                write!(f, "sim region {name:?} was not made by this protocol")
+            }
         }
     }
 }
@@ -69,6 +77,9 @@ pub enum SimProcessState {
 struct Entry {
     region: Arc<SimRegion>,
     owner_pid: u32,
+    /// Whether its creator lifted the unfinished mark (as `fchmod` to the final mode does on a
+    /// real platform).
+    finished: bool,
 }
 
 #[derive(Debug, Default)]
@@ -184,6 +195,7 @@ impl SimWorld {
             Entry {
                 region: Arc::clone(&region),
                 owner_pid,
+                finished: false,
             },
         );
         Ok(region)
@@ -257,20 +269,43 @@ impl SimWorld {
         self.tick_nanos.store(nanos, Ordering::Relaxed);
     }
 
-    /// Removes `name` if its owner process is dead, atomically with respect to other callers
-    /// of this world. Returns whether it was removed.
-    pub fn remove_region_if_abandoned(&self, name: &str) -> bool {
+    /// Lifts the unfinished mark of `name` if it still refers to `region` (its creator wrote
+    /// what identifies it).
+    pub fn finish_region(&self, name: &str, region: &Arc<SimRegion>) {
+        let mut st = self.lock();
+        if let Some(e) = st.regions.get_mut(name) {
+            if Arc::ptr_eq(&e.region, region) {
+                e.finished = true;
+            }
+        }
+    }
+
+    /// Removes `name` if its owner process is dead and `is_ours(region, finished)` says the
+    /// region was made by the caller's protocol, atomically with respect to other callers of
+    /// this world. `Ok(true)`: removed; `Ok(false)`: its owner lives (or nothing is there);
+    /// `Err(Foreign)`: abandoned but not ours, left alone.
+    pub fn remove_region_if_abandoned(
+        &self,
+        name: &str,
+        is_ours: impl FnOnce(&SimRegion, bool) -> bool,
+    ) -> Result<bool, SimError> {
         let mut st = self.lock();
         let dead = match st.regions.get(name) {
             Some(e) => st.alive.get(&e.owner_pid) != Some(&true),
             None => false,
         };
         if dead {
+            let e = &st.regions[name];
+            if !is_ours(&e.region, e.finished) {
+                return Err(SimError::Foreign { name: name.into() });
+            }
+        }
+        if dead {
             if let Some(e) = st.regions.remove(name) {
                 st.used_bytes -= e.region.len();
             }
         }
-        dead
+        Ok(dead)
     }
 
     /// Moves virtual time forward by `d` (saturating).
@@ -369,10 +404,26 @@ mod tests {
         let w = SimWorld::new();
         let a = w.spawn_process();
         w.create_region("r", 64, a).unwrap();
-        assert!(!w.remove_region_if_abandoned("r"));
+        let ours = |_: &SimRegion, _: bool| true;
+        assert_eq!(w.remove_region_if_abandoned("r", ours), Ok(false));
         w.kill_process(a);
-        assert!(w.remove_region_if_abandoned("r"));
-        assert!(!w.remove_region_if_abandoned("r"));
+        assert_eq!(w.remove_region_if_abandoned("r", ours), Ok(true));
+        assert_eq!(w.remove_region_if_abandoned("r", ours), Ok(false));
+    }
+
+    #[test]
+    fn a_foreign_abandoned_region_is_kept() {
+        let w = SimWorld::new();
+        let a = w.spawn_process();
+        let r = w.create_region("r", 64, a).unwrap();
+        w.finish_region("r", &r);
+        w.kill_process(a);
+        let finished_is_foreign = |_: &SimRegion, finished: bool| !finished;
+        assert_eq!(
+            w.remove_region_if_abandoned("r", finished_is_foreign),
+            Err(SimError::Foreign { name: "r".into() })
+        );
+        assert!(w.open_region("r").is_ok(), "kept");
     }
 
     #[test]

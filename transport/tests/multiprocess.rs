@@ -258,12 +258,13 @@ fn umask_role() {
 }
 
 /// Leaves what a producer killed inside `ShmSegment::create` leaves: the object exists
-/// (`O_CREAT|O_EXCL`, its owner lock taken) but was never sized. Blocks until killed.
+/// (`O_CREAT|O_EXCL` with the unfinished mark, mode `0400`; its owner lock taken) but was never
+/// sized. Blocks until killed.
 fn abandoned_create_role() {
     let name = std::ffi::CString::new(format!("/{}", env_str(SEGMENT_VAR))).expect("no NUL");
     let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC;
     // SAFETY: `name` is a NUL-terminated string that outlives the call.
-    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0o600) };
+    let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0o400) };
     assert!(fd >= 0, "shm_open: {}", std::io::Error::last_os_error());
     // SAFETY: `fd` was just returned by shm_open and stays open until this process dies.
     let locked = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };

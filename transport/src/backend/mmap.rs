@@ -1,7 +1,7 @@
 //! `RingBackend` over memory-mapped files (`myelon-backend-mmap`).
 
-use super::shm::{lock_probe, map_region_error, os, os_token_state};
-use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
+use super::shm::{lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner};
+use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_mmap::{self as plat, FileRegion};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,12 @@ unsafe impl Region for MmapRegion {
     fn owner_state(&self) -> ProcessState {
         lock_probe(self.0.owner_alive())
     }
+    fn finish(&self, mode: u32) -> Result<(), BackendError> {
+        self.0.finish(mode).map_err(map_region_error)
+    }
+    fn owner(&self) -> Option<RegionOwner> {
+        self.0.owner().ok().map(region_owner)
+    }
 }
 
 impl RingBackend for MmapBackend {
@@ -95,7 +101,7 @@ impl RingBackend for MmapBackend {
         Ok(self.path(name)?.display().to_string())
     }
     fn create(&self, name: &str, len: usize) -> Result<MmapRegion, BackendError> {
-        FileRegion::create(&self.path(name)?, len)
+        FileRegion::create_unfinished(&self.path(name)?, len)
             .map(MmapRegion)
             .map_err(map_region_error)
     }
@@ -107,8 +113,8 @@ impl RingBackend for MmapBackend {
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         plat::remove(&self.path(name)?).map_err(map_region_error)
     }
-    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
-        plat::remove_if_abandoned(&self.path(name)?).map_err(map_region_error)
+    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
+        plat::remove_if_abandoned(&self.path(name)?, &marks(magics)).map_err(map_region_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let files = plat::list(&self.dir).map_err(map_region_error)?;
@@ -140,5 +146,8 @@ impl RingBackend for MmapBackend {
     }
     fn token_state(&self, token: u64) -> ProcessState {
         os_token_state(token)
+    }
+    fn effective_uid(&self) -> Option<u32> {
+        Some(plat_uid())
     }
 }

@@ -84,6 +84,22 @@ pub enum BackendError {
         /// The name.
         name: String,
     },
+    /// An object that myelon did not create holds the name (it carries neither a myelon magic
+    /// nor the unfinished mark of a myelon creator): it is never removed or reclaimed.
+    ForeignObject {
+        /// The name.
+        name: String,
+    },
+    /// The permission bits asked for a region are refused (owner read and write are required;
+    /// only read and write bits; never writable by every user).
+    InvalidMode {
+        /// The name.
+        name: String,
+        /// The mode asked for.
+        mode: u32,
+        /// Why.
+        reason: &'static str,
+    },
     /// Any other OS error.
     Io {
         /// The operation that failed.
@@ -113,6 +129,13 @@ impl fmt::Display for BackendError {
             BackendError::Empty { name } => write!(f, "{name:?} exists but has no bytes yet"),
             BackendError::Symlink { name } => {
                 write!(f, "{name:?} is a symlink; refusing to follow")
+            }
+            BackendError::ForeignObject { name } => write!(
+                f,
+                "{name:?} is held by an object myelon did not create; it is left intact"
+            ),
+            BackendError::InvalidMode { name, mode, reason } => {
+                write!(f, "mode {mode:#o} refused for {name:?}: {reason}")
             }
             BackendError::Io { op, name, source } => write!(f, "{op} {name:?}: {source}"),
         }
@@ -160,6 +183,29 @@ pub unsafe trait Region: Send + Sync {
     /// Whether the creator of the region is still alive. For SHM and mmap this is a kernel
     /// released lock, so it is exact even across pid reuse.
     fn owner_state(&self) -> ProcessState;
+    /// Creator only: the region now carries what identifies it (its magic); lift the unfinished
+    /// mark `create` left on it and give it its final permission bits `mode` (`0o600`, or a
+    /// group mode such as `0o660`). Until then `open` reports it `Empty` and a reclaimer may
+    /// remove it once its creator died, whatever its bytes. Backends without such a mark do
+    /// nothing.
+    fn finish(&self, mode: u32) -> Result<(), BackendError> {
+        let _ = mode;
+        Ok(())
+    }
+    /// Who owns the object and its permission bits, as the OS reports them now; `None` for a
+    /// backend without owners (the simulator).
+    fn owner(&self) -> Option<RegionOwner> {
+        None
+    }
+}
+
+/// Owner uid and permission bits of a region's object (see [`Region::owner`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionOwner {
+    /// Owner uid.
+    pub uid: u32,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
 }
 
 /// A shared-memory-visible step of the ring code, reported to [`RingBackend::sched_point`]
@@ -231,10 +277,14 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn open(&self, name: &str) -> Result<Self::Region, BackendError>;
     /// Removes a name. Processes that mapped it keep their mapping.
     fn remove(&self, name: &str) -> Result<(), BackendError>;
-    /// Removes `name` only if its creator is gone (no process holds its owner lock), atomically
-    /// with respect to creators and other reclaimers. `Ok(false)`: a live owner holds it.
-    /// Works on regions of any length, including one its creator never sized.
-    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError>;
+    /// Removes `name` only if its creator is gone (no process holds its owner lock) and the
+    /// object is provably made by this protocol, atomically with respect to creators and other
+    /// reclaimers. Provably ours: its first eight bytes (a native-endian `u64`) are one of
+    /// `magics`, or it still carries the unfinished mark of a creator of this user that died
+    /// before [`Region::finish`]. `Ok(false)`: a live owner holds it. Anything else abandoned
+    /// under the name is `ForeignObject` and left intact. Works on regions of any length,
+    /// including one its creator never sized.
+    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError>;
     /// Logical names of the regions this backend can see (for discovery and cleanup).
     fn list(&self) -> Result<Vec<String>, BackendError>;
     /// Monotonic time since an arbitrary, per-backend origin (virtual in the simulator).
@@ -253,6 +303,11 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn process_identity(&self) -> (u32, u64);
     /// Liveness of the process a token names.
     fn token_state(&self, token: u64) -> ProcessState;
+    /// This process's effective uid, for the owner check of attach; `None` for a backend
+    /// without users (the simulator).
+    fn effective_uid(&self) -> Option<u32> {
+        None
+    }
 
     /// A scheduling point just before the step `point` (with a value worth tracing). The
     /// default is an inlined no-op: SHM and mmap pay nothing; the simulator hands control to

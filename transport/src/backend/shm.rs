@@ -1,6 +1,6 @@
 //! `RingBackend` over POSIX shared memory (`myelon-backend-shm`).
 
-use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
+use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_shm::{self as plat, RegionError, ShmSegment};
 use std::sync::OnceLock;
@@ -24,6 +24,10 @@ pub(crate) fn map_region_error(e: RegionError) -> BackendError {
         RegionError::PermissionDenied { name } => BackendError::PermissionDenied { name },
         RegionError::Empty { name } => BackendError::Empty { name },
         RegionError::Symlink { name } => BackendError::Symlink { name },
+        RegionError::Foreign { name } => BackendError::ForeignObject { name },
+        RegionError::InvalidMode { name, mode, reason } => {
+            BackendError::InvalidMode { name, mode, reason }
+        }
         RegionError::Io { op, name, source } => BackendError::Io { op, name, source },
         RegionError::InvalidLength { name, len, reason } => {
             BackendError::InvalidLength { name, len, reason }
@@ -52,6 +56,29 @@ unsafe impl Region for ShmRegion {
     fn owner_state(&self) -> ProcessState {
         lock_probe(self.0.owner_alive())
     }
+    fn finish(&self, mode: u32) -> Result<(), BackendError> {
+        self.0.finish(mode).map_err(map_region_error)
+    }
+    fn owner(&self) -> Option<RegionOwner> {
+        self.0.owner().ok().map(region_owner)
+    }
+}
+
+pub(crate) fn region_owner(o: plat::ownership::ObjectOwner) -> RegionOwner {
+    RegionOwner {
+        uid: o.uid,
+        mode: o.mode,
+    }
+}
+
+/// This process's effective uid.
+pub(crate) fn plat_uid() -> u32 {
+    plat::ownership::effective_uid()
+}
+
+/// The magics a reclaimer looks for, as the bytes they are stored as.
+pub(crate) fn marks(magics: &[u64]) -> Vec<[u8; 8]> {
+    magics.iter().map(|m| m.to_ne_bytes()).collect()
 }
 
 pub(crate) fn lock_probe(r: std::io::Result<bool>) -> ProcessState {
@@ -131,7 +158,7 @@ impl RingBackend for ShmBackend {
     }
     fn create(&self, name: &str, len: usize) -> Result<ShmRegion, BackendError> {
         let os = self.os_name(name)?;
-        ShmSegment::create(&os, len)
+        ShmSegment::create_unfinished(&os, len)
             .map(ShmRegion)
             .map_err(map_region_error)
     }
@@ -145,9 +172,9 @@ impl RingBackend for ShmBackend {
         let os = self.os_name(name)?;
         plat::unlink(&os).map_err(map_region_error)
     }
-    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
         let os = self.os_name(name)?;
-        plat::remove_if_abandoned(&os).map_err(map_region_error)
+        plat::remove_if_abandoned(&os, &marks(magics)).map_err(map_region_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let names = plat::list().map_err(map_region_error)?;
@@ -179,5 +206,8 @@ impl RingBackend for ShmBackend {
     }
     fn token_state(&self, token: u64) -> ProcessState {
         os_token_state(token)
+    }
+    fn effective_uid(&self) -> Option<u32> {
+        Some(plat_uid())
     }
 }

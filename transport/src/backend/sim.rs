@@ -73,6 +73,7 @@ fn map_sim_error(e: SimError) -> BackendError {
         SimError::AlreadyExists { name } => BackendError::AlreadyExists { name },
         SimError::NotFound { name } => BackendError::NotFound { name },
         SimError::NoSpace { name, requested } => BackendError::NoSpace { name, requested },
+        SimError::Foreign { name } => BackendError::ForeignObject { name },
         SimError::InvalidName { name } => BackendError::InvalidName {
             name,
             reason: "empty, or contains '/' or NUL",
@@ -109,6 +110,23 @@ unsafe impl Region for SimRegionHandle {
     fn owner_state(&self) -> ProcessState {
         map_state(self.world.process_state(self.owner_pid))
     }
+    fn finish(&self, _mode: u32) -> Result<(), BackendError> {
+        self.world.finish_region(&self.name, &self.region);
+        Ok(())
+    }
+}
+
+/// The native-endian `u64` at the start of a simulated region (0 if it is shorter).
+fn first_word(region: &myelon_backend_sim::SimRegion) -> u64 {
+    if region.len() < 8 {
+        return 0;
+    }
+    // SAFETY: the region is page aligned and at least 8 bytes long (checked above); its first
+    // word is only ever accessed atomically by the ring and cursor code (the `magic` field of
+    // both headers, written with `ptr::write` of an atomic, I4 of ring/layout.rs), so reading
+    // it through an atomic is never a mixed access. A zeroed word is a valid atomic.
+    let word = unsafe { &*(region.as_ptr() as *const crate::ring::sync::AtomicU64) };
+    word.load(Ordering::Acquire)
 }
 
 impl Drop for SimRegionHandle {
@@ -162,13 +180,19 @@ impl RingBackend for SimBackend {
         let name = self.os_name(name)?;
         self.world.remove_region(&name).map_err(map_sim_error)
     }
-    fn remove_if_abandoned(&self, name: &str) -> Result<bool, BackendError> {
+    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
         self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         if self.world.open_region(&name).is_err() {
             return Err(BackendError::NotFound { name });
         }
-        Ok(self.world.remove_region_if_abandoned(&name))
+        // As on a real platform: ours if its creator never finished it, or if it carries one of
+        // the magics.
+        self.world
+            .remove_region_if_abandoned(&name, |region, finished| {
+                !finished || magics.contains(&first_word(region))
+            })
+            .map_err(map_sim_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         self.sched_point(SchedPoint::RegionOp, 0);

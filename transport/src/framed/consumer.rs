@@ -58,6 +58,7 @@ enum Wait {
     Forever,
 }
 
+
 /// What a step found, without borrowing the consumer.
 enum Ready {
     /// A single-frame message of `len` bytes in the (still unreleased) next slot.

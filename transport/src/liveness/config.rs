@@ -7,10 +7,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Longest duration any liveness setting accepts (a day); longer values are almost certainly a
-/// unit mistake.
-const MAX_SETTING: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// Action to take when a required consumer stops making progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RequiredConsumerFailureAction {
@@ -147,9 +143,6 @@ fn positive(d: Duration, what: &'static str) -> MultiProcessResult<Duration> {
     if d.is_zero() {
         return Err(invalid(what));
     }
-    if d > MAX_SETTING {
-        return Err(invalid("liveness durations must be at most a day"));
-    }
     Ok(d)
 }
 
@@ -192,7 +185,9 @@ impl RequiredConsumerLivenessConfig {
         })
     }
 
-    /// How long after enabling every required consumer must have appeared (non-zero).
+    /// How long after enabling every required consumer must have appeared (non-zero). Every
+    /// duration of this configuration accepts any value; `Duration::MAX` means "never" (the
+    /// monitor's arithmetic saturates).
     pub fn with_startup_wait_timeout(mut self, d: Duration) -> MultiProcessResult<Self> {
         self.startup_wait_timeout = positive(d, "startup_wait_timeout must be non-zero")?;
         Ok(self)
@@ -214,9 +209,6 @@ impl RequiredConsumerLivenessConfig {
     /// How long after the alert a still-stalled consumer is waited for before the graceful
     /// shutdown (zero: fail at the alert).
     pub fn with_shutdown_grace_period(mut self, d: Duration) -> MultiProcessResult<Self> {
-        if d > MAX_SETTING {
-            return Err(invalid("liveness durations must be at most a day"));
-        }
         self.shutdown_grace_period = d;
         Ok(self)
     }
@@ -295,9 +287,9 @@ mod tests {
         assert!(c().with_progress_timeout(Duration::ZERO).is_err());
         assert!(c().with_startup_wait_timeout(Duration::ZERO).is_err());
         assert!(c().with_progress_check_interval(Duration::ZERO).is_err());
-        assert!(c()
-            .with_shutdown_grace_period(Duration::from_secs(90_000))
-            .is_err());
+        // Long is not nonsense: `Duration::MAX` means "never" (issue 10, input hygiene).
+        assert!(c().with_shutdown_grace_period(Duration::MAX).is_ok());
+        assert!(c().with_progress_timeout(Duration::MAX).is_ok());
         assert!(c().with_shutdown_grace_period(Duration::ZERO).is_ok());
         let cross = c()
             .with_progress_timeout(Duration::from_millis(10))

@@ -121,7 +121,8 @@ impl LivenessMonitor {
         self.episode_start?;
         Some(match self.last_check {
             None => Duration::ZERO,
-            Some(t) => t + self.cfg.progress_check_interval,
+            // Saturating: `Duration::MAX` as the interval means "never again".
+            Some(t) => t.saturating_add(self.cfg.progress_check_interval),
         })
     }
 

@@ -300,7 +300,7 @@ impl<B: RingBackend> RingInspector<B> {
             slot_stride: h.slot_stride.load(r),
             segment_len: h.total_len.load(r),
             producer_cursor,
-            events_published: (producer_cursor + 1) as u64,
+            events_published: producer_cursor.saturating_add(1) as u64,
             publish_full: c[ring_counter::PUBLISH_FULL].load(r),
             blocked_waits: c[ring_counter::BLOCKED_WAITS].load(r),
             blocked: Duration::from_nanos(c[ring_counter::BLOCKED_NANOS].load(r)),
@@ -347,8 +347,12 @@ impl<B: RingBackend> RingInspector<B> {
             incarnation: e.incarnation.load(r),
             cursor,
             first_sequence,
-            consumed: (cursor + 1 - first_sequence).max(0) as u64,
-            lag: ((producer_cursor - cursor).max(0) as u64).min(capacity),
+            // Values read from shared memory: saturating, never an overflow.
+            consumed: cursor
+                .saturating_add(1)
+                .saturating_sub(first_sequence)
+                .max(0) as u64,
+            lag: (producer_cursor.saturating_sub(cursor).max(0) as u64).min(capacity),
             max_lag: c[consumer_counter::MAX_LAG].load(r),
             partial_dropped: c[consumer_counter::PARTIAL_DROPPED].load(r),
             alerts,

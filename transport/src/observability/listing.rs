@@ -5,7 +5,7 @@ use super::inspect::{EntryKind, RingInspector};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::ring::layout::{try_header_of, MAGIC, STATE_INIT};
 use crate::ring::sync::Ordering;
-use crate::session::coordination_cursor::is_cursor;
+use crate::session::coordination_cursor::{is_cursor, COORDINATION_CURSOR_MAGIC};
 use std::fmt;
 
 /// What a listed segment is.
@@ -129,9 +129,10 @@ pub fn clean_abandoned<B: RingBackend>(
         let removed = if dry_run {
             true
         } else {
-            match backend.remove_if_abandoned(&l.name) {
+            match backend.remove_if_abandoned(&l.name, &[MAGIC, COORDINATION_CURSOR_MAGIC]) {
                 Ok(r) => r,
-                Err(BackendError::NotFound { .. }) => false,
+                // Gone, or replaced by something that is not ours since it was listed.
+                Err(BackendError::NotFound { .. } | BackendError::ForeignObject { .. }) => false,
                 Err(e) => return Err(e),
             }
         };

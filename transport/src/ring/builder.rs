@@ -70,6 +70,11 @@ pub struct SharedDisruptorBuilder<E, B: RingBackend> {
     coordination_timeout: Duration,
     wait_strategy: AutoWaitStrategy,
     producer_check_interval: Duration,
+    /// Producer: create the ring `0660` instead of `0600`; consumer: accept a group-writable
+    /// ring.
+    group_access: bool,
+    /// Consumer: owner uids accepted besides this process's effective uid.
+    accepted_owners: Vec<u32>,
     /// An error found while making the builder (an mmap path without a file name), reported by
     /// `build_producer` / `build_consumer` so that every constructor returns a builder.
     deferred: Option<DeferredError>,
@@ -98,6 +103,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             coordination_timeout: DEFAULT_COORDINATION_TIMEOUT,
             wait_strategy: AutoWaitStrategy::BusySpin,
             producer_check_interval: DEFAULT_PRODUCER_CHECK_INTERVAL,
+            group_access: false,
+            accepted_owners: Vec::new(),
             deferred: None,
             _event: std::marker::PhantomData,
         }
@@ -210,6 +217,58 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         self
     }
 
+    /// Cross-user setups. Producer side: create the ring with mode `0660` (owner and group may
+    /// read and write) instead of `0600`. Consumer side: accept a ring whose group may write it
+    /// (never one every user may write). See "Attach checks" in the README.
+    pub fn with_group_access(mut self, group: bool) -> Self {
+        self.group_access = group;
+        self
+    }
+
+    /// Consumer side: owner uids to accept besides this process's effective uid (by default a
+    /// consumer attaches only to a ring its own user created). See "Attach checks" in the
+    /// README.
+    pub fn with_accepted_owners(mut self, uids: &[u32]) -> Self {
+        self.accepted_owners.extend_from_slice(uids);
+        self
+    }
+
+    fn create_mode(&self) -> u32 {
+        if self.group_access {
+            0o660
+        } else {
+            0o600
+        }
+    }
+
+    /// The owner and mode check of attach: the ring's object must belong to this user (or an
+    /// accepted owner) and must not be writable by others, nor by its group unless
+    /// `with_group_access(true)`. Whoever may write the segment can corrupt every consumer's
+    /// view of it, so a ring another user created first under our name is refused, not used.
+    fn check_owner(&self, region: &B::Region) -> MultiProcessResult<()> {
+        let (Some(o), Some(me)) = (region.owner(), self.backend.effective_uid()) else {
+            return Ok(());
+        };
+        let refuse = |reason| {
+            Err(MultiProcessError::UntrustedSegment {
+                name: self.name.clone(),
+                owner_uid: o.uid,
+                mode: o.mode,
+                reason,
+            })
+        };
+        if o.uid != me && !self.accepted_owners.contains(&o.uid) {
+            return refuse("owned by another user (see with_accepted_owners)");
+        }
+        if o.mode & 0o002 != 0 {
+            return refuse("writable by every user");
+        }
+        if o.mode & 0o020 != 0 && !self.group_access {
+            return refuse("writable by its group (see with_group_access)");
+        }
+        Ok(())
+    }
+
     fn geometry(&self) -> MultiProcessResult<Geometry> {
         Geometry::new::<E>(self.capacity).map_err(|e| match e {
             GeometryError::Capacity(reason) => MultiProcessError::InvalidCapacity {
@@ -231,6 +290,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         self.check_deferred()?;
         let geom = self.geometry()?;
         let mut expected = self.expected_ids.clone();
+        refuse_duplicates(&expected)?;
         if let Some(id) = &self.consumer_id {
             if !expected.contains(id) {
                 expected.push(id.clone());
@@ -263,6 +323,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             },
             factory,
         );
+        // The magic is written: lift the unfinished mark (see `reclaim_if_stale`).
+        seg.region().finish(self.create_mode())?;
         if coordination != CoordinationMode::Immediate {
             let prefix = self
                 .prefix
@@ -292,6 +354,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         };
         registry::validate_id(&id)?;
         let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
+        self.check_owner(&region)?;
         let seg = validate::<E, B>(region, &geom)?;
         let reg = registry::register(&seg, &self.backend, &id, self.attach_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
@@ -305,6 +368,19 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             self.producer_check_interval,
         ))
     }
+}
+
+/// Each expected id reserves one entry that only a consumer of that id can claim, so an id
+/// listed twice would leave a reservation nobody ever claims — gating the producer forever under
+/// `BufferUntilConsumers`. A duplicate is a configuration error, refused before anything is
+/// created.
+fn refuse_duplicates(ids: &[String]) -> MultiProcessResult<()> {
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(MultiProcessError::DuplicateConsumerId { id: id.clone() });
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::disallowed_types)] // a process-local counter
@@ -330,8 +406,8 @@ fn new_epoch<B: RingBackend>(backend: &B, name: &str) -> u64 {
 }
 
 /// Creates the region; if the name is taken by a myelon ring whose owner is dead (or a region
-/// its creator never finished), removes it and tries again. A live owner's ring, or anything
-/// that is not a myelon ring, gives `AlreadyExists`.
+/// a myelon creator never finished), removes it and tries again. A live owner's ring gives
+/// `AlreadyExists`; anything that is not provably ours gives `ForeignObject`, left intact.
 fn create_reclaiming<B: RingBackend>(
     backend: &B,
     name: &str,
@@ -364,24 +440,27 @@ enum Reclaim {
     Keep,
 }
 
+/// Decides what to do with a name that is taken.
+///
+/// What may be reclaimed is decided by the backend under its exclusive owner lock
+/// ([`RingBackend::remove_if_abandoned`] with our [`MAGIC`]), not here: "nobody holds our lock"
+/// is true of every other program's object too, so only an object that is provably a myelon
+/// ring goes — one whose first word is our magic, or one still carrying the unfinished mark a
+/// myelon creator puts on the object in the very `O_CREAT|O_EXCL` call that creates it and lifts
+/// (`Region::finish`, right after `initialise` wrote the magic) only once the magic is there.
+/// So a creator killed at any instruction leaves something reclaimable (unsized, zero, or half
+/// written, it still carries the mark or the magic), while a foreign object — zero-filled or
+/// not, sized or not — is `ForeignObject` and never touched. The probe below only tells a
+/// prober's momentary lock on a dead owner's ring (`Busy`, retried) from a live owner (`Keep`).
 fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<Reclaim> {
     let dead_before = match backend.open(name) {
-        Ok(region) => {
-            let ours = matches!(
-                peek_state(&region),
-                Some((MAGIC, _)) | Some((0, STATE_INIT))
-            );
-            if !ours {
-                return Ok(Reclaim::Keep);
-            }
-            region.owner_state() == ProcessState::Dead
-        }
+        Ok(region) => region.owner_state() == ProcessState::Dead,
         Err(BackendError::NotFound { .. }) => return Ok(Reclaim::Removed),
-        // Its creator never sized it: there is nothing in it to keep if the creator is gone.
+        // Unsized or unfinished: its creator may be gone.
         Err(BackendError::Empty { .. }) => true,
-        Err(_) => return Ok(Reclaim::Keep),
+        Err(_) => false,
     };
-    match backend.remove_if_abandoned(name) {
+    match backend.remove_if_abandoned(name, &[MAGIC]) {
         Ok(true) => {
             tracing::info!(name, "reclaimed a ring left by a dead producer");
             Ok(Reclaim::Removed)
@@ -389,6 +468,7 @@ fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResu
         Ok(false) if dead_before => Ok(Reclaim::Busy),
         Ok(false) => Ok(Reclaim::Keep),
         Err(BackendError::NotFound { .. }) => Ok(Reclaim::Removed),
+        Err(BackendError::PermissionDenied { .. }) => Ok(Reclaim::Keep),
         Err(e) => Err(e.into()),
     }
 }
@@ -599,6 +679,23 @@ mod tests {
                 "named {named}, mode {mode:?}"
             );
         }
+    }
+
+    /// `["w", "w"]` used to reserve two entries of which only one can ever be claimed: the
+    /// ring was full forever after `capacity` events. Now it is a typed error at build time.
+    #[test]
+    fn duplicate_expected_ids_are_refused() {
+        let p = SimBackend::new_world();
+        let r = builder(&p)
+            .with_consumer_ids(["w", "x"])
+            .with_consumer_ids(["w"])
+            .build_producer(|| 0);
+        match r {
+            Err(MultiProcessError::DuplicateConsumerId { id }) => assert_eq!(id, "w"),
+            other => panic!("{:?}", other.map(drop)),
+        }
+        // Nothing was created under the name.
+        assert!(matches!(p.open("ring"), Err(BackendError::NotFound { .. })));
     }
 
     #[test]

@@ -141,15 +141,29 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
     /// Changes how blocking calls wait when no event is available.
     pub fn set_wait_strategy(&mut self, strategy: AutoWaitStrategy) {
-        let line = &self.seg.header().consumer_wake;
         let wants = strategy == AutoWaitStrategy::Block;
-        if wants && !self.sleeper_registered {
-            line.sleepers_registered.fetch_add(1, Ordering::SeqCst);
-        } else if !wants && self.sleeper_registered {
-            line.sleepers_registered.fetch_sub(1, Ordering::SeqCst);
+        if wants != self.sleeper_registered {
+            self.mark_sleeper(wants);
         }
         self.sleeper_registered = wants;
         self.strategy = strategy;
+    }
+
+    /// Counts this consumer in (or out of) `sleepers_registered`, through its entry's `sleeper`
+    /// flag so that a rejoin after its death can take the registration back
+    /// (`registry::clear_stale_sleeper`). An entry a newer incarnation owns is left alone.
+    fn mark_sleeper(&self, on: bool) {
+        let e = self.seg.entry(self.reg.index);
+        if e.incarnation.load(Ordering::Relaxed) != self.reg.incarnation {
+            return;
+        }
+        let line = &self.seg.header().consumer_wake;
+        let was = e.sleeper.swap(u32::from(on), Ordering::SeqCst);
+        if on && was == 0 {
+            line.sleepers_registered.fetch_add(1, Ordering::SeqCst);
+        } else if !on && was != 0 {
+            line.sleepers_registered.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// The current wait strategy.
@@ -528,11 +542,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 impl<E: ShmEvent, B: RingBackend> Drop for Consumer<E, B> {
     fn drop(&mut self) {
         if self.sleeper_registered {
-            self.seg
-                .header()
-                .consumer_wake
-                .sleepers_registered
-                .fetch_sub(1, Ordering::SeqCst);
+            self.mark_sleeper(false);
         }
         registry::detach(
             &self.seg,

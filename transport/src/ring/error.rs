@@ -132,6 +132,23 @@ pub enum MultiProcessError {
         /// How long the caller waited.
         waited: Duration,
     },
+    /// Attach refused: the segment's owner or permission bits are not trusted (another user's
+    /// ring, or one others may write). See `with_accepted_owners` and `with_group_access`.
+    UntrustedSegment {
+        /// The segment name.
+        name: String,
+        /// Its owner uid.
+        owner_uid: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The builder was given the same expected consumer id twice.
+    DuplicateConsumerId {
+        /// The id.
+        id: String,
+    },
 }
 
 /// Result type for multi-process operations.
@@ -191,6 +208,18 @@ impl fmt::Display for MultiProcessError {
             }
             E::RegistryBusy { waited } => {
                 write!(f, "consumer registry held by a live process for {waited:?}")
+            }
+            E::UntrustedSegment {
+                name,
+                owner_uid,
+                mode,
+                reason,
+            } => write!(
+                f,
+                "refusing to attach to {name:?} (owner uid {owner_uid}, mode {mode:04o}): {reason}"
+            ),
+            E::DuplicateConsumerId { id } => {
+                write!(f, "expected consumer id {id:?} given more than once")
             }
         }
     }

@@ -348,3 +348,155 @@ fn full_sim_memory_is_a_clean_error() {
     );
     assert!(b.list().unwrap().is_empty());
 }
+
+/// The extreme values a hostile or corrupt peer can store in a 64-bit cursor.
+const EXTREMES: [i64; 5] = [i64::MAX, i64::MAX - 1, i64::MIN, i64::MIN + 1, -2];
+
+#[test]
+fn extreme_producer_cursor_refuses_registration() {
+    for v in EXTREMES {
+        let (b, p, _c) = pair(4);
+        p.segment()
+            .header()
+            .producer
+            .value
+            .store(v, Ordering::Release);
+        let err = builder(&b.sibling(), 4)
+            .with_consumer_id("late")
+            .build_consumer()
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            matches!(err, MultiProcessError::Corrupt { .. }),
+            "producer cursor {v}: {err}"
+        );
+    }
+}
+
+#[test]
+fn extreme_cursors_refuse_a_rejoin() {
+    // (producer cursor, the dead consumer's cursor)
+    let cases = [
+        (i64::MAX, i64::MAX),
+        (i64::MAX - 1, i64::MAX),
+        (3, i64::MAX),
+        (3, i64::MIN),
+        (-1, i64::MIN),
+    ];
+    for (published, cursor) in cases {
+        let (b, p, c) = pair(4);
+        let entry = p.segment().entry(0);
+        std::mem::forget(c);
+        b.world()
+            .kill_process(entry.owner_token.load(Ordering::Relaxed) as u32);
+        p.segment()
+            .header()
+            .producer
+            .value
+            .store(published, Ordering::Release);
+        entry.cursor.value.store(cursor, Ordering::Release);
+        let err = builder(&b.sibling(), 4)
+            .with_consumer_id("c")
+            .build_consumer()
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            matches!(err, MultiProcessError::Corrupt { .. }),
+            "published {published}, cursor {cursor}: {err}"
+        );
+    }
+}
+
+#[test]
+fn consume_survives_extreme_producer_cursor_and_stamps() {
+    for v in EXTREMES {
+        let (_b, mut p, mut c) = pair(4);
+        p.publish(|e| *e = 1);
+        p.segment()
+            .header()
+            .producer
+            .value
+            .store(v, Ordering::Release);
+        assert_eq!(c.try_consume_next().unwrap(), Some(1));
+        p.segment().slot(1).stamp.store(v, Ordering::Release);
+        let r = c.try_consume_next();
+        assert!(
+            matches!(r, Ok(None) | Err(MultiProcessError::Corrupt { .. })),
+            "stamp {v}: {r:?}"
+        );
+        let r = c.consume_next_timeout(Duration::from_millis(1));
+        assert!(r.is_err(), "stamp {v}: {r:?}");
+    }
+}
+
+#[test]
+fn inspector_and_listing_survive_extreme_cursors_and_counters() {
+    use crate::observability::{list_segments, RingInspector};
+    let cursors = [i64::MAX, i64::MIN, -1, 0];
+    for producer in EXTREMES.into_iter().chain([-1, 0]) {
+        for consumer in cursors {
+            let (b, p, c) = pair(4);
+            let seg = p.segment();
+            seg.header()
+                .producer
+                .value
+                .store(producer, Ordering::Release);
+            seg.entry(0).cursor.value.store(consumer, Ordering::Release);
+            for counter in seg.entry(0).counters.values.iter() {
+                counter.store(u64::MAX, Ordering::Relaxed);
+            }
+            for counter in seg.header().counters.values.iter() {
+                counter.store(u64::MAX, Ordering::Relaxed);
+            }
+            let s = RingInspector::open(b.sibling(), NAME).unwrap().snapshot();
+            assert!(s.events_published <= i64::MAX as u64);
+            for cs in &s.consumers {
+                assert!(cs.lag <= s.capacity, "{cs:?}");
+            }
+            // `myelon list` and `myelon stat` render these snapshots.
+            let listed = list_segments(&b.sibling()).unwrap();
+            assert_eq!(listed.len(), 1);
+            let _ = format!("{s:?}");
+            drop((c, p));
+        }
+    }
+}
+
+/// A consumer killed while registered for `Block` used to leave `sleepers_registered` raised
+/// forever (every later publish paid a fence and a futex wake); the same-id rejoin that reuses
+/// its entry clears it, and the new incarnation registers afresh only if it blocks too.
+#[test]
+fn a_dead_block_consumers_sleeper_registration_is_cleared_on_rejoin() {
+    use crate::AutoWaitStrategy;
+    let b = SimBackend::new_world();
+    let p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let sleepers = || {
+        p.segment()
+            .header()
+            .consumer_wake
+            .sleepers_registered
+            .load(Ordering::SeqCst)
+    };
+    for rejoin_strategy in [AutoWaitStrategy::BusySpin, AutoWaitStrategy::Block] {
+        let own = b.sibling();
+        let c = builder(&own, 4)
+            .with_consumer_id("sleepy")
+            .with_wait_strategy(AutoWaitStrategy::Block)
+            .build_consumer()
+            .unwrap();
+        assert_eq!(sleepers(), 1);
+        std::mem::forget(c);
+        own.kill();
+        assert_eq!(sleepers(), 1, "nobody knows it died yet");
+        let again = builder(&b.sibling(), 4)
+            .with_consumer_id("sleepy")
+            .with_wait_strategy(rejoin_strategy)
+            .build_consumer()
+            .unwrap();
+        assert!(again.resumed());
+        let want = u32::from(rejoin_strategy == AutoWaitStrategy::Block);
+        assert_eq!(sleepers(), want, "rejoined with {rejoin_strategy:?}");
+        drop(again);
+        assert_eq!(sleepers(), 0, "a normal drop unregisters");
+    }
+}

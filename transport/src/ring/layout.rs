@@ -152,6 +152,11 @@ pub(crate) struct ConsumerEntry {
     pub(crate) owner_token: AtomicU64,
     pub(crate) incarnation: AtomicU64,
     pub(crate) id: [AtomicU64; CONSUMER_ID_MAX_LEN / 8],
+    /// 1 while this entry's consumer counts itself in `consumer_wake.sleepers_registered` (it
+    /// waits with `Block`), so that whoever reuses the entry of a dead consumer can take its
+    /// registration back (`registry::clear_stale_sleeper`). In what was padding: old segments
+    /// hold 0 here.
+    pub(crate) sleeper: AtomicU32,
     /// Per-consumer counters (observability), on their own line so that updating them never
     /// disturbs the producer's scans of `state`.
     pub(crate) counters: CounterLine,
@@ -193,6 +198,7 @@ const _: () = {
     assert!(offset_of!(ConsumerEntry, owner_token) == 136);
     assert!(offset_of!(ConsumerEntry, incarnation) == 144);
     assert!(offset_of!(ConsumerEntry, id) == 152);
+    assert!(offset_of!(ConsumerEntry, sleeper) == 200);
     assert!(offset_of!(ConsumerEntry, counters) == 256);
     assert!(size_of::<ConsumerEntry>() == 384);
     assert!(offset_of!(Slot<u64>, stamp) == 0);
@@ -234,6 +240,7 @@ impl ConsumerEntry {
             owner_token: AtomicU64::new(0),
             incarnation: AtomicU64::new(0),
             id: std::array::from_fn(|_| AtomicU64::new(0)),
+            sleeper: AtomicU32::new(0),
             counters: CounterLine::new(),
         }
     }

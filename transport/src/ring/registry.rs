@@ -84,13 +84,18 @@ pub(crate) fn entry_id(entry: &ConsumerEntry) -> String {
     }
 }
 
-/// Reads the producer cursor and validates it.
+/// The highest producer cursor a real ring can reach (2^61 events: centuries at a billion
+/// events a second). Anything above is corrupt; bounding it leaves headroom for every
+/// `cursor + capacity + 1` computed from it, so no value read from shared memory can overflow.
+pub(crate) const MAX_CURSOR: i64 = 1 << 61;
+
+/// Reads the producer cursor and validates it (`-1..=MAX_CURSOR`).
 pub(crate) fn producer_cursor<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     order: Ordering,
 ) -> MultiProcessResult<i64> {
     let c = seg.header().producer.value.load(order);
-    if c < -1 {
+    if !(-1..=MAX_CURSOR).contains(&c) {
         return Err(MultiProcessError::Corrupt {
             what: "producer cursor",
             value: c,
@@ -240,6 +245,7 @@ fn take_over<E: ShmEvent, B: RingBackend>(
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.owner_token.store(token, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+    clear_stale_sleeper(seg, e);
     e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
     // Mutant: a rejoining consumer skips the first event it had not released.
     #[cfg(myelon_mutant = "rejoin_off_by_one")]
@@ -267,6 +273,7 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
     e.owner_token.store(token, Ordering::Relaxed);
     e.cursor.value.store(c0, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+    clear_stale_sleeper(seg, e);
     // Gating from here on, but not resumable: the start cursor is not final until `ACTIVE`.
     e.state.store(ENTRY_JOINING, Ordering::SeqCst);
     // Pairs with the fence before the producer's gating scan (module docs).
@@ -284,6 +291,26 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
         incarnation,
         resumed: false,
     })
+}
+
+/// Takes back the `Block` registration of the entry's previous (dead) incarnation, if it left
+/// one: a consumer SIGKILLed while registered never decrements `sleepers_registered`, and every
+/// later publish would pay a fence and a futex wake for it.
+///
+/// Why here: this runs under the registry lock exactly when an entry is reused — a same-id
+/// rejoin (`take_over`, owner proven dead or a reservation) or a fresh claim (`claim_free`, a
+/// free entry or a dead half-registered one) — and after the incarnation was bumped, so the old
+/// handle (if any process still held it) no longer touches the flag (`Consumer::mark_sleeper`
+/// checks the incarnation). A dead consumer that never comes back keeps its registration, but
+/// its entry keeps gating too: the producer then stalls on it (and liveness reports it), which
+/// costs more than the wake. The new incarnation registers afresh if it waits with `Block`.
+fn clear_stale_sleeper<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>, e: &ConsumerEntry) {
+    if e.sleeper.swap(0, Ordering::SeqCst) != 0 {
+        seg.header()
+            .consumer_wake
+            .sleepers_registered
+            .fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Registers consumer `id`: resumes its entry if it exists and its owner is dead (or it is a

@@ -157,7 +157,7 @@ impl<B: RingBackend> CoordinationCursor<B> {
     pub fn ensure_with(backend: B, name: &str) -> Result<Self, CoordinationCursorError> {
         for _ in 0..8 {
             match backend.create(name, CURSOR_LEN) {
-                Ok(region) => return Ok(Self::initialise(region, backend, name)),
+                Ok(region) => return Self::initialise(region, backend, name),
                 Err(BackendError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -174,8 +174,11 @@ impl<B: RingBackend> CoordinationCursor<B> {
                 Ok(_) | Err(BackendError::NotFound { .. } | BackendError::Empty { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            match backend.remove_if_abandoned(name) {
+            match backend.remove_if_abandoned(name, &[COORDINATION_CURSOR_MAGIC]) {
                 Ok(_) | Err(BackendError::NotFound { .. }) => {}
+                Err(BackendError::ForeignObject { .. }) => {
+                    return Err(CoordinationCursorError::NotACursor { name: name.into() });
+                }
                 Err(e) => return Err(e.into()),
             }
             backend.sleep(Duration::from_millis(1));
@@ -213,7 +216,11 @@ impl<B: RingBackend> CoordinationCursor<B> {
         }
     }
 
-    fn initialise(region: B::Region, backend: B, name: &str) -> Self {
+    fn initialise(
+        region: B::Region,
+        backend: B,
+        name: &str,
+    ) -> Result<Self, CoordinationCursorError> {
         let init = CursorSegment {
             header: CursorHeader {
                 magic: AtomicU64::new(COORDINATION_CURSOR_MAGIC),
@@ -233,10 +240,12 @@ impl<B: RingBackend> CoordinationCursor<B> {
             written && region.len() >= CURSOR_LEN,
             "backend region too small or misaligned (Region contract)"
         );
+        // The magic is written: lift the unfinished mark (see `RingBackend::remove_if_abandoned`).
+        region.finish(0o600)?;
         let c = Self::wrap(region, backend, name);
         // Publishes the initialised segment (pairs with the `Acquire` load in `is_cursor`).
         c.seg().header.state.store(STATE_READY, Ordering::Release);
-        c
+        Ok(c)
     }
 
     fn wrap(region: B::Region, backend: B, name: &str) -> Self {
