@@ -57,6 +57,7 @@ pub fn replay_line(seed: u64) -> String {
 }
 
 struct Sweep {
+    steps: u64,
     failures: Vec<(u64, String)>,
     coverage: CoverageCounts,
     ran: u64,
@@ -71,6 +72,7 @@ fn sweep(start: u64, seeds: u64, jobs: usize, stop_on_first: bool) -> Sweep {
             .map(|_| {
                 s.spawn(|| {
                     let mut out = Sweep {
+                        steps: 0,
                         failures: Vec::new(),
                         coverage: CoverageCounts::default(),
                         ran: 0,
@@ -83,6 +85,7 @@ fn sweep(start: u64, seeds: u64, jobs: usize, stop_on_first: bool) -> Sweep {
                         let seed = start.wrapping_add(k);
                         let o = run_seed(seed, false);
                         out.ran += 1;
+                        out.steps += o.stats.steps;
                         out.coverage.add(&o.coverage);
                         if let Some(f) = o.failure {
                             out.failures.push((seed, f.to_string()));
@@ -100,6 +103,7 @@ fn sweep(start: u64, seeds: u64, jobs: usize, stop_on_first: bool) -> Sweep {
             .collect()
     });
     let mut all = Sweep {
+        steps: 0,
         failures: Vec::new(),
         coverage: CoverageCounts::default(),
         ran: 0,
@@ -108,6 +112,7 @@ fn sweep(start: u64, seeds: u64, jobs: usize, stop_on_first: bool) -> Sweep {
         all.failures.extend(r.failures);
         all.coverage.merge(&r.coverage);
         all.ran += r.ran;
+        all.steps += r.steps;
     }
     all.failures.sort();
     all
@@ -130,10 +135,11 @@ pub fn main(cmd: ApiCmd) -> ExitCode {
                 println!("  replay: {}", replay_line(*seed));
             }
             println!(
-                "api: {} seeds from {start_seed:#x}, {} failed, {:.0} seeds/s ({jobs} jobs)",
+                "api: {} seeds from {start_seed:#x}, {} failed, {:.0} seeds/s ({jobs} jobs), {:.0} steps/seed",
                 s.ran,
                 s.failures.len(),
-                s.ran as f64 / secs.max(1e-9)
+                s.ran as f64 / secs.max(1e-9),
+                s.steps as f64 / (s.ran.max(1) as f64)
             );
             if s.failures.is_empty() {
                 ExitCode::SUCCESS

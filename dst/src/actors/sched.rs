@@ -14,6 +14,11 @@ use std::time::Duration;
 
 /// Stack of every actor coroutine (committed lazily by the OS).
 const STACK_BYTES: usize = 256 * 1024;
+thread_local! {
+    /// Coroutine stacks kept across seeds (allocating one is an mmap + guard page).
+    static STACK_POOL: std::cell::RefCell<Vec<DefaultStack>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Virtual time one scheduling step takes.
 const STEP: Duration = Duration::from_nanos(100);
 
@@ -169,6 +174,28 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // Unfinished actors (a failed run) still hold their stacks: forget them like a crash.
+        for a in &mut self.actors {
+            if let Some(mut coro) = a.coro.take() {
+                if !coro.done() {
+                    // SAFETY: as in `crash`: the coroutine's stack objects are leaked without
+                    // running destructors; nothing outside the coroutine points into them.
+                    unsafe { coro.force_reset() };
+                }
+                self.stacks.push(coro.into_stack());
+            }
+        }
+        let stacks = std::mem::take(&mut self.stacks);
+        STACK_POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            p.extend(stacks);
+            p.truncate(16);
+        });
+    }
+}
+
 /// Restores "no actor hook" for this thread when the run ends, even by a panic.
 struct HookGuard;
 
@@ -223,6 +250,7 @@ impl Scheduler {
         let stack = self
             .stacks
             .pop()
+            .or_else(|| STACK_POOL.with(|p| p.borrow_mut().pop()))
             .unwrap_or_else(|| DefaultStack::new(STACK_BYTES).expect("actor stack"));
         let program = s.program;
         let coro = Coroutine::with_stack(stack, move |y: &hook::ActorYielder, _first: Resumed| {
