@@ -185,37 +185,40 @@ impl Checker {
 
 impl Observer for Checker {
     fn on_suspend(&mut self, actor: ActorId, s: &Suspend, _now: Duration) -> Result<(), String> {
+        let is_producer = actor == self.producer;
+        let stamp_point =
+            matches!(*s, Suspend::Point { code, .. } if code == SchedPoint::SlotStamp as u16);
+        let join_point =
+            matches!(*s, Suspend::Point { code, .. } if code == SchedPoint::JoinCursor as u16);
+        let park = matches!(*s, Suspend::Park { .. });
+        // Most suspensions concern no oracle: leave the ledger alone.
+        if !(is_producer || join_point || park) {
+            return Ok(());
+        }
         let mut l = self.shared.ledger.borrow_mut();
-        if actor == self.producer {
+        if is_producer {
             if let Some((_, seq)) = l.pending_stamp.take() {
                 l.stamped = l.stamped.max(seq);
             }
-            if let Suspend::Point { code, data } = *s {
-                if code == SchedPoint::SlotStamp as u16 {
-                    l.pending_stamp = Some((actor, data));
+            if let (true, Suspend::Point { data, .. }) = (stamp_point, *s) {
+                l.pending_stamp = Some((actor, data));
+            }
+        }
+        if park {
+            self.shared.coverage.borrow_mut().hit(Path::Parked);
+            if let Some(&want) = l.waiting.get(&actor) {
+                if want <= l.stamped {
+                    let who = self.ids.get(&actor).cloned().unwrap_or_default();
+                    let detail = format!(
+                        "{who} parked waiting for {want}, already published (stamped {})",
+                        l.stamped
+                    );
+                    l.fail(Failure::new(Oracle::LostWakeup, detail));
                 }
             }
         }
-        match *s {
-            Suspend::Park { .. } => {
-                self.shared.coverage.borrow_mut().hit(Path::Parked);
-                if let Some(&want) = l.waiting.get(&actor) {
-                    if want <= l.stamped {
-                        let who = self.ids.get(&actor).cloned().unwrap_or_default();
-                        let detail = format!(
-                            "{who} parked waiting for {want}, already published (stamped {})",
-                            l.stamped
-                        );
-                        l.fail(Failure::new(Oracle::LostWakeup, detail));
-                    }
-                }
-            }
-            Suspend::Point { code, .. }
-                if code == SchedPoint::JoinCursor as u16 && l.stamped >= l.published + 2 =>
-            {
-                self.shared.coverage.borrow_mut().hit(Path::JoinDuringBatch);
-            }
-            _ => {}
+        if join_point && l.stamped >= l.published + 2 {
+            self.shared.coverage.borrow_mut().hit(Path::JoinDuringBatch);
         }
         match &l.failure {
             Some(f) => Err(f.encode()),

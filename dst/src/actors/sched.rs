@@ -19,6 +19,8 @@ thread_local! {
     static STACK_POOL: std::cell::RefCell<Vec<DefaultStack>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Virtual time a `sched_yield` takes.
+const YIELD_TIME: Duration = Duration::from_micros(1);
 /// Virtual time one scheduling step takes.
 const STEP: Duration = Duration::from_nanos(100);
 
@@ -158,6 +160,8 @@ pub struct Scheduler {
     delayed: Vec<(Duration, Spawn)>,
     stacks: Vec<DefaultStack>,
     current: Option<usize>,
+    /// The current actor just yielded: switch if anyone else can run.
+    yielded: bool,
     max_steps: u64,
     max_time: Duration,
     trace: Option<Vec<String>>,
@@ -218,6 +222,7 @@ impl Scheduler {
             delayed: Vec::new(),
             stacks: Vec::new(),
             current: None,
+            yielded: false,
             max_steps: 3_000_000,
             max_time: Duration::from_secs(600),
             trace: None,
@@ -356,8 +361,9 @@ impl Scheduler {
     fn pick(&mut self) -> Option<usize> {
         let now = self.now();
         let runnable = |a: &Actor| a.state == State::Runnable && a.stalled_until <= now;
+        let yielded = std::mem::take(&mut self.yielded);
         if let Some(c) = self.current {
-            if runnable(&self.actors[c]) && !self.rng.chance(self.faults.switch_pct) {
+            if runnable(&self.actors[c]) && !yielded && !self.rng.chance(self.faults.switch_pct) {
                 return Some(c);
             }
         }
@@ -568,7 +574,10 @@ impl Scheduler {
                 self.note(i, format!("sleep {d:?}"));
             }
             Suspend::Yield => {
+                // `sched_yield`: someone else runs next if anyone can, and a little time passes.
                 self.hash(i, 0x4000, 0);
+                self.yielded = true;
+                self.world.world().advance(YIELD_TIME);
             }
         }
     }
