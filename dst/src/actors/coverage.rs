@@ -112,11 +112,19 @@ pub enum Path {
     NonRequiredDead,
     /// An attach found the registry lock held past its timeout (a stalled holder) and retried.
     RegistryBusy,
+    /// The producer crashed inside a call.
+    ProducerCrash,
+    /// A restarted producer reclaimed the dead one's name and created the ring again.
+    ProducerRestart,
+    /// A consumer got `ProducerDead` (after receiving everything stamped).
+    SawProducerDead,
+    /// A consumer attached to a dead producer's ring before the restart reclaimed it.
+    AttachedDeadRing,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 54] = [
+    pub const ALL: [Path; 58] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -171,6 +179,10 @@ impl Path {
         Path::StartupTimedOut,
         Path::NonRequiredDead,
         Path::RegistryBusy,
+        Path::ProducerCrash,
+        Path::ProducerRestart,
+        Path::SawProducerDead,
+        Path::AttachedDeadRing,
     ];
 
     /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed

@@ -47,6 +47,8 @@ pub struct Scenario {
     pub consumers: Vec<String>,
     /// Actors that try to attach under a live consumer's id.
     pub intruders: usize,
+    /// The producer may crash (and is then restarted under the same name).
+    pub producer_crashes: bool,
     /// Fault knobs.
     pub faults: Faults,
 }
@@ -120,10 +122,12 @@ impl Scenario {
             stall_one_in: [0, 0, 400][r.below(3) as usize],
             max_stall: Duration::from_millis(4),
         };
+        let producer_crashes = layer == Layer::Raw && plan.liveness.is_none() && r.chance(25);
         Scenario {
             seed,
             capacity,
             layer,
+            producer_crashes,
             plan,
             msgs,
             consumers,
@@ -149,6 +153,9 @@ pub struct SeedOutcome {
 /// The oracles' side of the scheduler: pending stamps, lost wake-ups, crash → rejoin.
 struct Checker {
     shared: Shared,
+    /// The producer's plan (a restart publishes it again into the new ring).
+    plan: ProducerPlan,
+    seed: u64,
     layer: Layer,
     max_len: usize,
     world: SimBackend,
@@ -160,6 +167,37 @@ struct Checker {
 }
 
 impl Checker {
+    /// The current producer crashed: a new one (a new process) builds the ring again under
+    /// the same name after a while, reclaiming the dead one's segment.
+    fn restart_producer(&mut self) -> (Duration, Spawn) {
+        let mut l = self.shared.ledger.borrow_mut();
+        if let Some((_, seq)) = l.pending_stamp.take() {
+            // A stamp point reached but not executed: the crash came first.
+            let _ = seq;
+        }
+        l.producer_restarted(self.plan.expected.clone());
+        drop(l);
+        let mut cov = self.shared.coverage.borrow_mut();
+        cov.hit(Path::ProducerCrash);
+        cov.hit(Path::ProducerRestart);
+        drop(cov);
+        let me = ActorId(self.next_actor);
+        self.next_actor += 1;
+        self.producer = me;
+        let backend = self.world.sibling();
+        let (sh, plan, b2) = (self.shared.clone(), self.plan.clone(), backend.clone());
+        let rng = Rng::fork(self.seed ^ u64::from(me.0), 3);
+        let delay = Duration::from_nanos(self.rng.log_range(100, 1_000_000));
+        let spawn = Spawn {
+            id: me,
+            label: format!("producer#{}", me.0),
+            backend,
+            crashable: true,
+            program: Box::new(move || programs::producer(sh, plan, b2, rng)),
+        };
+        (delay, spawn)
+    }
+
     fn consumer_spawn(&mut self, id: &str, incarnation: u32) -> Spawn {
         let backend = self.world.sibling();
         let me = ActorId(self.next_actor);
@@ -206,12 +244,12 @@ impl Observer for Checker {
         }
         if park {
             self.shared.coverage.borrow_mut().hit(Path::Parked);
-            if let Some(&want) = l.waiting.get(&actor) {
-                if want <= l.stamped {
+            if let Some(&(want, gen)) = l.waiting.get(&actor) {
+                let stamped = l.gen_counts(gen).1;
+                if want <= stamped {
                     let who = self.ids.get(&actor).cloned().unwrap_or_default();
                     let detail = format!(
-                        "{who} parked waiting for {want}, already published (stamped {})",
-                        l.stamped
+                        "{who} parked waiting for {want}, already published (stamped {stamped})"
                     );
                     l.fail(Failure::new(Oracle::LostWakeup, detail));
                 }
@@ -228,6 +266,9 @@ impl Observer for Checker {
 
     fn on_crash(&mut self, actor: ActorId, _now: Duration) -> Option<(Duration, Spawn)> {
         self.shared.ledger.borrow_mut().gone(actor);
+        if actor == self.producer {
+            return Some(self.restart_producer());
+        }
         let id = self.ids.get(&actor)?.clone();
         self.shared.ledger.borrow_mut().waiting.remove(&actor);
         let mut cov = self.shared.coverage.borrow_mut();
@@ -237,6 +278,12 @@ impl Observer for Checker {
         let n = self.ids.values().filter(|v| **v == id).count() as u32;
         let delay = Duration::from_nanos(self.rng.log_range(100, 2_000_000));
         Some((delay, self.consumer_spawn(&id, n)))
+    }
+
+    fn may_crash(&self, actor: ActorId) -> bool {
+        // A producer is crashed only once its ring's epoch is known, so the oracles can tell
+        // its ring from the one its restart creates.
+        actor != self.producer || self.shared.ledger.borrow().epoch.is_some()
     }
 
     fn on_exit(&mut self, actor: ActorId, exit: &Exit) -> Result<(), String> {
@@ -303,12 +350,14 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         id: ActorId(0),
         label: "producer".into(),
         backend: pb,
-        crashable: false,
+        crashable: sc.producer_crashes,
         program,
     });
     shared.ledger.borrow_mut().producer = Some(producer);
     let mut checker = Checker {
         shared: shared.clone(),
+        plan: sc.plan.clone(),
+        seed: sc.seed,
         layer: sc.layer,
         max_len: sc.msgs.max_len,
         world: world.clone(),

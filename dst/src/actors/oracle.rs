@@ -134,6 +134,8 @@ pub fn check_word(seq: u64) -> u64 {
 pub struct Incarnation {
     /// Consumer id.
     pub id: String,
+    /// Ring generation it attached to.
+    pub gen: usize,
     /// The actor running it.
     pub actor: ActorId,
     /// First sequence it was due to read.
@@ -157,21 +159,32 @@ pub struct Ledger {
     pub producer: Option<ActorId>,
     /// The producer finished (closed the ring).
     pub producer_done: bool,
+    /// Ring generation: 0, then one more each time a crashed producer is restarted (the
+    /// restart reclaims the name and creates a new ring). `published`/`stamped` are the
+    /// current generation's; earlier ones are archived in `gens`.
+    pub gen: usize,
+    /// Archived generations: (epoch, published, stamped) of each crashed producer's ring.
+    pub gens: Vec<(Option<u64>, i64, i64)>,
+    /// Epoch of the current generation's ring, once its producer built it.
+    pub epoch: Option<u64>,
     /// Every incarnation, in attach order.
     pub incarnations: Vec<Incarnation>,
-    /// Committed cursor per id (last sequence a program saw released).
-    pub released: BTreeMap<String, i64>,
-    /// Ids reserved by the producer (start at 0 on first attach).
+    /// Committed cursor per (generation, id) (last sequence a program saw released).
+    pub released: BTreeMap<(usize, String), i64>,
+    /// Ids the current generation's producer reserved (they start at 0 on first attach).
     pub reserved: Vec<String>,
+    /// Reservations of archived generations.
+    pub old_reserved: BTreeMap<usize, Vec<String>>,
     /// Ids required by liveness: enabling it (before anything is published) reserves them at
     /// 0 unless they are attached, so a resumed attach of one may start at 0 at any time.
     pub liveness_required: Vec<String>,
-    /// Blocked receives in progress: actor → the sequence it waits for.
-    pub waiting: BTreeMap<ActorId, i64>,
+    /// Blocked receives in progress: actor → (the sequence it waits for, its generation).
+    pub waiting: BTreeMap<ActorId, (i64, usize)>,
     /// The first failure a program reported.
     pub failure: Option<Failure>,
-    /// Ids with a live (attached, not crashed, not left) incarnation, and its actor.
-    pub live: BTreeMap<String, ActorId>,
+    /// (Generation, id) of each live (attached, not crashed, not left) incarnation, and its
+    /// actor.
+    pub live: BTreeMap<(usize, String), ActorId>,
     /// Layers 1–2: first frame of each message (index: message number), recorded before the
     /// producer starts publishing it.
     pub msg_first_frame: Vec<i64>,
@@ -214,10 +227,25 @@ impl Ledger {
     }
 
     /// A consumer attached: checks where it starts against its id's history.
-    pub fn attached(&mut self, id: &str, actor: ActorId, start: i64, resumed: bool) -> usize {
-        let expected = if let Some(&c) = self.released.get(id) {
+    pub fn attached(
+        &mut self,
+        id: &str,
+        actor: ActorId,
+        start: i64,
+        resumed: bool,
+        gen: usize,
+    ) -> usize {
+        let key = (gen, id.to_string());
+        let reserved = if gen == self.gen {
+            self.reserved.iter().any(|r| r == id)
+        } else {
+            self.old_reserved
+                .get(&gen)
+                .is_some_and(|v| v.iter().any(|r| r == id))
+        };
+        let expected = if let Some(&c) = self.released.get(&key) {
             Some(c + 1)
-        } else if self.reserved.iter().any(|r| r == id) {
+        } else if reserved {
             Some(0)
         } else {
             None
@@ -230,7 +258,7 @@ impl Ledger {
             ));
         }
         // The committed cursor of a fresh attach is the one before its start.
-        self.released.insert(id.to_string(), start - 1);
+        self.released.insert(key, start - 1);
         if let Some(want) = expected {
             if start != want {
                 self.fail(Failure::new(
@@ -239,10 +267,15 @@ impl Ledger {
                 ));
             }
         }
-        self.reserved.retain(|r| r != id);
-        self.live.insert(id.to_string(), actor);
+        if gen == self.gen {
+            self.reserved.retain(|r| r != id);
+        } else if let Some(v) = self.old_reserved.get_mut(&gen) {
+            v.retain(|r| r != id);
+        }
+        self.live.insert((gen, id.to_string()), actor);
         self.incarnations.push(Incarnation {
             id: id.to_string(),
+            gen,
             actor,
             start,
             next: start,
@@ -251,12 +284,70 @@ impl Ledger {
         self.incarnations.len() - 1
     }
 
+    /// The generation of the ring with `epoch` (the current one if its producer has not
+    /// recorded its epoch yet: only the newest ring can be that young).
+    pub fn gen_of(&self, epoch: u64) -> usize {
+        self.gens
+            .iter()
+            .position(|(e, _, _)| *e == Some(epoch))
+            .unwrap_or(self.gen)
+    }
+
+    /// The producer of the current generation crashed; a new one will create a new ring.
+    pub fn producer_restarted(&mut self, reserved: Vec<String>) {
+        self.gens
+            .push((self.epoch.take(), self.published, self.stamped));
+        self.old_reserved
+            .insert(self.gen, std::mem::replace(&mut self.reserved, reserved));
+        self.gen += 1;
+        self.published = -1;
+        self.stamped = -1;
+        self.pending_stamp = None;
+    }
+
+    /// (published, stamped) of generation `gen`.
+    pub fn gen_counts(&self, gen: usize) -> (i64, i64) {
+        if gen == self.gen {
+            (self.published, self.stamped)
+        } else {
+            (self.gens[gen].1, self.gens[gen].2)
+        }
+    }
+
+    /// Incarnation `k` got `ProducerDead`: its generation's producer must have crashed, and it
+    /// must have received everything that producer stamped.
+    pub fn producer_dead(&mut self, k: usize) {
+        let inc = &self.incarnations[k];
+        let (gen, next, start, id) = (inc.gen, inc.next, inc.start, inc.id.clone());
+        if gen == self.gen {
+            self.fail(Failure::new(
+                Oracle::UnexpectedError,
+                format!("{id}: ProducerDead from a live producer"),
+            ));
+            return;
+        }
+        let stamped = self.gens[gen].2;
+        if start <= stamped && next <= stamped {
+            self.fail(Failure::new(
+                Oracle::Loss,
+                format!("{id}: ProducerDead at {next}, its producer had stamped {stamped}"),
+            ));
+        }
+        self.live.remove(&(gen, id));
+    }
+
     /// Consumer `id` left normally: it detached (its next attach is a fresh one at the live
     /// tail) or kept its registration (its next attach resumes after its committed cursor).
     pub fn left(&mut self, id: &str, kept: bool) {
-        self.live.remove(id);
+        let gen = self
+            .incarnations
+            .iter()
+            .rev()
+            .find(|i| i.id == id)
+            .map_or(self.gen, |i| i.gen);
+        self.live.remove(&(gen, id.to_string()));
         if !kept {
-            self.released.remove(id);
+            self.released.remove(&(gen, id.to_string()));
         }
     }
 
@@ -264,7 +355,7 @@ impl Ledger {
     pub fn forget_id(&mut self, id: &str) {
         self.reserved.retain(|r| r != id);
         self.liveness_required.retain(|r| r != id);
-        self.released.remove(id);
+        self.released.remove(&(self.gen, id.to_string()));
     }
 
     /// The actor of a live incarnation crashed or exited.
@@ -308,12 +399,13 @@ impl Ledger {
     /// Incarnation `k`'s program saw its release of everything below `next` complete.
     pub fn released_through(&mut self, k: usize) {
         let inc = &self.incarnations[k];
-        self.released.insert(inc.id.clone(), inc.next - 1);
+        self.released
+            .insert((inc.gen, inc.id.clone()), inc.next - 1);
     }
 
     /// Incarnation `k` saw the end of the stream: it must have received everything.
     pub fn closed(&mut self, k: usize) {
-        let published = self.published;
+        let published = self.gen_counts(self.incarnations[k].gen).0;
         let inc = &mut self.incarnations[k];
         inc.closed = true;
         if inc.next <= published && inc.start <= published {

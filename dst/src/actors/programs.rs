@@ -168,6 +168,7 @@ pub fn producer(sh: Shared, plan: ProducerPlan, backend: SimBackend, mut rng: Rn
         Err(e) => return sh.fail(Oracle::UnexpectedError, format!("build_producer: {e}")),
     };
     sh.cover(Path::BuildProducer);
+    sh.ledger.borrow_mut().epoch = Some(p.ring_epoch());
     let managed = match &plan.liveness {
         Some(l) => {
             let cfg = match l.config(&sh) {
@@ -368,6 +369,11 @@ pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rn
         };
         match receive(&sh, &id, me, &backend, &mut rng, &mut c, churn) {
             Leave::Exit(exit) => return exit,
+            Leave::Dead => {
+                // Detaches from the dead ring: a next attach to it would be a fresh one.
+                drop(c);
+                sh.ledger.borrow_mut().left(&id, false);
+            }
             Leave::Detach => {
                 drop(c);
                 sh.cover(Path::Detach);
@@ -394,7 +400,8 @@ fn attach(
         let attach = sh
             .builder(backend.clone())
             .with_consumer_id(id)
-            .with_attach_timeout(Duration::from_millis(2));
+            .with_attach_timeout(Duration::from_millis(2))
+            .with_producer_check_interval(Duration::from_micros(200));
         match attach.build_consumer() {
             Ok(c) => return Ok(Some(c)),
             // The ring is not there: not created yet, or created, closed and unlinked before
@@ -406,7 +413,13 @@ fn attach(
                     let reserved = l.reserved.iter().any(|r| r == id);
                     drop(l);
                     sh.cover(Path::MissedClosedRing);
-                    if reserved && !sh.ledger.borrow().released.contains_key(id) {
+                    let gen = sh.ledger.borrow().gen;
+                    let seen = sh
+                        .ledger
+                        .borrow()
+                        .released
+                        .contains_key(&(gen, id.to_string()));
+                    if reserved && !seen {
                         sh.cover(Path::ReservedMissedClose);
                     }
                     return Ok(None);
@@ -435,6 +448,8 @@ fn attach(
 /// Why a receive loop ended.
 enum Leave {
     Exit(Exit),
+    /// Its producer died: attach again (to the restarted producer's ring).
+    Dead,
     Detach,
     Keep,
 }
@@ -455,10 +470,14 @@ fn receive(
     } else {
         Path::AttachFresh
     });
+    let gen = sh.ledger.borrow().gen_of(c.ring_epoch());
+    if gen < sh.ledger.borrow().gen {
+        sh.cover(Path::AttachedDeadRing);
+    }
     let k = sh
         .ledger
         .borrow_mut()
-        .attached(id, me, c.next_sequence(), c.resumed());
+        .attached(id, me, c.next_sequence(), c.resumed(), gen);
     let mix: Vec<Receive> = RECEIVES.into_iter().filter(|_| rng.chance(60)).collect();
     let mix = if mix.is_empty() {
         vec![Receive::TryLeased]
@@ -503,7 +522,10 @@ fn receive(
                 r
             }
             Receive::BlockLeased | Receive::BlockTimeout => {
-                sh.ledger.borrow_mut().waiting.insert(me, c.next_sequence());
+                sh.ledger
+                    .borrow_mut()
+                    .waiting
+                    .insert(me, (c.next_sequence(), gen));
                 let r = if how == Receive::BlockLeased {
                     c.consume_next_leased().map(|lease| {
                         let (seq, e) = (lease.sequence(), *lease);
@@ -552,6 +574,11 @@ fn receive(
                 sh.ledger.borrow_mut().closed(k);
                 return Leave::Exit(Exit::Done);
             }
+            Err(MultiProcessError::ProducerDead) => {
+                sh.cover(Path::SawProducerDead);
+                sh.ledger.borrow_mut().producer_dead(k);
+                return Leave::Dead;
+            }
             Err(e @ MultiProcessError::Corrupt { .. }) => {
                 return Leave::Exit(sh.fail(Oracle::Overwrite, format!("{id}: {e}")))
             }
@@ -579,7 +606,14 @@ pub fn intruder(sh: Shared, id: String, backend: SimBackend) -> Exit {
         .builder(backend.clone())
         .with_consumer_id(id.clone())
         .with_attach_timeout(Duration::from_millis(1));
-    let holder_live = sh.ledger.borrow().live.contains_key(&id);
+    let live_before: Vec<usize> = sh
+        .ledger
+        .borrow()
+        .live
+        .keys()
+        .filter(|(_, i)| *i == id)
+        .map(|(g, _)| *g)
+        .collect();
     match attach.build_consumer() {
         Err(MultiProcessError::ConsumerIdInUse { .. }) => {
             sh.cover(Path::IdInUseRefused);
@@ -592,8 +626,9 @@ pub fn intruder(sh: Shared, id: String, backend: SimBackend) -> Exit {
         }
         Err(e) => sh.fail(Oracle::UnexpectedError, format!("intruder {id}: {e}")),
         Ok(mut c) => {
-            let still_live = sh.ledger.borrow().live.contains_key(&id);
-            if holder_live && still_live {
+            let gen = sh.ledger.borrow().gen_of(c.ring_epoch());
+            let still_live = sh.ledger.borrow().live.contains_key(&(gen, id.clone()));
+            if live_before.contains(&gen) && still_live {
                 return sh.fail(
                     Oracle::IdInUse,
                     format!("intruder attached as {id} while its holder lives"),

@@ -72,6 +72,10 @@ pub trait Observer {
     fn on_crash(&mut self, actor: ActorId, now: Duration) -> Option<(Duration, Spawn)>;
     /// `actor`'s program returned.
     fn on_exit(&mut self, actor: ActorId, exit: &Exit) -> Result<(), String>;
+    /// Whether a crashable actor may be crashed right now (default: yes).
+    fn may_crash(&self, _actor: ActorId) -> bool {
+        true
+    }
 }
 
 /// Fault knobs of one seed.
@@ -445,6 +449,7 @@ impl Scheduler {
             && a.at_point
             && f.crash_one_in > 0
             && self.stats.crashes < f.max_crashes
+            && obs.may_crash(a.id)
             && self.rng.below(one_in) == 0
         {
             self.crash(i, obs);

@@ -521,6 +521,13 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         self.reg.resumed
     }
 
+    /// The ring's epoch: a value chosen each time a producer creates the ring, so a consumer
+    /// can tell the ring it attached to from one re-created later under the same name (after
+    /// its producer died and restarted, say).
+    pub fn ring_epoch(&self) -> u64 {
+        self.seg.header().epoch.load(Ordering::Relaxed)
+    }
+
     /// Ring capacity in events.
     pub fn capacity(&self) -> usize {
         self.seg.geometry().capacity

@@ -451,6 +451,12 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         self.next - 1
     }
 
+    /// The ring's epoch, chosen when this producer created it (see
+    /// [`crate::Consumer::ring_epoch`]).
+    pub fn ring_epoch(&self) -> u64 {
+        self.seg.header().epoch.load(Ordering::Relaxed)
+    }
+
     /// Ring capacity in events.
     pub fn capacity(&self) -> usize {
         self.capacity as usize
