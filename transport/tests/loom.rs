@@ -155,6 +155,19 @@ fn late_join_inside_a_batch() {
     late_join(true);
 }
 
+/// A ring handle that is dropped normally, but leaked while the thread unwinds: a handle's drop
+/// runs loom operations, which panic again once loom stopped the execution (a deadlock), and a
+/// panic while panicking aborts the whole test binary instead of failing one test.
+struct KeepAlive<T>(Option<T>);
+
+impl<T> Drop for KeepAlive<T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.0.take());
+        }
+    }
+}
+
 /// A consumer blocks (`AutoWaitStrategy::Block`, the real `consume_next`) while the producer
 /// publishes once. The consumer's process has a strict simulated futex
 /// (`SimBackend::with_strict_futex`): a wait parks until a wake, with no timeout, so a wake-up
@@ -169,16 +182,26 @@ fn block_wakes_after_publish() {
     model.check(|| {
         let b = SimBackend::new_world();
         let mut p = builder(b.clone(), 2).build_producer(|| 0).unwrap();
-        let mut c = builder(b.sibling().with_strict_futex(), 2)
+        let c = builder(b.sibling().with_strict_futex(), 2)
             .with_consumer_id("c")
             .with_wait_strategy(AutoWaitStrategy::Block)
             .build_consumer()
             .unwrap();
+        let mut c = KeepAlive(Some(c));
         let t = loom::thread::spawn(move || {
+            // Other work first. Loom runs the other thread whenever one yields and counts
+            // only switches away from a running thread against the bound, so without these
+            // yields a publish landing after the consumer's four polling rounds (each ends in a
+            // yield) would need more preemptions than the bound allows, and neither mutant
+            // would be reached.
+            for _ in 0..3 {
+                loom::thread::yield_now();
+            }
             p.publish(|e| *e = 42);
-            p
+            KeepAlive(Some(p))
         });
-        assert_eq!(c.consume_next().unwrap(), 42);
+        let got = c.0.as_mut().map(|c| c.consume_next().unwrap());
+        assert_eq!(got, Some(42));
         drop(c);
         drop(t.join().unwrap());
     });
