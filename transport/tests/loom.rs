@@ -190,10 +190,10 @@ fn block_wakes_after_publish() {
         let mut c = KeepAlive(Some(c));
         let t = loom::thread::spawn(move || {
             // Other work first. Loom runs the other thread whenever one yields and counts
-            // only switches away from a running thread against the bound, so without these
-            // yields a publish landing after the consumer's four polling rounds (each ends in a
-            // yield) would need more preemptions than the bound allows, and neither mutant
-            // would be reached.
+            // only switches away from a running thread against the bound; the consumer polls
+            // and yields three times (the sim's spin rounds) before it blocks, so without these
+            // yields a publish landing just before or after its arm would need more
+            // preemptions than the bound allows, and neither mutant would be reached.
             for _ in 0..3 {
                 loom::thread::yield_now();
             }
