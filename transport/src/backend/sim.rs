@@ -21,6 +21,9 @@ const SIM_WAIT_QUANTUM: Duration = Duration::from_micros(10);
 pub struct SimBackend {
     world: Arc<SimWorld>,
     pid: u32,
+    /// Loom models only: futex waits park until woken (see [`SimBackend::with_strict_futex`]).
+    #[cfg(loom)]
+    strict_futex: bool,
 }
 
 /// A region of the simulated machine as mapped by one simulated process.
@@ -39,7 +42,22 @@ impl SimBackend {
         SimBackend {
             world: Arc::clone(world),
             pid: world.spawn_process(),
+            #[cfg(loom)]
+            strict_futex: false,
         }
+    }
+
+    /// Loom models only: this process's futex waits park until a wake on their word and ignore
+    /// their timeout (otherwise a wait lets virtual time pass and returns, so a lost wake-up
+    /// is only a delay). A wake-up the protocol loses then leaves the waiter parked for ever,
+    /// which loom reports as a deadlock. For waits whose protocol promises a wake (the
+    /// consumer wake line, `wait::block_on` / `notify_now`), not for the producer's
+    /// deliberately unfenced wait for space.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn with_strict_futex(mut self) -> Self {
+        self.strict_futex = true;
+        self
     }
 
     /// A fresh world with one process in it.
@@ -202,6 +220,11 @@ impl RingBackend for SimBackend {
         self.world.now()
     }
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> WaitOutcome {
+        #[cfg(loom)]
+        if self.strict_futex {
+            loom_futex::wait(word, expected);
+            return WaitOutcome::Woken;
+        }
         if word.load(Ordering::Acquire) != expected {
             return WaitOutcome::Woken;
         }
@@ -226,6 +249,8 @@ impl RingBackend for SimBackend {
         }
     }
     fn wake_all(&self, word: &AtomicU32) {
+        #[cfg(loom)]
+        loom_futex::wake_all(word);
         actor::suspend(Suspend::Wake {
             addr: word as *const AtomicU32 as usize,
         });
@@ -267,5 +292,47 @@ impl RingBackend for SimBackend {
             Ok(pid) if pid != 0 => map_state(self.world.process_state(pid)),
             _ => ProcessState::Unknown,
         }
+    }
+}
+
+/// A futex for loom models ([`SimBackend::with_strict_futex`]): the value check and the
+/// enqueueing of a sleeper happen under one lock, which every wake takes too, as in the kernel's
+/// futex hash bucket. So a wake after the check always finds the sleeper, and a wake before it
+/// made the check fail (the waker changes the word before it wakes).
+#[cfg(loom)]
+mod loom_futex {
+    use crate::ring::sync::{AtomicU32, Ordering};
+    use loom::sync::Mutex;
+    use loom::thread::Thread;
+
+    loom::lazy_static! {
+        /// Threads parked in a strict wait, with the address of their word.
+        static ref SLEEPERS: Mutex<Vec<(usize, Thread)>> = Mutex::new(Vec::new());
+    }
+
+    fn addr(word: &AtomicU32) -> usize {
+        word as *const AtomicU32 as usize
+    }
+
+    /// Parks until a [`wake_all`] on `word`, unless `word` no longer holds `expected`.
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        let mut sleepers = SLEEPERS.lock().unwrap();
+        if word.load(Ordering::Acquire) != expected {
+            return;
+        }
+        sleepers.push((addr(word), loom::thread::current()));
+        drop(sleepers);
+        loom::thread::park();
+    }
+
+    /// Unparks every strict waiter on `word`.
+    pub(super) fn wake_all(word: &AtomicU32) {
+        let a = addr(word);
+        SLEEPERS.lock().unwrap().retain(|(w, t)| {
+            if *w == a {
+                t.unpark();
+            }
+            *w != a
+        });
     }
 }

@@ -193,11 +193,19 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     fn release(&mut self, seq: i64) {
         self.backend.sched_point(SchedPoint::CursorRelease, seq);
         let h = self.seg.header();
+        // Pairs with the producer's `Acquire` cursor load in `registry::gating_minimum`: the
+        // reads of the released slots happen-before the producer overwrites them.
+        #[cfg(not(myelon_mutant = "gating_relaxed_cursor"))]
+        const RELEASE: Ordering = Ordering::Release;
+        // Mutant: the release store does not order the slot reads before it (loom:
+        // `two_consumers_gate_the_wrap`).
+        #[cfg(myelon_mutant = "gating_relaxed_cursor")]
+        const RELEASE: Ordering = Ordering::Relaxed;
         self.seg
             .entry(self.reg.index)
             .cursor
             .value
-            .store(seq, Ordering::Release);
+            .store(seq, RELEASE);
         self.next = seq + 1;
         self.empty_polls = 0;
         // Unfenced on purpose (keeps the release path fence-free); a producer that blocks for

@@ -483,6 +483,9 @@ pub(crate) fn gating_minimum<E: ShmEvent, B: RingBackend>(
     published: i64,
 ) -> i64 {
     // Pairs with the fence in `claim_free` (module docs).
+    // Mutant: no fence, so the scan may miss a joining entry while the joiner reads a cursor
+    // older than the one announced before the scan (loom: `late_join_*`).
+    #[cfg(not(myelon_mutant = "join_no_fence"))]
     fence(Ordering::SeqCst);
     let lowest = published - seg.geometry().capacity as i64;
     let mut min = published;

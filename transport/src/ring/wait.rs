@@ -160,6 +160,9 @@ pub(crate) fn notify<B: RingBackend>(backend: &B, line: &WakeLine) {
 /// Wakes whoever blocks on `line`, with the fence that pairs with `block_on`.
 #[inline]
 pub(crate) fn notify_now<B: RingBackend>(backend: &B, line: &WakeLine) {
+    // Mutant: no fence, so the waker may read `waiters == 0` while the waiter's re-check misses
+    // what was published (loom: `block_wakes_after_publish`).
+    #[cfg(not(myelon_mutant = "wake_no_fence"))]
     fence(Ordering::SeqCst);
     if line.waiters.load(Ordering::Relaxed) != 0 {
         line.seq.fetch_add(1, Ordering::Release);
