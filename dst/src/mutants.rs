@@ -103,6 +103,11 @@ pub const MUTANTS: &[Mutant] = &[
         "ring/registry register: a half-registered entry of a dead consumer is resumed",
         &["overwrite", "rejoin-start"],
     ),
+    api(
+        "framed_fragments_swapped",
+        "framed producer fill_and_commit: two fragments of a long message trade places",
+        &["torn-read"],
+    ),
     steps(
         "alert_timer_not_reset",
         "liveness monitor: the stall timer is not reset by progress",

@@ -250,6 +250,13 @@ fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
         let index = first + i;
         let meta = fragment_meta(id, index, frames, payload.len(), F::DATA_BYTES);
         let start = index * F::DATA_BYTES;
+        // Mutant: the second and third fragments of a long message trade places.
+        #[cfg(myelon_mutant = "framed_fragments_swapped")]
+        let start = if frames >= 4 && (index == 1 || index == 2) {
+            (3 - index) * F::DATA_BYTES
+        } else {
+            start
+        };
         let len = meta.len as usize;
         let frame = batch.slot_mut(i);
         frame.set_meta(&meta);
