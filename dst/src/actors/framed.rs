@@ -243,7 +243,16 @@ enum Got {
     Msg(u64, bool),
     Nothing,
     Closed,
-    Err(String),
+    Err(Oracle, String),
+}
+
+/// The oracle a receive error falls under: a corrupt stamp or cursor means the producer ran
+/// past a gating consumer.
+fn oracle_of(e: &TransportError) -> Oracle {
+    match e {
+        TransportError::Ring(MultiProcessError::Corrupt { .. }) => Oracle::Overwrite,
+        _ => Oracle::UnexpectedError,
+    }
 }
 
 /// The framed (or typed) consumer: receives until the end of the stream, checking every
@@ -287,7 +296,7 @@ pub fn consumer(
                 Err(TransportError::Ring(
                     MultiProcessError::NotReady { .. } | MultiProcessError::RegistryBusy { .. },
                 )) => {}
-                Err(e) => return fail(&sh, Oracle::UnexpectedError, format!("{id} attach: {e}")),
+                Err(e) => return fail(&sh, oracle_of(&e), format!("{id} attach: {e}")),
             }
         };
         let k = sh
@@ -299,7 +308,7 @@ pub fn consumer(
                 Ok(m) => Got::Msg(m.n, body_ok(m.n, max_len, &m.body)),
                 Err(TransportError::Ring(MultiProcessError::Timeout { .. })) => Got::Nothing,
                 Err(TransportError::Ring(MultiProcessError::Closed)) => Got::Closed,
-                Err(e) => Got::Err(e.to_string()),
+                Err(e) => Got::Err(oracle_of(&e), e.to_string()),
             };
             let dropped = c.framed().dropped_messages();
             if let Some(exit) = handle(&sh, &id, k, got, dropped) {
@@ -316,7 +325,7 @@ pub fn consumer(
             Err(TransportError::Ring(
                 MultiProcessError::NotReady { .. } | MultiProcessError::RegistryBusy { .. },
             )) => {}
-            Err(e) => return fail(&sh, Oracle::UnexpectedError, format!("{id} attach: {e}")),
+            Err(e) => return fail(&sh, oracle_of(&e), format!("{id} attach: {e}")),
         }
     };
     let k = sh
@@ -350,7 +359,7 @@ pub fn consumer(
                 Got::Nothing
             }
             Err(TransportError::Ring(MultiProcessError::Closed)) => Got::Closed,
-            Err(e) => Got::Err(e.to_string()),
+            Err(e) => Got::Err(oracle_of(&e), e.to_string()),
         };
         let dropped = c.dropped_messages();
         if let Some(exit) = handle(&sh, &id, k, got, dropped) {
@@ -378,7 +387,7 @@ fn handle(sh: &Shared, id: &str, k: usize, got: Got, dropped: u64) -> Option<Exi
             sh.ledger.borrow_mut().msg_closed(k);
             return Some(Exit::Done);
         }
-        Got::Err(e) => return Some(fail(sh, Oracle::UnexpectedError, format!("{id}: {e}"))),
+        Got::Err(o, e) => return Some(fail(sh, o, format!("{id}: {e}"))),
     }
     if dropped > 0 {
         sh.coverage.borrow_mut().hit(Path::DroppedPartial);
