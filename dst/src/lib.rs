@@ -25,6 +25,6 @@ pub mod mutants;
 pub mod reference;
 pub mod rng;
 pub mod shrink;
-pub mod sim;
+pub mod steps;
 pub mod suite;
 pub mod workload;
