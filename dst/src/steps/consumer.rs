@@ -175,6 +175,8 @@ impl<E: SimEv> Sim<'_, E> {
                 .try_consume_batch(max, |e, seq, _| got.push((seq, *e)))
                 .map(drop),
         };
+        let per_event = if call == RecvCall::LeaseKeep { 2 } else { 3 };
+        self.sched.work((per_event * got.len() as u64).max(1));
         let outcome = match r {
             Ok(()) => self.received(i, call, &got),
             Err(e) => self.consumer_end(i, e),
@@ -243,6 +245,7 @@ impl<E: SimEv> Sim<'_, E> {
         let again = c
             .try_consume_next_leased()
             .map(|lease| lease.map(|l| (l.sequence(), *l)));
+        self.sched.work(1);
         match again {
             Ok(Some((s, v))) if s == seq && v.same(&E::make(self.w.seed, &self.plan, seq)) => {
                 self.book_release(i, seq);

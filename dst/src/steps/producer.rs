@@ -173,9 +173,17 @@ impl<E: SimEv> Sim<'_, E> {
         }
         let (w, next) = (self.w, self.prod.next);
         let n = if w.framed > 0 {
-            // One message per claim: its frames are committed as a unit.
-            let m = self.plan.msg[next as usize] as usize;
-            i64::from(self.plan.frames[m])
+            // The rest of the current message, committed as a unit; sometimes only a part of
+            // it, as the framed producer streams a message larger than the ring, so that
+            // consumers see messages whose tail is not published yet.
+            let s = next as usize;
+            let m = self.plan.msg[s] as usize;
+            let rest = u64::from(self.plan.frames[m] - self.plan.idx[s]);
+            if rest > 1 && self.sched.below(4) == 0 {
+                self.sched.range(1, rest - 1) as i64
+            } else {
+                rest as i64
+            }
         } else {
             let left = w.events - next as u64;
             self.sched.range(1, w.batch_max.max(1)).min(left) as i64
@@ -258,6 +266,7 @@ impl<E: SimEv> Sim<'_, E> {
                 (first, c.commit())
             }),
         };
+        self.sched.work(2 * n as u64 + 1);
         let Ok((first, last)) = r else {
             let want = next + n - 1;
             let v = self.check.refused(want);

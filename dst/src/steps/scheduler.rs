@@ -68,6 +68,8 @@ pub struct Scheduler {
     /// Whether the heal point has passed.
     pub healed: bool,
     runnable: Vec<ActorId>,
+    /// Shared-memory operations the current step's call made (see [`Scheduler::work`]).
+    ops: u64,
 }
 
 impl Scheduler {
@@ -88,6 +90,7 @@ impl Scheduler {
             wake,
             heal_at,
             healed: heal_at == 0,
+            ops: 0,
         }
     }
 
@@ -153,9 +156,18 @@ impl Scheduler {
         Some(a)
     }
 
-    /// After a step: a little virtual time passes.
+    /// The current step's call made `ops` shared-memory operations (slot writes, stamps, cursor
+    /// stores, reads): it takes virtual time in proportion (a publish of `n` events as long as
+    /// `2n + 1` single operations), so a run spans as much virtual time — and meets as many
+    /// of its faults — whichever calls the seed chose.
+    pub fn work(&mut self, ops: u64) {
+        self.ops += ops;
+    }
+
+    /// After a step: a little virtual time passes, on average one microsecond per operation.
     pub fn tick(&mut self) {
-        self.now += self.rng.below(3);
+        let ops = std::mem::take(&mut self.ops).max(1);
+        self.now += self.rng.below(2 * ops + 1);
         self.world.world().advance_to(Duration::from_micros(self.now));
     }
 
