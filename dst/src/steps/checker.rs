@@ -119,9 +119,10 @@ impl StateChecker {
     /// A claim (or publish) of `first..=last` succeeded; `next` is where it had to start.
     pub fn claimed(&self, next: i64, first: i64, last: i64) -> Verdict {
         if !self.room_for(last) {
-            let who = self.ledgers.iter().position(|l| {
-                l.in_table && l.committed < last - self.capacity
-            });
+            let who = self
+                .ledgers
+                .iter()
+                .position(|l| l.in_table && l.committed < last - self.capacity);
             return violated(
                 Oracle::Overwrite,
                 format!("claimed {first}..={last} past a gating consumer ({who:?})"),
@@ -256,7 +257,10 @@ impl StateChecker {
     pub fn finished(&self, done: bool, events: u64) -> Verdict {
         if done && self.stamped + 1 != events as i64 {
             let s = self.stamped;
-            return violated(Oracle::Loss, format!("producer done after publishing up to {s}"));
+            return violated(
+                Oracle::Loss,
+                format!("producer done after publishing up to {s}"),
+            );
         }
         Ok(())
     }

@@ -81,7 +81,10 @@ impl<E: SimEv> ConsumerActor<E> {
 
     /// Whether it still has something to do.
     pub fn alive(&self) -> bool {
-        !matches!(self.state, CState::Finished | CState::Crashed | CState::Never)
+        !matches!(
+            self.state,
+            CState::Finished | CState::Crashed | CState::Never
+        )
     }
 }
 
@@ -106,15 +109,20 @@ impl<E: SimEv> Sim<'_, E> {
             });
         }
         let backend = SimBackend::spawn(self.world.world());
-        let built =
-            SharedDisruptorBuilder::<E, SimBackend>::with_backend(backend.clone(), RING, w.capacity)
-                .with_consumer_id(spec.id.clone())
-                .with_attach_timeout(Duration::ZERO)
-                .with_producer_check_interval(us(w.producer_check_us))
-                .build_consumer();
+        let built = SharedDisruptorBuilder::<E, SimBackend>::with_backend(
+            backend.clone(),
+            RING,
+            w.capacity,
+        )
+        .with_consumer_id(spec.id.clone())
+        .with_attach_timeout(Duration::ZERO)
+        .with_producer_check_interval(us(w.producer_check_us))
+        .build_consumer();
         let c = match built {
             Ok(c) => c,
-            Err(e) => return self.fail(Oracle::Attach, format!("{} could not attach: {e}", spec.id)),
+            Err(e) => {
+                return self.fail(Oracle::Attach, format!("{} could not attach: {e}", spec.id))
+            }
         };
         let start = c.next_sequence();
         let l = &mut self.check.ledgers[i];
@@ -123,7 +131,13 @@ impl<E: SimEv> Sim<'_, E> {
             self.cov.redelivery_after_crash += 1;
         }
         self.cov.same_id_rejoin += u64::from(rejoin);
-        if rejoin && self.check.batches.iter().any(|&(a, b)| a < start && start <= b) {
+        if rejoin
+            && self
+                .check
+                .batches
+                .iter()
+                .any(|&(a, b)| a < start && start <= b)
+        {
             self.cov.rejoin_mid_batch += 1;
         }
         let v = self.check.attached(i, &spec.id, start);
@@ -131,9 +145,13 @@ impl<E: SimEv> Sim<'_, E> {
         a.c = Some(c);
         a.backend = Some(backend);
         a.state = CState::Ready;
-        self.note(ActorId::Consumer(i), TraceCode::Attached, start, i64::from(rejoin), || {
-            format!("attached (rejoin: {rejoin}), starts at {start}")
-        });
+        self.note(
+            ActorId::Consumer(i),
+            TraceCode::Attached,
+            start,
+            i64::from(rejoin),
+            || format!("attached (rejoin: {rejoin}), starts at {start}"),
+        );
         if w.framed > 0 {
             // Even-numbered consumers run the real framed consumer's `try_recv`; odd ones
             // receive frames with Layer 0 calls and feed the real reassembler.
@@ -163,7 +181,8 @@ impl<E: SimEv> Sim<'_, E> {
         let r = match call {
             RecvCall::Next => {
                 let seq = c.next_sequence();
-                c.try_consume_next().map(|v| got.extend(v.map(|v| (seq, v))))
+                c.try_consume_next()
+                    .map(|v| got.extend(v.map(|v| (seq, v))))
             }
             RecvCall::LeaseKeep => c.try_consume_next_leased().map(|lease| {
                 if let Some(l) = lease {
@@ -192,7 +211,9 @@ impl<E: SimEv> Sim<'_, E> {
             let next = self.check.ledgers[i].expected_next;
             let at = self.sched.now + self.w.producer_check_us;
             self.sched.wake_at(who, at);
-            self.note(who, TraceCode::Empty, next, 0, || format!("nothing at {next}"));
+            self.note(who, TraceCode::Empty, next, 0, || {
+                format!("nothing at {next}")
+            });
             let v = self.check.found_nothing(i);
             self.verdict(v);
             return;
@@ -204,7 +225,9 @@ impl<E: SimEv> Sim<'_, E> {
             RecvCall::LeaseKeep => (TraceCode::Peeked, "leased and kept"),
             RecvCall::Batch(_) => (TraceCode::ConsumedBatch, "consumed batch"),
         };
-        self.note(who, code, first, last, || format!("{what} {first}..={last}"));
+        self.note(who, code, first, last, || {
+            format!("{what} {first}..={last}")
+        });
         for &(seq, v) in got {
             let exact = v.same(&E::make(self.w.seed, &self.plan, seq));
             let verdict = self.check.received(i, seq, exact);
@@ -259,7 +282,10 @@ impl<E: SimEv> Sim<'_, E> {
                 Oracle::Overwrite,
                 format!("kept {seq}, leased {s} or another event in its slot"),
             ),
-            Ok(None) => self.fail(Oracle::Overwrite, format!("kept {seq}, its slot went empty")),
+            Ok(None) => self.fail(
+                Oracle::Overwrite,
+                format!("kept {seq}, its slot went empty"),
+            ),
             Err(e) => self.fail(Oracle::Overwrite, format!("re-leasing kept {seq}: {e}")),
         }
     }

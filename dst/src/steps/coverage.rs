@@ -1,6 +1,5 @@
 //! Counts of the situations a run reached (`dst coverage`; the suite asserts each is reached).
 
-
 /// Counts of interesting situations a run reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {

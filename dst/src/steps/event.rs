@@ -185,4 +185,3 @@ impl SimEv for Frame {
         Some((self.meta(), self.data()))
     }
 }
-

@@ -27,9 +27,13 @@ impl<E: SimEv> Sim<'_, E> {
                     };
                     self.sched.stall(a, dur_us);
                     let w = a.word();
-                    self.note(ActorId::Harness, TraceCode::Stall, w as i64, dur_us as i64, || {
-                        format!("fault: stall actor {w} for {dur_us}us")
-                    });
+                    self.note(
+                        ActorId::Harness,
+                        TraceCode::Stall,
+                        w as i64,
+                        dur_us as i64,
+                        || format!("fault: stall actor {w} for {dur_us}us"),
+                    );
                 }
                 FaultKind::Crash { consumer } => self.crash_consumer(consumer),
                 FaultKind::Rejoin { consumer } => self.rejoin(consumer),
@@ -72,9 +76,13 @@ impl<E: SimEv> Sim<'_, E> {
         if held.is_some() {
             l.lease_lost = held;
         }
-        self.note(ActorId::Harness, TraceCode::CrashConsumer, i as i64, 0, || {
-            format!("fault: crash consumer {i}")
-        });
+        self.note(
+            ActorId::Harness,
+            TraceCode::CrashConsumer,
+            i as i64,
+            0,
+            || format!("fault: crash consumer {i}"),
+        );
     }
 
     fn rejoin(&mut self, i: usize) {

@@ -55,9 +55,13 @@ impl<E: SimEv> Sim<'_, E> {
         if dropped == 1 && rejoin {
             self.cov.rejoin_mid_message += 1;
             self.cov.rejoin_mid_message_try_recv += u64::from(self.cs[i].fc.is_some());
-            self.note(ActorId::Consumer(i), TraceCode::RejoinMidMessage, start, 0, || {
-                format!("rejoined mid-message at slot {start}")
-            });
+            self.note(
+                ActorId::Consumer(i),
+                TraceCode::RejoinMidMessage,
+                start,
+                0,
+                || format!("rejoined mid-message at slot {start}"),
+            );
         }
         self.cs[i].rx = Some(FramedRx {
             asm: Reassembler::new(
@@ -140,9 +144,13 @@ impl<E: SimEv> Sim<'_, E> {
     /// id had committed up to message `committed`; false if that violates an oracle.
     fn delivered(&mut self, i: usize, m: u32, frames: u16, whole: bool, committed: i64) -> bool {
         self.cov.framed_multi_frame += u64::from(frames > 1);
-        self.note(ActorId::Consumer(i), TraceCode::Delivered, i64::from(m), 0, || {
-            format!("delivered message {m} ({frames} frames)")
-        });
+        self.note(
+            ActorId::Consumer(i),
+            TraceCode::Delivered,
+            i64::from(m),
+            0,
+            || format!("delivered message {m} ({frames} frames)"),
+        );
         if !whole {
             let detail = format!("message {m} was not delivered byte-exact");
             self.fail(Oracle::FramedTornMessage, detail);
@@ -215,7 +223,8 @@ impl<E: SimEv> Sim<'_, E> {
         let committed_before = self.check.ledgers[i].committed_msg;
         for s in seq0..seq1 {
             let su = s as usize;
-            let msg = (su < self.plan.msg.len() && self.plan.is_last(su)).then(|| self.plan.msg[su]);
+            let msg =
+                (su < self.plan.msg.len() && self.plan.is_last(su)).then(|| self.plan.msg[su]);
             self.check.released(i, s, msg);
         }
         self.note(ActorId::Consumer(i), TraceCode::TryRecv, seq0, seq1, || {

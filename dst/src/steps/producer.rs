@@ -315,7 +315,9 @@ impl<E: SimEv> Sim<'_, E> {
             }
         }
         let text = format!("{a:?}");
-        self.note(ActorId::Producer, code, i as i64, 0, || format!("alert {text}"));
+        self.note(ActorId::Producer, code, i as i64, 0, || {
+            format!("alert {text}")
+        });
     }
 
     fn producer_error(&mut self, e: RequiredConsumerError) {

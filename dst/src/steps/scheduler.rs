@@ -168,7 +168,9 @@ impl Scheduler {
     pub fn tick(&mut self) {
         let ops = std::mem::take(&mut self.ops).max(1);
         self.now += self.rng.below(2 * ops + 1);
-        self.world.world().advance_to(Duration::from_micros(self.now));
+        self.world
+            .world()
+            .advance_to(Duration::from_micros(self.now));
     }
 
     /// Whether the run exceeded its budget of steps or virtual time.
@@ -192,7 +194,9 @@ impl Scheduler {
             return false;
         }
         self.now = self.now.max(next);
-        self.world.world().advance_to(Duration::from_micros(self.now));
+        self.world
+            .world()
+            .advance_to(Duration::from_micros(self.now));
         true
     }
 }
