@@ -196,12 +196,11 @@ impl<E: SimEv> Sim<'_, E> {
         };
         let per_event = if call == RecvCall::LeaseKeep { 2 } else { 3 };
         self.sched.work((per_event * got.len() as u64).max(1));
-        let outcome = match r {
+        match r {
             Ok(()) => self.received(i, call, &got),
             Err(e) => self.consumer_end(i, e),
-        };
+        }
         self.cs[i].got = got;
-        outcome
     }
 
     /// Checks what one receive call handed out and books it.
