@@ -6,7 +6,7 @@ mod api_cmd;
 use clap::{Parser, Subcommand};
 use myelon_dst::mutants::{run_mutant, Harness, MUTANTS};
 use myelon_dst::shrink::shrink;
-use myelon_dst::sim::run;
+use myelon_dst::steps::run;
 use myelon_dst::suite::{replay_line, run_suite, SuiteOptions};
 use myelon_dst::workload::{parse_u64, Profile, Workload};
 use myelon_test_support::ReExec;

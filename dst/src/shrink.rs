@@ -1,7 +1,7 @@
 //! Greedy schedule reduction: drop faults, consumers and events, simplify the workload, and
 //! keep each change that still fails with the same oracle.
 
-use crate::sim::run;
+use crate::steps::{run, Oracle};
 use crate::workload::{Actor, FaultKind, Workload};
 
 /// Most candidate runs one shrink tries.
@@ -9,7 +9,7 @@ const MAX_RUNS: usize = 4000;
 
 /// Shrinks `w`, which fails with `oracle`, to a smaller workload that still does. Returns it
 /// and the number of runs tried.
-pub fn shrink(w: &Workload, oracle: &str) -> (Workload, usize) {
+pub fn shrink(w: &Workload, oracle: Oracle) -> (Workload, usize) {
     let mut best = w.clone();
     let mut runs = 0usize;
     let mut improved = true;

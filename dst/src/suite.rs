@@ -1,6 +1,6 @@
 //! Many seeds: parallel runs, a progress bar, the failures with their replay lines, coverage.
 
-use crate::sim::{run, Coverage, Failure};
+use crate::steps::{run, Coverage, Failure};
 use crate::workload::{Profile, Workload};
 use std::io::Write as _;
 // Work counters shared by the suite's threads, process-local.

@@ -1,7 +1,7 @@
 //! The DST suite under `cargo test`: a fixed regression set, then a few thousand random seeds
 //! of each profile. A failure prints its seed and the command that replays it.
 
-use myelon_dst::sim::run;
+use myelon_dst::steps::run;
 use myelon_dst::suite::{replay_line, run_suite, SuiteOptions};
 use myelon_dst::workload::{Profile, Workload};
 

@@ -278,57 +278,6 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         }
     }
 
-    /// Step: is the next event published? `Some(seq)`: its stamp was acquired, read it with
-    /// [`Self::step_read`] and release it with [`Self::step_release`]. `None`: not yet (the
-    /// empty path also checks end of stream and the producer's liveness, rate-limited by the
-    /// producer-check interval).
-    #[doc(hidden)]
-    pub fn step_peek(&mut self) -> MultiProcessResult<Option<Sequence>> {
-        match self.poll()? {
-            Poll::Ready => Ok(Some(self.next)),
-            Poll::Empty => {
-                self.on_empty(true)?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Step: copies out the event of `seq`, which a previous [`Self::step_peek`] returned and
-    /// which is not released yet. The stamp is re-checked first, so a slot overwritten behind
-    /// this consumer is reported as `Corrupt` rather than read.
-    ///
-    /// # Panics
-    /// If `seq` is not this consumer's next sequence.
-    #[doc(hidden)]
-    pub fn step_read(&self, seq: Sequence) -> MultiProcessResult<E> {
-        assert_eq!(seq, self.next, "step_read of a sequence that is not next");
-        match self.poll()? {
-            Poll::Ready => Ok(self.seg.slot(seq).value.with(|p| {
-                // SAFETY: I3 — the stamp of `seq` was just acquired and this consumer's cursor is
-                // below `seq`, so the producer cannot write the slot; any bit pattern is a valid
-                // `E` (`ShmEvent`).
-                unsafe { *p }
-            })),
-            Poll::Empty => Err(MultiProcessError::Corrupt {
-                what: "slot stamp went back under a consumer",
-                value: self.seg.slot(seq).stamp.load(Ordering::Relaxed),
-            }),
-        }
-    }
-
-    /// Step: releases every sequence up to `seq` (one cursor store).
-    ///
-    /// # Panics
-    /// If `seq` is not this consumer's next sequence.
-    #[doc(hidden)]
-    pub fn step_release(&mut self, seq: Sequence) {
-        assert_eq!(
-            seq, self.next,
-            "step_release of a sequence that is not next"
-        );
-        self.release(seq);
-    }
-
     /// The backend's clock (virtual under the simulator): what every deadline of this consumer
     /// and the layers above it is measured on.
     #[inline]

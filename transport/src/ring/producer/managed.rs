@@ -69,9 +69,14 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         r
     }
 
-    /// Step (the managed counterpart of [`Producer::try_claim`]): the next sequence if `n` slots
-    /// are free at `now`. When they are not, opens or continues a blocked episode and runs a
-    /// liveness check if one is due. Without liveness enabled it is a plain claim.
+    /// One non-blocking round of a managed claim at `now`: the next sequence if `n` slots are
+    /// free (closing a blocked episode). When they are not, opens or continues a blocked
+    /// episode and runs a liveness check if one is due. Without liveness enabled it is a plain
+    /// room check. Nothing is claimed: the caller publishes with a plain call next.
+    ///
+    /// For the step simulation (`dst run`) and virtual-time tests, which must own the time of
+    /// every liveness check: the managed publish calls block while the ring is full, and a
+    /// blocked call advances the simulated clock itself.
     #[doc(hidden)]
     pub fn managed_try_claim(&mut self, n: usize, now: Duration) -> ManagedClaim {
         self.with_hook(|p, hook| {

@@ -34,31 +34,6 @@ const STAMP_PUBLISH: Ordering = Ordering::Release;
 #[cfg(myelon_mutant = "relaxed_stamp")]
 const STAMP_PUBLISH: Ordering = Ordering::Relaxed;
 
-/// One shared-memory-visible step of a publish (see [`Producer::PUBLISH_STEPS`]).
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublishStep {
-    /// Write the claimed slots' events.
-    Write,
-    /// Store their stamps.
-    Stamp,
-    /// Store the producer cursor.
-    Announce,
-}
-
-#[cfg(not(myelon_mutant = "stamp_before_write"))]
-const PUBLISH_ORDER: [PublishStep; 3] = [
-    PublishStep::Write,
-    PublishStep::Stamp,
-    PublishStep::Announce,
-];
-#[cfg(myelon_mutant = "stamp_before_write")]
-const PUBLISH_ORDER: [PublishStep; 3] = [
-    PublishStep::Stamp,
-    PublishStep::Write,
-    PublishStep::Announce,
-];
-
 /// Multi-process producer for publishing events to a shared-memory ring, generic over the
 /// backend. Use the aliases [`crate::SharedProducer`] and [`crate::MmapProducer`].
 ///
@@ -145,9 +120,10 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         true
     }
 
-    /// Step: the next sequence if its slot is free, rescanning the consumer table at most once.
+    /// The next sequence if its slot is free, rescanning the consumer table at most once (the
+    /// claim of every single-event publish).
     #[inline]
-    pub fn try_claim(&mut self) -> Option<Sequence> {
+    pub(crate) fn try_claim(&mut self) -> Option<Sequence> {
         self.has_room(1).then_some(self.next)
     }
 
@@ -199,56 +175,6 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         let h = self.seg.header();
         h.producer.value.store(last, Ordering::Release);
         notify(&self.backend, &h.consumer_wake);
-    }
-
-    /// The order of the publish steps ([`Producer::step_write`], [`Producer::step_stamp`],
-    /// [`Producer::step_announce`]) a steppable driver must follow; the same order `publish`
-    /// uses.
-    #[doc(hidden)]
-    pub const PUBLISH_STEPS: [PublishStep; 3] = PUBLISH_ORDER;
-
-    /// Step: writes claimed sequence `seq` (`seq` in `cursor()+1 ..= cursor()+n` of the last
-    /// successful claim of `n` slots) in place; nothing becomes visible to consumers.
-    ///
-    /// # Panics
-    /// If `seq` is outside the claimable range.
-    #[doc(hidden)]
-    pub fn step_write<R>(&mut self, seq: Sequence, f: impl FnOnce(&mut E) -> R) -> R {
-        assert!(
-            seq >= self.next && seq <= self.limit,
-            "step_write({seq}) outside the claimed range {}..={}",
-            self.next,
-            self.limit
-        );
-        self.write_slot(seq, f)
-    }
-
-    /// Step: publishes claimed sequence `seq` with one stamp store.
-    ///
-    /// # Panics
-    /// If `seq` is outside the claimable range.
-    #[doc(hidden)]
-    pub fn step_stamp(&mut self, seq: Sequence) {
-        assert!(
-            seq >= self.next && seq <= self.limit,
-            "step_stamp({seq}) outside the claimed range"
-        );
-        self.stamp_slot(seq);
-    }
-
-    /// Step: advances past `last` (every sequence up to it written and stamped) and stores the
-    /// producer cursor.
-    ///
-    /// # Panics
-    /// If `last` is outside the claimable range.
-    #[doc(hidden)]
-    pub fn step_announce(&mut self, last: Sequence) {
-        assert!(
-            last >= self.next && last <= self.limit,
-            "step_announce({last}) outside the claimed range"
-        );
-        self.next = last + 1;
-        self.announce(last);
     }
 
     /// Publishes one event written in place by `f`, if a slot is free.
