@@ -62,6 +62,8 @@ pub fn run(clock: &Clock, plan: &Plan, names: &mut Names, lines: usize) -> Bench
     let mask = line_mask(lines)?;
     let name = names.fresh("floor");
     let region = ShmBackend.create(&name, region_len(lines))?;
+    // Mark the region finished (mode 0600) so the peer may open it.
+    region.finish(0o600)?;
     let w = words(&region, lines)?;
     let mut peer = Peer::spawn(&role(lines), plan.cpus.1, &[name])?;
     let ticks = time_trips(clock, plan.warmup, plan.iters, |i| {

@@ -82,6 +82,8 @@ fn payload<const W: usize>(slot: &RawSlot<W>) -> [u64; W] {
 pub fn run<const W: usize>(clock: &Clock, plan: &Plan, names: &mut Names) -> BenchResult<Stats> {
     let name = names.fresh("fslot");
     let region = ShmBackend.create(&name, 2 * SLOTS * stride::<W>())?;
+    // Mark the region finished (mode 0600) so the peer may open it.
+    region.finish(0o600)?;
     let (ping, pong) = slots::<W>(&region)?;
     let mut peer = Peer::spawn(&role::<W>(), plan.cpus.1, &[name])?;
     let ticks = time_trips(clock, plan.warmup, plan.iters, |i| {

@@ -42,6 +42,8 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
 fn line_pingpong(ctx: &Ctx, work: Work, size: usize) -> BenchResult<Outcome> {
     let name = fresh_name("f");
     let region = ShmBackend.create(&name, LINES * STRIDE)?;
+    // Mark the region finished (mode 0600) so the peer may open it.
+    region.finish(0o600)?;
     let w = words(&region)?;
     let (warmup, iters) = ctx.trips(size);
     let mut args = work.args();
