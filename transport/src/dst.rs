@@ -18,9 +18,16 @@
 //!   print the one line that reruns a failing seed.
 //! - [`TraceHash`]: fold what happened into one number, to check that a replay is identical.
 //!
-//! The DST harness of this repository (`myelon-dst`) adds a seeded scheduler that switches
-//! actors at every shared-memory step; this module exposes what exists for user code without
-//! that scheduler: one thread, and the interleaving your test chooses from the seed.
+//! - [`actor`] and [`SchedPoint`]: the scheduling hooks. Every shared-memory-visible step inside
+//!   myelon's calls over a `SimBackend` reports a [`SchedPoint`], and every simulated futex wait,
+//!   wake, sleep and yield an [`actor::Suspend`], to the hook installed with
+//!   [`actor::set_hook`] on the calling thread (nothing happens without one). A scheduler that
+//!   runs actors as coroutines or baton-passing threads can switch, stall or crash them there —
+//!   the repository's `myelon-dst` crate (`dst/src/actors/`) is such a scheduler, built on
+//!   exactly these hooks.
+//!
+//! Without a hook installed, your test runs on one thread with the interleaving it chooses from
+//! the seed between calls.
 //!
 //! ```
 //! use myelon::backend::SimBackend;
@@ -55,7 +62,9 @@
 //! user event type under a seed, a crash and a same-id rejoin, nothing lost, and the same seed
 //! replayed to the same trace hash.
 
+pub use crate::backend::SchedPoint;
 pub use crate::backend::{SimBackend, SimRegionHandle};
+pub use myelon_backend_sim::actor;
 pub use myelon_backend_sim::{SimError, SimProcessState, SimWorld, DEFAULT_TICK_NANOS};
 
 /// The environment variable [`seed_from_env`] reads (decimal or `0x` hex).

@@ -121,3 +121,51 @@ fn seeded_crash_and_rejoin_loses_nothing_and_replays() {
         assert_eq!(run(seed), out, "not deterministic\n  {replay}");
     }
 }
+
+/// The scheduling hooks: with a hook installed on the thread, every shared-memory-visible step
+/// of a real call reports a `SchedPoint` (here counted, to show a user's scheduler gets them).
+#[test]
+fn scheduling_hooks_see_the_steps_of_real_calls() {
+    use myelon::dst::{actor, SchedPoint};
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SEEN: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+    }
+    fn count(s: actor::Suspend) -> Option<actor::Resumed> {
+        if let actor::Suspend::Point { code, .. } = s {
+            SEEN.with(|v| v.borrow_mut().push(code));
+        }
+        Some(actor::Resumed::Go)
+    }
+
+    myelon::shm_event! {
+        #[derive(Clone, Copy, Debug, Default)]
+        struct Step { n: u64 }
+    }
+    let p = myelon::backend::SimBackend::new_world();
+    let mut tx = myelon::SharedDisruptorBuilder::<Step, _>::with_backend(p.clone(), "hooks", 4)
+        .with_consumer_id("c")
+        .build_producer(Step::default)
+        .expect("producer");
+    let mut rx = myelon::SharedDisruptorBuilder::<Step, _>::with_backend(p.sibling(), "hooks", 4)
+        .with_consumer_id("c")
+        .build_consumer()
+        .expect("consumer");
+    actor::set_hook(Some(count));
+    tx.publish(|e| e.n = 7);
+    let got = rx.try_consume_next().expect("consume").expect("an event");
+    actor::set_hook(None);
+    assert_eq!(got.n, 7);
+    let seen = SEEN.with(|v| v.borrow().clone());
+    for p in [
+        SchedPoint::SlotWrite,
+        SchedPoint::SlotStamp,
+        SchedPoint::CursorAnnounce,
+        SchedPoint::StampLoad,
+        SchedPoint::SlotRead,
+        SchedPoint::CursorRelease,
+    ] {
+        assert!(seen.contains(&(p as u16)), "{p:?} not reported: {seen:?}");
+    }
+}
