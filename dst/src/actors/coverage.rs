@@ -120,11 +120,15 @@ pub enum Path {
     SawProducerDead,
     /// A consumer attached to a dead producer's ring before the restart reclaimed it.
     AttachedDeadRing,
+    /// Expected consumers reserved by `discover_consumer_with_prefix` and claimed by id.
+    PrefixReservation,
+    /// `build_producer` refused more expected consumers than the table holds.
+    TooManyConsumers,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 58] = [
+    pub const ALL: [Path; 60] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -183,6 +187,8 @@ impl Path {
         Path::ProducerRestart,
         Path::SawProducerDead,
         Path::AttachedDeadRing,
+        Path::PrefixReservation,
+        Path::TooManyConsumers,
     ];
 
     /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed

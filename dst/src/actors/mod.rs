@@ -76,8 +76,14 @@ impl Scenario {
             },
             max_batch: r.range(1, 2 * capacity as u64) as usize,
             liveness: None,
+            prefix: false,
+            overflow_probe: false,
         };
         let mut plan = plan;
+        // Draws added later come from their own stream, so older seeds keep their scenarios.
+        let mut r2 = Rng::fork(seed, 6);
+        let prefix_roll = r2.chance(30);
+        plan.overflow_probe = r2.chance(5);
         if r.chance(40) {
             let us = |r: &mut Rng, lo: u64, hi: u64| Duration::from_micros(r.log_range(lo, hi));
             let required: Vec<String> =
@@ -97,6 +103,9 @@ impl Scenario {
                 alert_only: r.chance(30),
             });
         }
+        // Prefix reservations, but not with liveness: enabling it turns unclaimed prefix slots
+        // into reservations of the required ids, which the ledger does not model.
+        plan.prefix = reserved && prefix_roll && plan.liveness.is_none();
         // Intruders only where no reservation exists (a fresh registration of theirs would
         // consume one, which the ledger cannot tell apart from the consumer's own).
         let intruders = if plan.expected.is_empty() && plan.liveness.is_none() && r.chance(40) {
@@ -176,6 +185,10 @@ impl Checker {
             let _ = seq;
         }
         l.producer_restarted(self.plan.expected.clone());
+        if self.plan.prefix {
+            let (gen, n) = (l.gen, self.plan.expected.len());
+            l.prefix_slots.insert(gen, n);
+        }
         drop(l);
         let mut cov = self.shared.coverage.borrow_mut();
         cov.hit(Path::ProducerCrash);
@@ -270,7 +283,13 @@ impl Observer for Checker {
             return Some(self.restart_producer());
         }
         let id = self.ids.get(&actor)?.clone();
-        self.shared.ledger.borrow_mut().waiting.remove(&actor);
+        {
+            let mut l = self.shared.ledger.borrow_mut();
+            l.waiting.remove(&actor);
+            if !l.incarnations.iter().any(|i| i.actor == actor) {
+                l.crashed_attaching();
+            }
+        }
         let mut cov = self.shared.coverage.borrow_mut();
         cov.hit(Path::ConsumerCrash);
         cov.hit(Path::Rejoin);
@@ -331,6 +350,10 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         }
     }
     shared.ledger.borrow_mut().reserved = reserved;
+    if sc.layer == Layer::Raw && sc.plan.prefix {
+        let n = sc.plan.expected.len();
+        shared.ledger.borrow_mut().prefix_slots.insert(0, n);
+    }
     if let (Layer::Raw, Some(l)) = (sc.layer, &sc.plan.liveness) {
         shared.ledger.borrow_mut().liveness_required = l.required.clone();
     }

@@ -175,6 +175,12 @@ pub struct Ledger {
     pub reserved: Vec<String>,
     /// Reservations of archived generations.
     pub old_reserved: BTreeMap<usize, Vec<String>>,
+    /// Unclaimed discovery-prefix reservations per generation (prefix seeds): any consumer of
+    /// the prefix may claim one (it starts at 0), whatever its id.
+    pub prefix_slots: BTreeMap<usize, usize>,
+    /// Consumers that died while attaching, per generation: each may have half-claimed a prefix
+    /// slot, which then waits for its id's rejoin and no other consumer can take.
+    pub attach_crashes: BTreeMap<usize, usize>,
     /// Ids required by liveness: enabling it (before anything is published) reserves them at
     /// 0 unless they are attached, so a resumed attach of one may start at 0 at any time.
     pub liveness_required: Vec<String>,
@@ -243,8 +249,22 @@ impl Ledger {
                 .get(&gen)
                 .is_some_and(|v| v.iter().any(|r| r == id))
         };
+        let slots = self.prefix_slots.get(&gen).copied();
         let expected = if let Some(&c) = self.released.get(&key) {
             Some(c + 1)
+        } else if let Some(free) = slots {
+            // Prefix reservations go to whichever consumers of the prefix come first: a
+            // resumed attach at 0 took one; a fresh one found them all taken.
+            if resumed && start == 0 && free > 0 {
+                self.prefix_slots.insert(gen, free - 1);
+                Some(0)
+            } else if !resumed
+                && (free == 0 || free <= self.attach_crashes.get(&gen).copied().unwrap_or(0))
+            {
+                None
+            } else {
+                Some(0)
+            }
         } else if reserved {
             Some(0)
         } else {
@@ -356,6 +376,11 @@ impl Ledger {
         self.reserved.retain(|r| r != id);
         self.liveness_required.retain(|r| r != id);
         self.released.remove(&(self.gen, id.to_string()));
+    }
+
+    /// A consumer actor that had not attached yet crashed (it may have been inside `register`).
+    pub fn crashed_attaching(&mut self) {
+        *self.attach_crashes.entry(self.gen).or_insert(0) += 1;
     }
 
     /// The actor of a live incarnation crashed or exited.

@@ -79,6 +79,12 @@ pub struct ProducerPlan {
     /// Required-consumer liveness, when the seed turns it on (then the blocking publish
     /// flavours are the managed ones).
     pub liveness: Option<LivenessPlan>,
+    /// Reserve the expected consumers by discovery prefix (`"c"`, one per expected id) instead
+    /// of by id.
+    pub prefix: bool,
+    /// First try a ring with more expected consumers than the table holds
+    /// (`TooManyConsumers`).
+    pub overflow_probe: bool,
 }
 
 /// Required-consumer liveness knobs of a seed.
@@ -157,10 +163,36 @@ fn managed_error(sh: &Shared, e: RequiredConsumerError) -> Managed {
 /// The producer: creates the ring, publishes `events` events through a seed-chosen mix of
 /// every publish and claim flavour, then closes the ring by dropping the producer.
 pub fn producer(sh: Shared, plan: ProducerPlan, backend: SimBackend, mut rng: Rng) -> Exit {
+    if plan.overflow_probe {
+        let ids: Vec<String> = (0..=myelon::DEFAULT_MAX_CONSUMERS)
+            .map(|i| format!("x{i}"))
+            .collect();
+        let probe = SharedDisruptorBuilder::<Ev, SimBackend>::with_backend(
+            backend.clone(),
+            &format!("{}-x", sh.ring),
+            sh.capacity,
+        )
+        .with_coordination(CoordinationMode::BufferUntilConsumers)
+        .with_consumer_ids(ids)
+        .build_producer(Ev::default);
+        match probe {
+            Err(MultiProcessError::TooManyConsumers { .. }) => sh.cover(Path::TooManyConsumers),
+            Err(e) => return sh.fail(Oracle::UnexpectedError, format!("overflow probe: {e}")),
+            Ok(_) => {
+                return sh.fail(
+                    Oracle::UnexpectedError,
+                    "a ring reserved more consumers than its table holds".into(),
+                )
+            }
+        }
+    }
     let mut b = sh
         .builder(backend.clone())
         .with_coordination(plan.coordination);
-    if !plan.expected.is_empty() {
+    if plan.prefix && !plan.expected.is_empty() {
+        b = b.discover_consumer_with_prefix(plan.expected.len(), "c");
+        sh.cover(Path::PrefixReservation);
+    } else if !plan.expected.is_empty() {
         b = b.with_consumer_ids(plan.expected.clone());
     }
     let mut p = match b.build_producer(Ev::default) {

@@ -356,14 +356,26 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
             return Ok(r);
         }
     }
-    for i in 0..n {
-        let e = seg.entry(i);
-        if e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_has_prefix(e, idb) {
-            e.write_id(idb);
-            let r = take_over(seg, backend, i, token)?;
-            bump_generation(seg);
-            return Ok(r);
-        }
+    // A discovery reservation: first one this id already half-claimed (a consumer of the id
+    // died between writing its id into the entry and taking it over — found by the public-API
+    // simulation: without this preference the id took a fresh prefix slot and orphaned that
+    // one, which then gated the producer with nobody left to claim it), then any other.
+    let prefixed = (0..n)
+        .find(|&i| {
+            let e = seg.entry(i);
+            e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_equals(e, idb)
+        })
+        .or_else(|| {
+            (0..n).find(|&i| {
+                let e = seg.entry(i);
+                e.state.load(Ordering::Acquire) == ENTRY_RESERVED_PREFIX && id_has_prefix(e, idb)
+            })
+        });
+    if let Some(i) = prefixed {
+        seg.entry(i).write_id(idb);
+        let r = take_over(seg, backend, i, token)?;
+        bump_generation(seg);
+        return Ok(r);
     }
     for i in 0..n {
         if seg.entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
