@@ -36,10 +36,10 @@ pub fn hook(s: Suspend) -> Option<Resumed> {
     if y.is_null() {
         return None;
     }
-    // SAFETY: `CURRENT` is non-null only while an actor's coroutine runs on this thread (the
-    // scheduler clears it each time `resume` returns), and it then points to that coroutine's
-    // yielder, which lives on the coroutine's stack for as long as the body runs; this call is
-    // made from inside that body, so the yielder is alive and it is the right one to suspend.
+    // `CURRENT` is non-null only while an actor's coroutine runs on this thread (the scheduler
+    // clears it each time `resume` returns); it then points to that coroutine's yielder.
+    // SAFETY: the yielder lives on the running coroutine's stack while its body runs, and this
+    // call is made from inside that body: it is alive, and the right one to suspend.
     let r = unsafe { (*y).suspend(s) };
     // Back in this actor: another one may have run and set its own yielder.
     CURRENT.with(|c| c.set(y));

@@ -471,10 +471,10 @@ impl Scheduler {
         self.stats.crashes += 1;
         let a = &mut self.actors[i];
         if let Some(mut coro) = a.coro.take() {
-            // SAFETY: `force_reset` leaks whatever lives on the coroutine's stack without
-            // running destructors — exactly a crash. The program closure is `'static` and owns
-            // its state, so nothing outside the coroutine points into that stack; the leaked
-            // objects are never touched again.
+            // `force_reset` leaks what lives on the coroutine's stack without running
+            // destructors — exactly a crash.
+            // SAFETY: the program closure is `'static` and owns its state, so nothing outside
+            // the coroutine points into that stack; the leaked objects are never touched again.
             unsafe { coro.force_reset() };
             self.stacks.push(coro.into_stack());
         }

@@ -139,10 +139,10 @@ fn first_word(region: &myelon_backend_sim::SimRegion) -> u64 {
     if region.len() < 8 {
         return 0;
     }
-    // SAFETY: the region is page aligned and at least 8 bytes long (checked above); its first
-    // word is only ever accessed atomically by the ring and cursor code (the `magic` field of
-    // both headers, written with `ptr::write` of an atomic, I4 of ring/layout.rs), so reading
-    // it through an atomic is never a mixed access. A zeroed word is a valid atomic.
+    // The first word is only ever accessed atomically (the `magic` field of both headers,
+    // written with `ptr::write` of an atomic, I4 of ring/layout.rs); a zeroed word is valid.
+    // SAFETY: the region is page aligned and at least 8 bytes long (checked above), and an
+    // atomic read of a word only ever accessed atomically is never a mixed access.
     let word = unsafe { &*(region.as_ptr() as *const crate::ring::sync::AtomicU64) };
     word.load(Ordering::Acquire)
 }
