@@ -145,6 +145,24 @@ impl FileRegion {
     }
 }
 
+impl FileRegion {
+    /// Takes lock slot `slot` through this handle's open file description (see
+    /// [`myelon_backend_shm::slot_lock`]); `Ok(false)`: another handle holds it.
+    pub fn try_lock_slot(&self, slot: u64) -> io::Result<bool> {
+        myelon_backend_shm::slot_lock::try_lock_slot(self.file.as_fd(), slot)
+    }
+
+    /// Releases lock slot `slot` if this handle holds it.
+    pub fn unlock_slot(&self, slot: u64) -> io::Result<()> {
+        myelon_backend_shm::slot_lock::unlock_slot(self.file.as_fd(), slot)
+    }
+
+    /// Whether another handle (in any process) holds lock slot `slot`.
+    pub fn slot_held(&self, slot: u64) -> io::Result<bool> {
+        myelon_backend_shm::slot_lock::slot_held(self.file.as_fd(), slot)
+    }
+}
+
 impl Drop for FileRegion {
     fn drop(&mut self) {
         if self.owner {

@@ -8,6 +8,8 @@
 //! - [`ownership`]: the owner-lock protocol (the creator holds an exclusive `flock` for its
 //!   lifetime; others probe it to learn whether the owner died), also used by
 //!   `myelon-backend-mmap`.
+//! - [`slot_lock`]: kernel-released per-entry locks (open-file-description `fcntl` locks), the
+//!   proof of life of a region's entry holders across PID namespaces.
 //! - [`futex`]: cross-process wait/wake on a `u32` in shared memory.
 //! - [`process`]: process identity as `(pid, start time)` and liveness checks robust to pid reuse.
 //! - [`affinity`]: pinning threads to CPUs.
@@ -27,6 +29,7 @@ pub mod affinity;
 pub mod futex;
 pub mod ownership;
 pub mod process;
+pub mod slot_lock;
 
 pub use error::RegionError;
 pub use name::{validate_os_name, MAX_OS_NAME_LEN};

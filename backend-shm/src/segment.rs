@@ -159,6 +159,24 @@ impl ShmSegment {
     }
 }
 
+impl ShmSegment {
+    /// Takes lock slot `slot` through this handle's open file description (see
+    /// [`crate::slot_lock`]); `Ok(false)`: another handle holds it.
+    pub fn try_lock_slot(&self, slot: u64) -> io::Result<bool> {
+        crate::slot_lock::try_lock_slot(self.fd.as_fd(), slot)
+    }
+
+    /// Releases lock slot `slot` if this handle holds it.
+    pub fn unlock_slot(&self, slot: u64) -> io::Result<()> {
+        crate::slot_lock::unlock_slot(self.fd.as_fd(), slot)
+    }
+
+    /// Whether another handle (in any process) holds lock slot `slot`.
+    pub fn slot_held(&self, slot: u64) -> io::Result<bool> {
+        crate::slot_lock::slot_held(self.fd.as_fd(), slot)
+    }
+}
+
 impl Drop for ShmSegment {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe exactly the mapping made in `map_shared`, which nothing else

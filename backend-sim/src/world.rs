@@ -88,6 +88,9 @@ struct State {
     alive: BTreeMap<u32, bool>,
     next_pid: u32,
     used_bytes: usize,
+    /// Lock slots held: (region address, slot) → (holder pid, holder handle).
+    slot_locks: BTreeMap<(usize, u64), (u32, u64)>,
+    next_handle: u64,
 }
 
 /// Virtual time each `now()` call lets pass by default, so that code spinning on the clock
@@ -308,6 +311,53 @@ impl SimWorld {
         Ok(dead)
     }
 
+    /// A fresh handle id: lock slots are held per handle, as open-file-description locks are
+    /// held per open of an object on a real platform.
+    pub fn new_handle(&self) -> u64 {
+        let mut st = self.lock();
+        st.next_handle += 1;
+        st.next_handle
+    }
+
+    /// Takes lock slot `slot` of `region` for handle `handle` of process `pid`, without
+    /// waiting. `true`: held now (also if this handle held it already); `false`: another live
+    /// holder has it. A holder whose process is dead holds nothing (the kernel would have
+    /// released its lock when it died).
+    pub fn try_lock_slot(&self, region: &Arc<SimRegion>, slot: u64, pid: u32, handle: u64) -> bool {
+        let key = (Arc::as_ptr(region) as usize, slot);
+        let mut st = self.lock();
+        if let Some(&(p, h)) = st.slot_locks.get(&key) {
+            if h != handle && st.alive.get(&p) == Some(&true) {
+                return false;
+            }
+        }
+        st.slot_locks.insert(key, (pid, handle));
+        true
+    }
+
+    /// Releases lock slot `slot` of `region` if `handle` holds it.
+    pub fn unlock_slot(&self, region: &Arc<SimRegion>, slot: u64, handle: u64) {
+        let key = (Arc::as_ptr(region) as usize, slot);
+        let mut st = self.lock();
+        if st.slot_locks.get(&key).is_some_and(|&(_, h)| h == handle) {
+            st.slot_locks.remove(&key);
+        }
+    }
+
+    /// Whether a live holder other than `handle` holds lock slot `slot` of `region`.
+    pub fn slot_held(&self, region: &Arc<SimRegion>, slot: u64, handle: u64) -> bool {
+        let key = (Arc::as_ptr(region) as usize, slot);
+        let st = self.lock();
+        st.slot_locks
+            .get(&key)
+            .is_some_and(|&(p, h)| h != handle && st.alive.get(&p) == Some(&true))
+    }
+
+    /// Releases every lock slot `handle` holds (the handle is closed).
+    pub fn release_handle(&self, handle: u64) {
+        self.lock().slot_locks.retain(|_, &mut (_, h)| h != handle);
+    }
+
     /// Moves virtual time forward by `d` (saturating).
     pub fn advance(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -434,6 +484,29 @@ mod tests {
         let _second = w.create_region("r", 64, 2).unwrap();
         assert!(!w.remove_region_if_same("r", &first));
         assert!(w.open_region("r").is_ok());
+    }
+
+    #[test]
+    fn slot_locks_are_per_handle_and_die_with_their_process() {
+        let w = SimWorld::new();
+        let (a, b) = (w.spawn_process(), w.spawn_process());
+        let r = w.create_region("locks", 4096, a).unwrap();
+        let (ha, ha2, hb) = (w.new_handle(), w.new_handle(), w.new_handle());
+        assert!(w.try_lock_slot(&r, 1, a, ha));
+        assert!(w.try_lock_slot(&r, 1, a, ha), "re-locking one's own slot");
+        assert!(
+            !w.try_lock_slot(&r, 1, a, ha2),
+            "another handle of the same process"
+        );
+        assert!(w.slot_held(&r, 1, hb) && !w.slot_held(&r, 1, ha));
+        assert!(!w.slot_held(&r, 2, hb));
+        w.unlock_slot(&r, 1, hb);
+        assert!(w.slot_held(&r, 1, hb), "only the holder unlocks");
+        w.kill_process(a);
+        assert!(!w.slot_held(&r, 1, hb), "a dead holder holds nothing");
+        assert!(w.try_lock_slot(&r, 1, b, hb));
+        w.release_handle(hb);
+        assert!(!w.slot_held(&r, 1, ha2));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `RingBackend` over memory-mapped files (`myelon-backend-mmap`).
 
-use super::shm::{lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner};
+use super::shm::{
+    lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner, slot_error,
+};
 use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_mmap::{self as plat, FileRegion};
@@ -88,6 +90,19 @@ unsafe impl Region for MmapRegion {
     }
     fn owner(&self) -> Option<RegionOwner> {
         self.0.owner().ok().map(region_owner)
+    }
+    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
+        self.0
+            .try_lock_slot(slot)
+            .map_err(|source| slot_error(&self.0.path().display().to_string(), source))
+    }
+    fn unlock_slot(&self, slot: u64) {
+        if let Err(e) = self.0.unlock_slot(slot) {
+            tracing::warn!(slot, error = %e, "releasing a lock slot failed");
+        }
+    }
+    fn slot_state(&self, slot: u64) -> ProcessState {
+        lock_probe(self.0.slot_held(slot))
     }
 }
 

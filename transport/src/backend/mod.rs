@@ -197,6 +197,21 @@ pub unsafe trait Region: Send + Sync {
     fn owner(&self) -> Option<RegionOwner> {
         None
     }
+    /// Takes lock slot `slot` of the object through this handle, without waiting: a lock the
+    /// **kernel releases when the holder dies**, however it dies, and that means the same in
+    /// every PID namespace sharing the object (SHM and mmap: an open-file-description `fcntl`
+    /// lock on byte `slot` of the object's lock space; the simulator: its process table). Held
+    /// per handle: two handles conflict even in one process. `Ok(true)`: held now (also if this
+    /// handle held it already); `Ok(false)`: another live handle holds it. The ring uses one
+    /// slot for the registry lock and one per consumer entry (`ring::layout::lock_slot`).
+    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError>;
+    /// Releases lock slot `slot` if this handle holds it (dropping the handle releases all).
+    fn unlock_slot(&self, slot: u64);
+    /// Who holds lock slot `slot`, seen from this handle: `Alive` if another live handle holds
+    /// it, `Dead` if nobody does (whoever held it let go or died: proven by the kernel),
+    /// `Unknown` if the backend cannot tell (never to be taken for dead). A probe through the
+    /// handle that holds the slot sees `Dead`: ask through another handle.
+    fn slot_state(&self, slot: u64) -> ProcessState;
 }
 
 /// Owner uid and permission bits of a region's object (see [`Region::owner`]).
@@ -301,7 +316,9 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn process_token(&self) -> u64;
     /// The pid and start time of this process, for display.
     fn process_identity(&self) -> (u32, u64);
-    /// Liveness of the process a token names.
+    /// Liveness of the process a token names, by pid and start time: a **hint** for display
+    /// (the CLI's listings), wrong across PID namespaces and without `/proc`. The ring never
+    /// decides that a peer is dead from it: that is what [`Region::slot_state`] proves.
     fn token_state(&self, token: u64) -> ProcessState;
     /// This process's effective uid, for the owner check of attach; `None` for a backend
     /// without users (the simulator).

@@ -62,6 +62,27 @@ unsafe impl Region for ShmRegion {
     fn owner(&self) -> Option<RegionOwner> {
         self.0.owner().ok().map(region_owner)
     }
+    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
+        self.0
+            .try_lock_slot(slot)
+            .map_err(|source| slot_error(self.0.os_name(), source))
+    }
+    fn unlock_slot(&self, slot: u64) {
+        if let Err(e) = self.0.unlock_slot(slot) {
+            tracing::warn!(slot, error = %e, "releasing a lock slot failed");
+        }
+    }
+    fn slot_state(&self, slot: u64) -> ProcessState {
+        lock_probe(self.0.slot_held(slot))
+    }
+}
+
+pub(crate) fn slot_error(name: &str, source: std::io::Error) -> BackendError {
+    BackendError::Io {
+        op: "lock slot",
+        name: name.to_string(),
+        source,
+    }
 }
 
 pub(crate) fn region_owner(o: plat::ownership::ObjectOwner) -> RegionOwner {

@@ -34,6 +34,9 @@ pub struct SimRegionHandle {
     name: String,
     owner_pid: u32,
     is_owner: bool,
+    /// The process that mapped it, and this mapping's handle id (lock slots are per handle).
+    pid: u32,
+    handle: u64,
 }
 
 impl SimBackend {
@@ -132,6 +135,21 @@ unsafe impl Region for SimRegionHandle {
         self.world.finish_region(&self.name, &self.region);
         Ok(())
     }
+    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
+        Ok(self
+            .world
+            .try_lock_slot(&self.region, slot, self.pid, self.handle))
+    }
+    fn unlock_slot(&self, slot: u64) {
+        self.world.unlock_slot(&self.region, slot, self.handle)
+    }
+    fn slot_state(&self, slot: u64) -> ProcessState {
+        if self.world.slot_held(&self.region, slot, self.handle) {
+            ProcessState::Alive
+        } else {
+            ProcessState::Dead
+        }
+    }
 }
 
 /// The native-endian `u64` at the start of a simulated region (0 if it is shorter).
@@ -149,6 +167,7 @@ fn first_word(region: &myelon_backend_sim::SimRegion) -> u64 {
 
 impl Drop for SimRegionHandle {
     fn drop(&mut self) {
+        self.world.release_handle(self.handle);
         if self.is_owner {
             self.world.remove_region_if_same(&self.name, &self.region);
         }
@@ -179,6 +198,8 @@ impl RingBackend for SimBackend {
             name,
             owner_pid: self.pid,
             is_owner: true,
+            pid: self.pid,
+            handle: self.world.new_handle(),
         })
     }
     fn open(&self, name: &str) -> Result<SimRegionHandle, BackendError> {
@@ -191,6 +212,8 @@ impl RingBackend for SimBackend {
             name,
             owner_pid,
             is_owner: false,
+            pid: self.pid,
+            handle: self.world.new_handle(),
         })
     }
     fn remove(&self, name: &str) -> Result<(), BackendError> {

@@ -4,7 +4,7 @@
 
 use super::config::{RequiredConsumerError, RequiredConsumerLivenessConfig};
 use super::monitor::{EntryView, LivenessMonitor};
-use crate::backend::{ProcessState, RingBackend};
+use crate::backend::RingBackend;
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX};
 use crate::ring::producer::{RingView, SpaceHook};
@@ -20,12 +20,12 @@ pub type ManagedClaim = Result<Option<Sequence>, RequiredConsumerError>;
 /// entries at or below `threshold` (the only ones the dead-consumer policy looks at).
 fn table_view<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
-    backend: &B,
     monitor: Option<&LivenessMonitor>,
     threshold: Sequence,
 ) -> Vec<EntryView> {
     seg.entries()
-        .filter_map(|e| {
+        .enumerate()
+        .filter_map(|(index, e)| {
             let st = e.state.load(Ordering::Acquire);
             if !registry::is_gating(st) {
                 return None;
@@ -36,7 +36,7 @@ fn table_view<E: ShmEvent, B: RingBackend>(
             let owner_dead = attached
                 && cursor < threshold
                 && monitor.is_some_and(|m| !m.is_required(&id))
-                && backend.token_state(e.owner_token.load(Ordering::Relaxed)) == ProcessState::Dead;
+                && registry::holder_dead(seg, index);
             Some(EntryView {
                 id,
                 attached,
@@ -55,7 +55,7 @@ impl LivenessMonitor {
         config: RequiredConsumerLivenessConfig,
         ring: &RingView<'_, E, B>,
     ) -> Self {
-        let table = table_view(ring.seg, ring.backend, None, Sequence::MIN);
+        let table = table_view(ring.seg, None, Sequence::MIN);
         LivenessMonitor::new(config, ring.backend.now(), &table)
     }
 }
@@ -91,7 +91,7 @@ impl<E: ShmEvent, B: RingBackend> SpaceHook<E, B> for ManagedHook {
     fn on_room(&mut self, ring: &RingView<'_, E, B>, now: Duration) {
         let m = &mut self.monitor;
         if m.in_episode() {
-            let table = table_view(ring.seg, ring.backend, None, Sequence::MIN);
+            let table = table_view(ring.seg, None, Sequence::MIN);
             m.end_episode(now, ring.published, &table);
             crate::observability::record_alerts(ring.seg, m.take_emitted());
         }
@@ -112,7 +112,7 @@ impl<E: ShmEvent, B: RingBackend> SpaceHook<E, B> for ManagedHook {
         }
         if m.check_due(now) {
             let threshold = want - ring.capacity;
-            let table = table_view(ring.seg, ring.backend, Some(m), threshold);
+            let table = table_view(ring.seg, Some(m), threshold);
             let checked = m.check(now, want, ring.capacity, ring.published, &table);
             crate::observability::record_alerts(ring.seg, m.take_emitted());
             checked?;

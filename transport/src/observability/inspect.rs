@@ -6,9 +6,9 @@
 use super::{consumer_counter, ring_counter};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::ring::layout::{
-    try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE, ENTRY_JOINING,
-    ENTRY_RESERVED, ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED, STATE_INIT,
-    STATE_READY, TABLE_ENTRIES,
+    entry_lock_slot, try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE,
+    ENTRY_JOINING, ENTRY_RESERVED, ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED,
+    STATE_INIT, STATE_READY, TABLE_ENTRIES,
 };
 use crate::ring::registry::entry_id;
 use crate::ring::sync::Ordering;
@@ -330,7 +330,9 @@ impl<B: RingBackend> RingInspector<B> {
         let recoveries = c[consumer_counter::RECOVERIES].load(r);
         let token = e.owner_token.load(r);
         let liveness = match kind {
-            EntryKind::Attached => match self.backend.token_state(token) {
+            // Proven by the entry's kernel-released lock slot, never by the pid (which may
+            // live in another PID namespace).
+            EntryKind::Attached => match self.region.slot_state(entry_lock_slot(index)) {
                 ProcessState::Dead => ConsumerLiveness::OwnerDead,
                 ProcessState::Unknown => ConsumerLiveness::Unknown,
                 ProcessState::Alive if alerts > recoveries => ConsumerLiveness::Stalled,

@@ -356,7 +356,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
         self.check_owner(&region)?;
         let seg = validate::<E, B>(region, &geom)?;
-        let reg = registry::register(&seg, &self.backend, &id, self.attach_timeout)?;
+        let anonymous = self.consumer_id.is_none();
+        let reg = registry::register(&seg, &self.backend, &id, anonymous, self.attach_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
         Ok(Consumer::from_parts(
             seg,

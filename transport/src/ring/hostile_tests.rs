@@ -2,7 +2,7 @@
 //! value is a typed error or a safe clamp, never a panic, an out-of-bounds access or a hang.
 
 use crate::backend::{Region, RingBackend, SimBackend};
-use crate::ring::layout::{ENTRY_ACTIVE, LAYOUT_VERSION, MAGIC};
+use crate::ring::layout::{ENTRY_ACTIVE, LAYOUT_VERSION, MAGIC, REGISTRY_LOCK_SLOT};
 use crate::ring::sync::Ordering;
 use crate::{Consumer, MultiProcessError, Producer, RingBufferFull, SharedDisruptorBuilder};
 use std::time::Duration;
@@ -258,6 +258,9 @@ fn registry_lock_of_dead_holder_is_taken_over_live_one_times_out() {
     let (b, p, _c) = pair(4);
     let lock = &p.segment().header().registry.lock;
     let holder = b.sibling();
+    // A holder takes the kernel-released slot, then the word.
+    let held = holder.open(NAME).unwrap();
+    assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
     lock.store(holder.process_token(), Ordering::Release);
     let err = builder(&b.sibling(), 4)
         .with_consumer_id("x")
@@ -278,6 +281,23 @@ fn registry_lock_of_dead_holder_is_taken_over_live_one_times_out() {
         0,
         "released after registration"
     );
+}
+
+#[test]
+fn a_lock_word_without_a_live_slot_holder_is_taken_over_whatever_its_pid() {
+    // The word names a process that is alive (as a pid lookup would say, e.g. a pid reused or
+    // one of another PID namespace), but nobody holds the slot: the holder died inside its
+    // critical section, and the kernel's lock is the proof.
+    let (b, p, _c) = pair(4);
+    let lock = &p.segment().header().registry.lock;
+    let alive = b.sibling();
+    lock.store(alive.process_token(), Ordering::Release);
+    let c = builder(&b.sibling(), 4)
+        .with_consumer_id("x")
+        .build_consumer()
+        .expect("taken over");
+    assert_eq!(c.consumer_id(), "x");
+    assert_eq!(lock.load(Ordering::Acquire), 0);
 }
 
 #[test]
@@ -499,4 +519,106 @@ fn a_dead_block_consumers_sleeper_registration_is_cleared_on_rejoin() {
         drop(again);
         assert_eq!(sleepers(), 0, "a normal drop unregisters");
     }
+}
+
+#[test]
+fn a_dead_anonymous_consumer_stops_gating_a_dead_named_one_keeps_its_place() {
+    let b = SimBackend::new_world();
+    let mut p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let anon_proc = b.sibling();
+    let anon = builder(&anon_proc, 4).build_consumer().unwrap();
+    let named_proc = b.sibling();
+    let named = builder(&named_proc, 4)
+        .with_consumer_id("w")
+        .build_consumer()
+        .unwrap();
+    for i in 0..4 {
+        p.publish(|e| *e = i);
+    }
+    assert_eq!(p.try_publish(|e| *e = 4), Err(RingBufferFull));
+    // SIGKILL both: no Drop, their entries stay as they are.
+    std::mem::forget(anon);
+    std::mem::forget(named);
+    anon_proc.kill();
+    named_proc.kill();
+    // The named one keeps gating (its id may come back): a bounded publish times out...
+    let err = p
+        .publish_timeout(Duration::from_millis(5), |e| *e = 4)
+        .unwrap_err();
+    assert!(matches!(err, MultiProcessError::Timeout { .. }), "{err}");
+    // ...and nobody can rejoin the anonymous entry: it was freed.
+    let ids: Vec<_> = p.consumers().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["w".to_string()], "the anonymous entry stopped gating");
+    // The named one rejoins where it was; then the producer moves.
+    let mut w = builder(&b.sibling(), 4)
+        .with_consumer_id("w")
+        .build_consumer()
+        .unwrap();
+    assert!(w.resumed());
+    assert_eq!(w.try_consume_next().unwrap(), Some(0));
+    assert_eq!(p.try_publish(|e| *e = 4), Ok(4));
+}
+
+#[test]
+fn a_live_anonymous_consumer_is_never_reaped() {
+    let b = SimBackend::new_world();
+    let mut p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let mut c = builder(&b.sibling(), 4).build_consumer().unwrap();
+    for i in 0..4 {
+        p.publish(|e| *e = i);
+    }
+    let err = p
+        .publish_timeout(Duration::from_millis(5), |e| *e = 4)
+        .unwrap_err();
+    assert!(matches!(err, MultiProcessError::Timeout { .. }), "{err}");
+    assert_eq!(p.consumers().len(), 1, "still gating");
+    assert_eq!(c.try_consume_next().unwrap(), Some(0));
+}
+
+#[test]
+fn a_user_id_equal_to_an_anonymous_label_does_not_resume_it() {
+    let b = SimBackend::new_world();
+    let _p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let anon_proc = b.sibling();
+    let anon = builder(&anon_proc, 4).build_consumer().unwrap();
+    let label = anon.consumer_id().to_string();
+    std::mem::forget(anon);
+    anon_proc.kill();
+    let c = builder(&b.sibling(), 4)
+        .with_consumer_id(&label)
+        .build_consumer()
+        .unwrap();
+    assert!(!c.resumed(), "a fresh entry, not the anonymous one");
+}
+
+/// A consumer whose pid means nothing here (another PID namespace, a reused pid, no `/proc`)
+/// but whose process lives keeps its id: death is the kernel's lock, not a pid lookup. Before
+/// entry lock slots this took the live entry over (`resumed() == true`: two readers on one
+/// cursor).
+#[cfg(all(feature = "shm", target_os = "linux"))]
+#[test]
+fn a_live_consumer_whose_pid_looks_dead_keeps_its_id() {
+    use crate::backend::ShmBackend;
+    let name = format!("myelon-unit-pidns-{}", std::process::id());
+    let _ = ShmBackend.remove(&name);
+    let b = ShmBackend;
+    let shm = |cap| {
+        SharedDisruptorBuilder::<u64, ShmBackend>::with_backend(b, &name, cap)
+            .with_attach_timeout(Duration::from_millis(200))
+    };
+    let _p = shm(4).build_producer(|| 0).unwrap();
+    let c = shm(4).with_consumer_id("w").build_consumer().unwrap();
+    // What a consumer of another PID namespace looks like from here: a pid that does not exist.
+    let entry = c.segment().entry(0);
+    entry
+        .owner_token
+        .store(0x7fff_fff0 | (1u64 << 32), Ordering::Relaxed);
+    let err = shm(4).with_consumer_id("w").build_consumer().unwrap_err();
+    assert!(
+        matches!(err, MultiProcessError::ConsumerIdInUse { .. }),
+        "{err}"
+    );
+    drop(c);
+    let c2 = shm(4).with_consumer_id("w").build_consumer().unwrap();
+    assert_eq!(c2.consumer_id(), "w");
 }

@@ -38,7 +38,7 @@ use std::ptr::NonNull;
 /// Magic number at offset 0 of every myelon ring segment ("MYELONR" + format byte).
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MYELONR\x01");
 /// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Default maximum number of consumers that can be registered with one ring.
 pub const DEFAULT_MAX_CONSUMERS: usize = 16;
 /// Entries in the consumer table. Loom models use a small table to keep the state space small.
@@ -73,6 +73,23 @@ pub(crate) const ENTRY_RESERVED_PREFIX: u32 = 3;
 /// Entry state: a consumer is registering (its start cursor is not final yet); gates. A
 /// joining entry whose owner died is registered afresh by the next consumer of its id.
 pub(crate) const ENTRY_JOINING: u32 = 4;
+
+/// Entry flag: its consumer attached without an id (a generated label). Nobody can rejoin it,
+/// so once its holder is provably dead the entry stops gating (`registry::reap_dead_anonymous`).
+pub(crate) const FLAG_ANONYMOUS: u32 = 1;
+
+/// The kernel-released lock slot ([`crate::backend::Region::try_lock_slot`]) of the registry
+/// lock: whoever holds the header's lock word holds it, so a word left set with this slot free
+/// belongs to a dead holder.
+pub(crate) const REGISTRY_LOCK_SLOT: u64 = 0;
+
+/// The lock slot of consumer-table entry `index`: held by the handle of the consumer attached
+/// to the entry for as long as it is attached (`ACTIVE` or `JOINING`). Free while the entry is
+/// attached means its consumer is dead — proven by the kernel, in any PID namespace.
+#[inline]
+pub(crate) fn entry_lock_slot(index: usize) -> u64 {
+    1 + index as u64
+}
 
 /// A 128-byte line holding one cursor.
 #[repr(C, align(128))]
@@ -157,6 +174,9 @@ pub(crate) struct ConsumerEntry {
     /// registration back (`registry::clear_stale_sleeper`). In what was padding: old segments
     /// hold 0 here.
     pub(crate) sleeper: AtomicU32,
+    /// [`FLAG_ANONYMOUS`] or 0; written with the entry under the registry lock (former padding:
+    /// old segments hold 0 here).
+    pub(crate) flags: AtomicU32,
     /// Per-consumer counters (observability), on their own line so that updating them never
     /// disturbs the producer's scans of `state`.
     pub(crate) counters: CounterLine,
@@ -199,6 +219,7 @@ const _: () = {
     assert!(offset_of!(ConsumerEntry, incarnation) == 144);
     assert!(offset_of!(ConsumerEntry, id) == 152);
     assert!(offset_of!(ConsumerEntry, sleeper) == 200);
+    assert!(offset_of!(ConsumerEntry, flags) == 204);
     assert!(offset_of!(ConsumerEntry, counters) == 256);
     assert!(size_of::<ConsumerEntry>() == 384);
     assert!(offset_of!(Slot<u64>, stamp) == 0);
@@ -241,6 +262,7 @@ impl ConsumerEntry {
             incarnation: AtomicU64::new(0),
             id: std::array::from_fn(|_| AtomicU64::new(0)),
             sleeper: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
             counters: CounterLine::new(),
         }
     }

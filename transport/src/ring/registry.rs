@@ -1,8 +1,26 @@
 //! The consumer table: registration, rejoin, reservations and the producer's gating minimum.
 //!
-//! Registration changes happen under a registry lock that lives in the header and holds the
-//! process token of its holder, so a holder that dies while registering is detected and its
-//! lock taken over. The producer never takes the lock: it only reads entry states and cursors.
+//! Registration changes happen under a registry lock: a word in the header holding the process
+//! token of its holder, and the kernel-released lock slot [`REGISTRY_LOCK_SLOT`] that the holder
+//! takes first and keeps while it holds the word. The producer's publish path never takes the
+//! lock: it only reads entry states and cursors.
+//!
+//! **Death is proven, not guessed.** Every attached entry (`JOINING` or `ACTIVE`) is backed by
+//! the lock slot [`entry_lock_slot`] of its index, taken by the consumer's handle *before* the
+//! entry is written and held until it detaches or its process ends; the kernel releases it
+//! however the process ends (SIGKILL included) and the answer is the same in every PID
+//! namespace that shares the object. So "the slot is free" proves the consumer is gone, "held"
+//! proves it lives, and a probe that fails is `Unknown`, which is never taken for dead. Pids and
+//! start times (`owner_token`) are kept for display only. Consequences:
+//!
+//! * a same-id rejoin takes over an entry only when its slot is free (a live consumer in another
+//!   container keeps its id: `ConsumerIdInUse`);
+//! * a dead holder of the registry lock is detected by its free slot, not by its pid;
+//! * an anonymous consumer (no id, nobody can rejoin it) whose slot is free stops gating: the
+//!   producer frees its entry when it finds the ring full ([`reap_dead_anonymous`]).
+//!
+//! Whoever touches an attached entry's slot does so under the registry lock (registration,
+//! detach, reaping), so a registrant never sees a live consumer's entry half-written.
 //!
 //! **Late-join safety.** A fresh consumer publishes its entry (`state = JOINING`, `SeqCst`), then
 //! issues a `SeqCst` fence and reads the producer cursor `c1`; it starts at `c1 + 1`. The
@@ -30,12 +48,12 @@
 //! owner is registered afresh (a new `c0`/`c1`, at the live tail) by the next consumer of its
 //! id; until then it gates, as any dead consumer with an id does.
 
-use crate::backend::{ProcessState, RingBackend, SchedPoint};
+use crate::backend::{ProcessState, Region, RingBackend, SchedPoint};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{
-    ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE, ENTRY_JOINING,
-    ENTRY_RESERVED, ENTRY_RESERVED_PREFIX,
+    entry_lock_slot, ConsumerEntry, Segment, CONSUMER_ID_MAX_LEN, ENTRY_ACTIVE, ENTRY_FREE,
+    ENTRY_JOINING, ENTRY_RESERVED, ENTRY_RESERVED_PREFIX, FLAG_ANONYMOUS, REGISTRY_LOCK_SLOT,
 };
 use crate::ring::sync::{fence, spin_hint, Ordering};
 use std::time::Duration;
@@ -108,51 +126,58 @@ pub(crate) fn producer_cursor<E: ShmEvent, B: RingBackend>(
 const LOCK_BACKOFF: Duration = Duration::from_micros(50);
 
 /// Holds the registry lock; releases it on drop (also when unwinding).
-pub(crate) struct RegistryGuard<'a> {
+pub(crate) struct RegistryGuard<'a, R: Region> {
     word: &'a crate::ring::sync::AtomicU64,
+    region: &'a R,
     token: u64,
 }
 
-impl Drop for RegistryGuard<'_> {
+impl<R: Region> Drop for RegistryGuard<'_, R> {
     fn drop(&mut self) {
         let _ = self
             .word
             .compare_exchange(self.token, 0, Ordering::Release, Ordering::Relaxed);
+        self.region.unlock_slot(REGISTRY_LOCK_SLOT);
     }
 }
 
-/// Takes the registry lock, stealing it from a dead holder; fails with `RegistryBusy` if a live
-/// holder keeps it past `timeout`.
+/// Takes the registry lock; fails with `RegistryBusy` if a live holder keeps it past `timeout`.
+///
+/// The kernel-released slot decides: whoever holds [`REGISTRY_LOCK_SLOT`] holds the lock. A
+/// word still set when we get the slot was left by a holder that died inside its critical
+/// section (it would still hold the slot otherwise), so we take it over.
 pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
     seg: &'a Segment<E, B>,
     backend: &B,
     timeout: Duration,
-) -> MultiProcessResult<RegistryGuard<'a>> {
+) -> MultiProcessResult<RegistryGuard<'a, B::Region>> {
     let word = &seg.header().registry.lock;
+    let region = seg.region();
     let token = backend.process_token();
     let start = backend.now();
     let mut spins = 0u32;
     loop {
         backend.sched_point(SchedPoint::RegistryLock, 0);
-        match word.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return Ok(RegistryGuard { word, token }),
-            Err(holder) => {
-                // Mutant: the lock is taken over from a holder that may well be alive.
-                #[cfg(myelon_mutant = "lock_takeover_live")]
-                let dead = true;
-                #[cfg(not(myelon_mutant = "lock_takeover_live"))]
-                let dead = backend.token_state(holder) == ProcessState::Dead;
-                if holder != token && dead {
-                    tracing::warn!(holder, "taking over the registry lock of a dead process");
-                    if word
-                        .compare_exchange(holder, token, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        return Ok(RegistryGuard { word, token });
-                    }
-                    continue;
-                }
+        let got = match region.try_lock_slot(REGISTRY_LOCK_SLOT) {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!(error = %e, "the registry lock slot cannot be taken");
+                false
             }
+        };
+        // Mutant: the lock is taken whoever holds it.
+        #[cfg(myelon_mutant = "lock_takeover_live")]
+        let got = got || true;
+        if got {
+            let holder = word.swap(token, Ordering::Acquire);
+            if holder != 0 && holder != token {
+                tracing::warn!(holder, "taking over the registry lock of a dead process");
+            }
+            return Ok(RegistryGuard {
+                word,
+                region,
+                token,
+            });
         }
         let waited = backend.now().saturating_sub(start);
         if waited >= timeout {
@@ -164,6 +189,32 @@ pub(crate) fn lock<'a, E: ShmEvent, B: RingBackend>(
         } else {
             backend.sleep(LOCK_BACKOFF);
         }
+    }
+}
+
+/// Whether the consumer attached to entry `index` is alive, as the kernel proves it (its lock
+/// slot is held by another handle than `seg`'s). `Unknown` counts as alive.
+pub(crate) fn holder_alive<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>, index: usize) -> bool {
+    seg.region().slot_state(entry_lock_slot(index)) != ProcessState::Dead
+}
+
+/// Whether the consumer attached to entry `index` is provably dead (its lock slot is free).
+pub(crate) fn holder_dead<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>, index: usize) -> bool {
+    !holder_alive(seg, index)
+}
+
+/// Takes entry `index`'s lock slot for this handle; a live holder means the id is in use.
+fn take_entry_slot<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    index: usize,
+    id: &[u8],
+) -> MultiProcessResult<()> {
+    match seg.region().try_lock_slot(entry_lock_slot(index)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(MultiProcessError::ConsumerIdInUse {
+            id: String::from_utf8_lossy(id).into_owned(),
+        }),
+        Err(e) => Err(MultiProcessError::Backend(e)),
     }
 }
 
@@ -231,6 +282,10 @@ fn take_over<E: ShmEvent, B: RingBackend>(
     let e = seg.entry(index);
     backend.sched_point(SchedPoint::JoinCursor, 0);
     let published = producer_cursor(seg, Ordering::Acquire)?;
+    let id = e
+        .read_id()
+        .map(|(b, l)| b[..l].to_vec())
+        .unwrap_or_default();
     let cursor = e.cursor.value.load(Ordering::Acquire);
     let capacity = seg.geometry().capacity as i64;
     let lowest = published.saturating_sub(capacity).max(-1);
@@ -242,8 +297,10 @@ fn take_over<E: ShmEvent, B: RingBackend>(
             value: cursor,
         });
     }
+    take_entry_slot(seg, index, &id)?;
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.owner_token.store(token, Ordering::Relaxed);
+    e.flags.store(0, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
     clear_stale_sleeper(seg, e);
     e.state.store(ENTRY_ACTIVE, Ordering::SeqCst);
@@ -264,13 +321,17 @@ fn claim_free<E: ShmEvent, B: RingBackend>(
     index: usize,
     id: &[u8],
     token: u64,
+    flags: u32,
 ) -> MultiProcessResult<Registration> {
     let e = seg.entry(index);
     backend.sched_point(SchedPoint::JoinCursor, 0);
     let c0 = producer_cursor(seg, Ordering::Acquire)?;
+    // Held from before the entry gates until the consumer detaches or dies (module docs).
+    take_entry_slot(seg, index, id)?;
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
     e.write_id(id);
     e.owner_token.store(token, Ordering::Relaxed);
+    e.flags.store(flags, Ordering::Relaxed);
     e.cursor.value.store(c0, Ordering::Relaxed);
     let incarnation = e.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
     clear_stale_sleeper(seg, e);
@@ -313,12 +374,21 @@ fn clear_stale_sleeper<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>, e: &Con
     }
 }
 
-/// Registers consumer `id`: resumes its entry if it exists and its owner is dead (or it is a
-/// reservation), claims a matching prefix reservation, or takes a free entry at the live tail.
+/// Whether entry `e` answers to `id` for a rejoin: same id, and not an anonymous entry (whose
+/// generated label nobody rejoins; a user id that happens to equal it must not resume it).
+fn rejoinable(e: &ConsumerEntry, id: &[u8]) -> bool {
+    e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS == 0 && id_equals(e, id)
+}
+
+/// Registers consumer `id`: resumes its entry if it exists and its consumer is provably dead
+/// (or it is a reservation), claims a matching prefix reservation, or takes a free entry at the
+/// live tail. An `anonymous` consumer (no id given; `id` is a generated label) always takes a
+/// free entry, flagged so that it stops gating once its consumer is dead.
 pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
     id: &str,
+    anonymous: bool,
     lock_timeout: Duration,
 ) -> MultiProcessResult<Registration> {
     validate_id(id)?;
@@ -326,30 +396,29 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     let token = backend.process_token();
     let idb = id.as_bytes();
     let n = seg.geometry().max_consumers;
+    if anonymous {
+        return claim_first_free(seg, backend, idb, token, FLAG_ANONYMOUS);
+    }
     for i in 0..n {
         let e = seg.entry(i);
         let st = e.state.load(Ordering::Acquire);
-        if st == ENTRY_JOINING && id_equals(e, idb) {
+        if st == ENTRY_JOINING && rejoinable(e, idb) {
             // A consumer of this id died while registering (it never read anything): register
             // afresh on its entry.
-            let owner = e.owner_token.load(Ordering::Relaxed);
-            if backend.token_state(owner) != ProcessState::Dead {
+            if holder_alive(seg, i) {
                 return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
             }
             // Mutant: the half-registered entry is resumed from its stale cursor.
             #[cfg(myelon_mutant = "joining_resumed")]
             let r = take_over(seg, backend, i, token)?;
             #[cfg(not(myelon_mutant = "joining_resumed"))]
-            let r = claim_free(seg, backend, i, idb, token)?;
+            let r = claim_free(seg, backend, i, idb, token, 0)?;
             bump_generation(seg);
             return Ok(r);
         }
-        if (st == ENTRY_ACTIVE || st == ENTRY_RESERVED) && id_equals(e, idb) {
-            if st == ENTRY_ACTIVE {
-                let owner = e.owner_token.load(Ordering::Relaxed);
-                if backend.token_state(owner) != ProcessState::Dead {
-                    return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
-                }
+        if (st == ENTRY_ACTIVE || st == ENTRY_RESERVED) && rejoinable(e, idb) {
+            if st == ENTRY_ACTIVE && holder_alive(seg, i) {
+                return Err(MultiProcessError::ConsumerIdInUse { id: id.into() });
             }
             let r = take_over(seg, backend, i, token)?;
             bump_generation(seg);
@@ -377,11 +446,31 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
         bump_generation(seg);
         return Ok(r);
     }
+    claim_first_free(seg, backend, idb, token, 0)
+}
+
+/// Claims the first free entry whose lock slot this handle can take. A free entry's slot is
+/// held only in the instant between a detach and its handle's unlock, both under the registry
+/// lock we hold, or by a consumer whose detach could not take the registry lock; such an entry
+/// is skipped.
+fn claim_first_free<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    idb: &[u8],
+    token: u64,
+    flags: u32,
+) -> MultiProcessResult<Registration> {
+    let n = seg.geometry().max_consumers;
     for i in 0..n {
         if seg.entry(i).state.load(Ordering::Acquire) == ENTRY_FREE {
-            let r = claim_free(seg, backend, i, idb, token)?;
-            bump_generation(seg);
-            return Ok(r);
+            match claim_free(seg, backend, i, idb, token, flags) {
+                Err(MultiProcessError::ConsumerIdInUse { .. }) => continue,
+                r => {
+                    let r = r?;
+                    bump_generation(seg);
+                    return Ok(r);
+                }
+            }
         }
     }
     Err(MultiProcessError::TooManyConsumers { max: n })
@@ -399,26 +488,22 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
     validate_id(id)?;
     let _guard = lock(seg, backend, Duration::from_secs(1))?;
     let idb = id.as_bytes();
-    for e in seg.entries() {
-        if !id_equals(e, idb) {
+    for (index, e) in seg.entries().enumerate() {
+        if !rejoinable(e, idb) {
             continue;
         }
         match e.state.load(Ordering::Acquire) {
             ENTRY_ACTIVE | ENTRY_RESERVED => return Ok(()),
             // A consumer of this id is registering: it starts at the live tail, at or after
             // `published`, and gates from then on.
-            ENTRY_JOINING
-                if backend.token_state(e.owner_token.load(Ordering::Relaxed))
-                    != ProcessState::Dead =>
-            {
-                return Ok(())
-            }
+            ENTRY_JOINING if holder_alive(seg, index) => return Ok(()),
             // It died registering (found by the public-API simulation: without this a second
             // entry was reserved for the id, and the next consumer of the id registered afresh
             // on the dead one, leaving the reservation to gate forever). Its entry becomes the
             // id's reservation.
             ENTRY_JOINING => {
                 e.owner_token.store(0, Ordering::Relaxed);
+                e.flags.store(0, Ordering::Relaxed);
                 e.cursor.value.store(published, Ordering::Relaxed);
                 crate::observability::reset_entry(e, published + 1);
                 e.state.store(ENTRY_RESERVED, Ordering::Release);
@@ -435,6 +520,7 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
     });
     if let Some(e) = prefixed {
         e.write_id(idb);
+        e.flags.store(0, Ordering::Relaxed);
         e.state.store(ENTRY_RESERVED, Ordering::Release);
         bump_generation(seg);
         return Ok(());
@@ -447,6 +533,7 @@ pub(crate) fn ensure_entry<E: ShmEvent, B: RingBackend>(
         })?;
     free.write_id(idb);
     free.owner_token.store(0, Ordering::Relaxed);
+    free.flags.store(0, Ordering::Relaxed);
     free.cursor.value.store(published, Ordering::Relaxed);
     crate::observability::reset_entry(free, published + 1);
     // Publishes the id and cursor with the state (pairs with the `Acquire` state loads).
@@ -462,8 +549,15 @@ fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
         .fetch_add(1, Ordering::Release);
 }
 
+/// How long a detach waits for the registry lock before it detaches without it.
+const DETACH_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Frees a consumer's entry when it detaches normally (or turns it into a reservation for its
-/// id when `keep` is set), if it still owns it.
+/// id when `keep` is set), if it still owns it, then lets go of the entry's lock slot.
+///
+/// Under the registry lock, so that no registrant sees the entry free while its slot is still
+/// held. If a live holder keeps the lock past [`DETACH_LOCK_TIMEOUT`] the consumer detaches
+/// anyway (a `Drop` must not hang): a registrant then at worst skips the entry for a moment.
 pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
@@ -472,6 +566,10 @@ pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
     token: u64,
     keep: bool,
 ) {
+    let guard = lock(seg, backend, DETACH_LOCK_TIMEOUT);
+    if let Err(e) = &guard {
+        tracing::warn!(error = %e, "detaching without the registry lock");
+    }
     let e = seg.entry(index);
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
     let to = if keep { ENTRY_RESERVED } else { ENTRY_FREE };
@@ -483,6 +581,53 @@ pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
     {
         bump_generation(seg);
     }
+    seg.region().unlock_slot(entry_lock_slot(index));
+    drop(guard);
+}
+
+/// Frees the entries of anonymous consumers that are provably dead (their lock slot is free):
+/// nobody can rejoin them, so they would gate the producer for ever. Returns how many were
+/// freed. Cheap when there is nothing to do (a scan of the states, no syscall unless an
+/// attached anonymous entry exists); called by a producer that finds the ring full.
+pub(crate) fn reap_dead_anonymous<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+) -> usize {
+    let attached_anonymous = |e: &ConsumerEntry| {
+        matches!(
+            e.state.load(Ordering::Acquire),
+            ENTRY_ACTIVE | ENTRY_JOINING
+        ) && e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS != 0
+    };
+    let candidate = seg
+        .entries()
+        .enumerate()
+        .any(|(i, e)| attached_anonymous(e) && holder_dead(seg, i));
+    if !candidate {
+        return 0;
+    }
+    let Ok(_guard) = lock(seg, backend, Duration::ZERO) else {
+        return 0;
+    };
+    let mut freed = 0;
+    for (i, e) in seg.entries().enumerate() {
+        // Re-checked under the lock: a registrant holds the slot before it writes the entry.
+        if attached_anonymous(e) && holder_dead(seg, i) {
+            backend.sched_point(SchedPoint::EntryWrite, i as i64);
+            clear_stale_sleeper(seg, e);
+            e.state.store(ENTRY_FREE, Ordering::Release);
+            freed += 1;
+            tracing::warn!(
+                id = %entry_id(e),
+                cursor = e.cursor.value.load(Ordering::Relaxed),
+                "a dead anonymous consumer stops gating"
+            );
+        }
+    }
+    if freed > 0 {
+        bump_generation(seg);
+    }
+    freed
 }
 
 /// The lowest sequence every gating consumer has released, clamped to what is possible:

@@ -145,6 +145,11 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             };
             idle = idle.saturating_add(1);
             let spin = self.backend.spin_rounds(SPACE_SPIN_ROUNDS);
+            // Past the spin phase, on every round that yields or sleeps: a dead anonymous
+            // consumer may be what holds the ring full (nobody can rejoin it).
+            if idle >= spin && registry::reap_dead_anonymous(&self.seg, &self.backend) > 0 {
+                continue;
+            }
             if idle < spin {
                 // Rescanning reads every consumer's cursor line; pause between scans so the
                 // consumers keep their lines while they drain.
