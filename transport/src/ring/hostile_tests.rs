@@ -548,7 +548,11 @@ fn a_dead_anonymous_consumer_stops_gating_a_dead_named_one_keeps_its_place() {
     assert!(matches!(err, MultiProcessError::Timeout { .. }), "{err}");
     // ...and nobody can rejoin the anonymous entry: it was freed.
     let ids: Vec<_> = p.consumers().into_iter().map(|c| c.id).collect();
-    assert_eq!(ids, vec!["w".to_string()], "the anonymous entry stopped gating");
+    assert_eq!(
+        ids,
+        vec!["w".to_string()],
+        "the anonymous entry stopped gating"
+    );
     // The named one rejoins where it was; then the producer moves.
     let mut w = builder(&b.sibling(), 4)
         .with_consumer_id("w")
