@@ -161,6 +161,15 @@ impl FileRegion {
     pub fn slot_held(&self, slot: u64) -> io::Result<bool> {
         myelon_backend_shm::slot_lock::slot_held(self.file.as_fd(), slot)
     }
+
+    /// Makes bytes `offset..offset + len` of this mapping read-only in this process (`offset`
+    /// page aligned; the range inside the mapping). A later write through the mapping there is
+    /// a `SIGSEGV`. The caller must not hold or create any `&mut` or write access to them.
+    pub fn protect_read_only(&self, offset: usize, len: usize) -> io::Result<()> {
+        let base = std::ptr::NonNull::new(self.map.as_mut_ptr())
+            .ok_or_else(|| io::Error::other("null mapping"))?;
+        myelon_backend_shm::protect_read_only(base, self.map.len(), offset, len)
+    }
 }
 
 impl Drop for FileRegion {

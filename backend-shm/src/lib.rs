@@ -23,6 +23,7 @@
 
 mod error;
 mod name;
+mod protect;
 mod segment;
 
 pub mod affinity;
@@ -34,3 +35,14 @@ pub mod slot_lock;
 pub use error::RegionError;
 pub use name::{validate_os_name, MAX_OS_NAME_LEN};
 pub use segment::{list, remove_if_abandoned, unlink, ShmSegment};
+
+/// Makes part of a mapping read-only (see [`ShmSegment::protect_read_only`]); for other crates
+/// that map objects the same way (`myelon-backend-mmap`).
+pub fn protect_read_only(
+    base: std::ptr::NonNull<u8>,
+    map_len: usize,
+    offset: usize,
+    len: usize,
+) -> std::io::Result<()> {
+    protect::read_only(base, map_len, offset, len)
+}

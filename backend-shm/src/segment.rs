@@ -175,6 +175,13 @@ impl ShmSegment {
     pub fn slot_held(&self, slot: u64) -> io::Result<bool> {
         crate::slot_lock::slot_held(self.fd.as_fd(), slot)
     }
+
+    /// Makes bytes `offset..offset + len` of this mapping read-only in this process (`offset`
+    /// page aligned; the range inside the mapping). A later write through the mapping there is
+    /// a `SIGSEGV`. The caller must not hold or create any `&mut` or write access to them.
+    pub fn protect_read_only(&self, offset: usize, len: usize) -> io::Result<()> {
+        crate::protect::read_only(self.ptr, self.len, offset, len)
+    }
 }
 
 impl Drop for ShmSegment {

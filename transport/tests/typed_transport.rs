@@ -74,6 +74,39 @@ fn round_trip<T: PartialEq + std::fmt::Debug, C: Codec<T> + Clone, F: FramedTran
     assert_eq!(c.decode_errors(), 3);
 }
 
+/// With `set_copy_before_access(true)` the view is of a private copy that no peer can write
+/// (for untrusted producers), not of the slot: successive messages, which lie in successive
+/// slots, are then all seen at the one address of the consumer's reused buffer.
+#[cfg(feature = "rkyv")]
+#[test]
+fn copy_before_access_validates_a_private_copy() {
+    let (mut p, mut c) = pair::<RMsg, RkyvCodec, AFrame>(RkyvCodec::new());
+    // Seq 73 fits one frame, so without the copy it is read in place.
+    for _ in 0..4 {
+        p.publish(&RMsg::new(73)).expect("publish");
+    }
+    let mut at = || {
+        c.recv_access_timeout(LONG, |a| {
+            assert_eq!((a.seq.to_native(), a.name.as_str()), (73, "msg-73"));
+            a as *const ArchivedRMsg as usize
+        })
+        .expect("access")
+    };
+    let (a1, a2) = (at(), at());
+    assert_ne!(a1, a2, "in place: two slots");
+    c.set_copy_before_access(true);
+    let mut at = || {
+        c.recv_access_timeout(LONG, |a| {
+            assert_eq!((a.seq.to_native(), a.name.as_str()), (73, "msg-73"));
+            a as *const ArchivedRMsg as usize
+        })
+        .expect("access")
+    };
+    let (a3, a4) = (at(), at());
+    assert_eq!(a3, a4, "copied: one private buffer");
+    assert!(a3 != a1 && a3 != a2);
+}
+
 #[cfg(feature = "bincode")]
 #[test]
 fn bincode_round_trip_and_hostile_payloads() {

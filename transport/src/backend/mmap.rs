@@ -104,6 +104,15 @@ unsafe impl Region for MmapRegion {
     fn slot_state(&self, slot: u64) -> ProcessState {
         lock_probe(self.0.slot_held(slot))
     }
+    fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
+        self.0
+            .protect_read_only(offset, len)
+            .map_err(|source| BackendError::Io {
+                op: "mprotect",
+                name: self.0.path().display().to_string(),
+                source,
+            })
+    }
 }
 
 impl RingBackend for MmapBackend {

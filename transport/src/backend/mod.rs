@@ -197,6 +197,15 @@ pub unsafe trait Region: Send + Sync {
     fn owner(&self) -> Option<RegionOwner> {
         None
     }
+    /// Makes bytes `offset..offset + len` of this mapping read-only for this process (a write
+    /// through it is then a `SIGSEGV` in the writer, not corruption for every peer). `offset`
+    /// is page aligned; a `len` that does not end on a page is rounded up (the mapping ends on
+    /// one). Consumers call it on the slot area. Backends whose peers share one address space
+    /// (the simulator) cannot protect anything and do nothing.
+    fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Takes lock slot `slot` of the object through this handle, without waiting: a lock the
     /// **kernel releases when the holder dies**, however it dies, and that means the same in
     /// every PID namespace sharing the object (SHM and mmap: an open-file-description `fcntl`

@@ -75,6 +75,15 @@ unsafe impl Region for ShmRegion {
     fn slot_state(&self, slot: u64) -> ProcessState {
         lock_probe(self.0.slot_held(slot))
     }
+    fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
+        self.0
+            .protect_read_only(offset, len)
+            .map_err(|source| BackendError::Io {
+                op: "mprotect",
+                name: self.0.os_name().to_string(),
+                source,
+            })
+    }
 }
 
 pub(crate) fn slot_error(name: &str, source: std::io::Error) -> BackendError {

@@ -356,6 +356,10 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
         self.check_owner(&region)?;
         let seg = validate::<E, B>(region, &geom)?;
+        // A consumer never writes a slot: map them read-only here, so that a consumer bug that
+        // writes one faults in that consumer instead of corrupting what every peer reads.
+        seg.region()
+            .protect_read_only(geom.slots_offset, geom.total_len - geom.slots_offset)?;
         let anonymous = self.consumer_id.is_none();
         let reg = registry::register(&seg, &self.backend, &id, anonymous, self.attach_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");

@@ -9,7 +9,7 @@
 //! offset 768    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 384 bytes each: the cursor alone on
 //!                                 the first 128-byte line, id/owner/state on the second,
 //!                                 counters on the third
-//! slots_offset  Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
+//! slots_offset  (page aligned) Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
 //! ```
 //!
 //! Invariants the rest of the crate relies on:
@@ -349,8 +349,9 @@ impl Geometry {
         let slot_stride = round_up(size_of::<Slot<E>>(), line).ok_or(GeometryError::TooLarge)?;
         let max_consumers = TABLE_ENTRIES;
         let table_end = size_of::<Header>() + max_consumers * size_of::<ConsumerEntry>();
-        let slots_offset =
-            round_up(table_end, slot_align.max(128)).ok_or(GeometryError::TooLarge)?;
+        // Page aligned, so that consumers can map the slots read-only (`Region::protect_read_only`)
+        // while the header and table stay writable.
+        let slots_offset = round_up(table_end, REGION_MIN_ALIGN).ok_or(GeometryError::TooLarge)?;
         let slots_len = capacity
             .checked_mul(slot_stride)
             .ok_or(GeometryError::TooLarge)?;
@@ -630,7 +631,10 @@ mod tests {
         assert_eq!(g.slot_stride, 128);
         let g = Geometry::new::<[u64; 8]>(4096).unwrap();
         assert_eq!(g.slot_stride, 128);
-        assert_eq!(g.slots_offset, 768 + 16 * 384);
+        assert_eq!(
+            g.slots_offset, 8192,
+            "the table (768 + 16 * 384) rounded up to a page"
+        );
         assert_eq!(g.total_len % 4096, 0);
         assert!(g.total_len >= g.slots_offset + 4096 * 128);
     }

@@ -179,6 +179,7 @@ pub struct TypedConsumer<T, C, F: FramedTransportFrame, B: RingBackend = Default
     codec: C,
     aligned: AlignedBuf,
     decode_errors: u64,
+    copy_before_access: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -198,6 +199,7 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsumer<T, C
             framed,
             codec,
             aligned: AlignedBuf::default(),
+            copy_before_access: false,
             decode_errors: 0,
             _t: PhantomData,
         }
@@ -264,15 +266,26 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsumer<T, C
 }
 
 impl<T, C: ZeroCopyCodec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsumer<T, C, F, B> {
+    /// Copies every message into a private buffer before validating it, so that the view a
+    /// closure gets cannot change under it even if the **producer** wrote into the slot after
+    /// validation (a buggy or hostile producer; consumers map the slots read-only and cannot).
+    /// Off by default: the producer, the only peer that may write slots, is trusted to follow
+    /// the protocol (README, trust model). Costs one copy of each single-frame message;
+    /// fragmented ones are already copied by reassembly.
+    pub fn set_copy_before_access(&mut self, on: bool) {
+        self.copy_before_access = on;
+    }
+
     fn accessed<R>(
         codec: &C,
         aligned: &mut AlignedBuf,
         errors: &mut u64,
+        copy: bool,
         msg: FramedMessage<'_, F, B>,
         f: impl FnOnce(C::View<'_>) -> R,
     ) -> TransportResult<R> {
         let bytes: &[u8] = &msg;
-        let bytes = if (bytes.as_ptr() as usize) % C::ALIGN == 0 {
+        let bytes = if !copy && (bytes.as_ptr() as usize) % C::ALIGN == 0 {
             bytes
         } else {
             aligned.set(bytes);
@@ -299,6 +312,7 @@ impl<T, C: ZeroCopyCodec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsu
                 &self.codec,
                 &mut self.aligned,
                 &mut self.decode_errors,
+                self.copy_before_access,
                 m,
                 f,
             )
@@ -313,6 +327,7 @@ impl<T, C: ZeroCopyCodec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsu
             &self.codec,
             &mut self.aligned,
             &mut self.decode_errors,
+            self.copy_before_access,
             m,
             f,
         )
@@ -329,6 +344,7 @@ impl<T, C: ZeroCopyCodec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsu
             &self.codec,
             &mut self.aligned,
             &mut self.decode_errors,
+            self.copy_before_access,
             m,
             f,
         )

@@ -1,0 +1,52 @@
+//! Read-only views of part of a shared mapping (`mprotect`).
+//!
+//! A consumer of a ring never writes the slots; mapping them read-only turns a consumer bug that
+//! writes one into a `SIGSEGV` in that consumer instead of corruption every other reader sees.
+//! Protection is per mapping (per process): the producer's mapping of the same object stays
+//! writable.
+
+use std::io;
+use std::ptr::NonNull;
+
+use crate::ownership::page_size;
+
+/// Makes `offset..offset + len` of the mapping at `base` (of `map_len` bytes) read-only.
+/// `offset` must be a multiple of the page size and the range must lie inside the mapping; a
+/// `len` that does not end on a page is rounded up when the mapping ends there anyway.
+pub(crate) fn read_only(
+    base: NonNull<u8>,
+    map_len: usize,
+    offset: usize,
+    len: usize,
+) -> io::Result<()> {
+    let page = page_size();
+    let invalid = |why| io::Error::new(io::ErrorKind::InvalidInput, why);
+    if offset % page != 0 {
+        return Err(invalid("offset is not page aligned"));
+    }
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= map_len)
+        .ok_or_else(|| invalid("range outside the mapping"))?;
+    if len == 0 {
+        return Ok(());
+    }
+    // The kernel protects whole pages; the last page of the range is also the mapping's last
+    // (or the range ends on a page), so nothing outside the range changes.
+    let rounded = end.div_ceil(page) * page - offset;
+    if end % page != 0 && end != map_len {
+        return Err(invalid(
+            "range ends inside a page the mapping continues past",
+        ));
+    }
+    // SAFETY: `base + offset .. + rounded` lies inside this process's mapping (checked above:
+    // `end <= map_len`, and a mapping covers whole pages); mprotect only changes its
+    // permissions. No reference into it is invalidated: the caller promises that this process
+    // only reads these bytes from now on.
+    let rc = unsafe { libc::mprotect(base.as_ptr().add(offset).cast(), rounded, libc::PROT_READ) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
