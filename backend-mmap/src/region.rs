@@ -87,8 +87,19 @@ impl FileRegion {
     /// ([`RegionError::Symlink`]) and maps all of it. Length 0, or the unfinished mark, gives
     /// [`RegionError::Empty`].
     pub fn open(path: &Path) -> Result<FileRegion, RegionError> {
+        Self::open_mode(path, true)
+    }
+
+    /// Like [`FileRegion::open`], but opens and maps the file **read-only**: enough for a user
+    /// who may read it but not write it (an inspector). A write through
+    /// [`FileRegion::as_ptr`] of such a region faults.
+    pub fn open_read_only(path: &Path) -> Result<FileRegion, RegionError> {
+        Self::open_mode(path, false)
+    }
+
+    fn open_mode(path: &Path, write: bool) -> Result<FileRegion, RegionError> {
         let name = path.display().to_string();
-        let file = match open_with(path, true) {
+        let file = match open_with(path, write) {
             Ok(file) => file,
             Err(e) => return Err(open_refused(path, &name, e)),
         };
@@ -96,7 +107,14 @@ impl FileRegion {
             return Err(RegionError::Empty { name });
         }
         let len = file_len(&file, &name)?;
-        let map = map_shared(&file, len, &name)?;
+        let map = if write {
+            map_shared(&file, len, &name)?
+        } else {
+            MmapOptions::new()
+                .len(len)
+                .map_raw_read_only(&file)
+                .map_err(|e| RegionError::from_io("mmap", &name, e))?
+        };
         Ok(FileRegion {
             map,
             file,

@@ -60,7 +60,7 @@ impl ShmSegment {
         let cname = to_cstring(os_name)?;
         let fd = create_claimed(&cname, os_name, len)?;
         let result = ownership::allocate(fd.as_fd(), len, os_name)
-            .and_then(|()| map_shared(&fd, len, os_name));
+            .and_then(|()| map_shared(&fd, len, os_name, true));
         match result {
             Ok(ptr) => Ok(ShmSegment {
                 fd,
@@ -97,8 +97,20 @@ impl ShmSegment {
     /// all of it. Fails with [`RegionError::Empty`] if it has length 0 or still carries the
     /// unfinished mark (its creator has not finished it yet).
     pub fn open(os_name: &str) -> Result<ShmSegment, RegionError> {
+        Self::open_with(os_name, true)
+    }
+
+    /// Like [`ShmSegment::open`], but opens and maps the object **read-only** (`O_RDONLY`,
+    /// `PROT_READ`): enough for a user who may read it but not write it (an inspector). A write
+    /// through [`ShmSegment::as_ptr`] of such a segment faults.
+    pub fn open_read_only(os_name: &str) -> Result<ShmSegment, RegionError> {
+        Self::open_with(os_name, false)
+    }
+
+    fn open_with(os_name: &str, write: bool) -> Result<ShmSegment, RegionError> {
         let cname = to_cstring(os_name)?;
-        let flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
+        let flags = access | libc::O_CLOEXEC | libc::O_NOFOLLOW;
         let fd = match shm_open(&cname, flags, 0) {
             Ok(fd) => fd,
             Err(e) => return Err(open_refused(&cname, os_name, e)),
@@ -109,7 +121,7 @@ impl ShmSegment {
             });
         }
         let len = mapped_len(&fd, os_name)?;
-        let ptr = map_shared(&fd, len, os_name)?;
+        let ptr = map_shared(&fd, len, os_name, write)?;
         Ok(ShmSegment {
             fd,
             ptr,
@@ -336,14 +348,24 @@ fn mapped_len(fd: &OwnedFd, os_name: &str) -> Result<usize, RegionError> {
     }
 }
 
-fn map_shared(fd: &OwnedFd, len: usize, os_name: &str) -> Result<NonNull<u8>, RegionError> {
+fn map_shared(
+    fd: &OwnedFd,
+    len: usize,
+    os_name: &str,
+    write: bool,
+) -> Result<NonNull<u8>, RegionError> {
+    let prot = if write {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
     // SAFETY: a fresh mapping chosen by the kernel (addr = null), so no existing memory is
     // affected; `fd` is open for the duration of the call and `len` > 0 was checked by the callers.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
             0,

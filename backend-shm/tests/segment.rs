@@ -321,3 +321,25 @@ fn create_on_a_full_dev_shm_is_no_space() {
         .unwrap();
     assert_child_ok(&out, "full");
 }
+
+#[test]
+fn open_read_only_maps_without_write_permission() {
+    let name = format!("/myelon-ro-open-{}", std::process::id());
+    let _ = myelon_backend_shm::unlink(&name);
+    let seg = ShmSegment::create(&name, 8192).expect("create");
+    // SAFETY: the creator's mapping is writable and 8192 bytes long.
+    unsafe { seg.as_ptr().write(42) };
+    let ro = ShmSegment::open_read_only(&name).expect("open read-only");
+    // SAFETY: the read-only mapping is 8192 bytes long; reading it is allowed.
+    assert_eq!(unsafe { ro.as_ptr().read() }, 42);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let base = format!("{:x}-", ro.as_ptr() as usize);
+    let line = maps
+        .lines()
+        .find(|l| l.starts_with(&base))
+        .expect("mapping");
+    assert!(line.split_whitespace().nth(1) == Some("r--s"), "{line}");
+    assert!(!ro.is_owner());
+    drop(ro);
+    drop(seg);
+}

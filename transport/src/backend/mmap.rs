@@ -134,6 +134,11 @@ impl RingBackend for MmapBackend {
             .map(MmapRegion)
             .map_err(map_region_error)
     }
+    fn open_read_only(&self, name: &str) -> Result<MmapRegion, BackendError> {
+        FileRegion::open_read_only(&self.path(name)?)
+            .map(MmapRegion)
+            .map_err(map_region_error)
+    }
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         plat::remove(&self.path(name)?).map_err(map_region_error)
     }

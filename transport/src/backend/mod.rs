@@ -299,6 +299,13 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn create(&self, name: &str, len: usize) -> Result<Self::Region, BackendError>;
     /// Maps an existing region read-write.
     fn open(&self, name: &str) -> Result<Self::Region, BackendError>;
+    /// Maps an existing region **read-only**, for a reader that may not write it (an inspector
+    /// run by another user). The returned region breaks clause 1 of the [`Region`] contract
+    /// (its bytes are not writable): only code that never writes may use it (the
+    /// `RingInspector`, which only loads). The default maps it read-write.
+    fn open_read_only(&self, name: &str) -> Result<Self::Region, BackendError> {
+        self.open(name)
+    }
     /// Removes a name. Processes that mapped it keep their mapping.
     fn remove(&self, name: &str) -> Result<(), BackendError>;
     /// Removes `name` only if its creator is gone (no process holds its owner lock) and the

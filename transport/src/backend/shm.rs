@@ -198,6 +198,12 @@ impl RingBackend for ShmBackend {
             .map(ShmRegion)
             .map_err(map_region_error)
     }
+    fn open_read_only(&self, name: &str) -> Result<ShmRegion, BackendError> {
+        let os = self.os_name(name)?;
+        ShmSegment::open_read_only(&os)
+            .map(ShmRegion)
+            .map_err(map_region_error)
+    }
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         let os = self.os_name(name)?;
         plat::unlink(&os).map_err(map_region_error)

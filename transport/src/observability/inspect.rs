@@ -224,7 +224,8 @@ impl<B: RingBackend> RingInspector<B> {
     /// Maps ring `name` of `backend` for reading and checks that it is a myelon ring of this
     /// layout version.
     pub fn open(backend: B, name: &str) -> Result<Self, InspectError> {
-        let region = backend.open(name)?;
+        // Read-only: a user who may read the ring but not write it can inspect it.
+        let region = backend.open_read_only(name)?;
         let not_a_ring = |magic| InspectError::NotARing {
             name: name.into(),
             magic,
