@@ -49,6 +49,12 @@ impl<E: ShmEvent, B: RingBackend> AutoConsumer<E, B> {
         let handle = std::thread::Builder::new()
             .name(format!("myelon-auto-{}", consumer.consumer_id()))
             .spawn(move || {
+                // The consumer's core, as its builder pinned the thread that built it.
+                if let Some(core) = consumer.core() {
+                    if let Err(e) = crate::ring::pinning::pin(core) {
+                        return (consumer, Err(e));
+                    }
+                }
                 let r = run(&mut consumer, &flag, &mut handler);
                 (consumer, r)
             })

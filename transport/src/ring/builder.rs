@@ -8,6 +8,7 @@ use crate::ring::layout::{
     peek_state, Geometry, GeometryError, Header, HeaderInit, Segment, LAYOUT_VERSION, MAGIC,
     STATE_CLOSED, STATE_INIT, STATE_READY,
 };
+use crate::ring::pinning;
 use crate::ring::producer::Producer;
 use crate::ring::registry;
 use crate::ring::sync::Ordering;
@@ -75,6 +76,9 @@ pub struct SharedDisruptorBuilder<E, B: RingBackend> {
     group_access: bool,
     /// Consumer: owner uids accepted besides this process's effective uid.
     accepted_owners: Vec<u32>,
+    /// Cores to pin the building thread to (see `ring::pinning`).
+    process_core: Option<usize>,
+    consumer_core: Option<usize>,
     /// An error found while making the builder (an mmap path without a file name), reported by
     /// `build_producer` / `build_consumer` so that every constructor returns a builder.
     deferred: Option<DeferredError>,
@@ -105,6 +109,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             producer_check_interval: DEFAULT_PRODUCER_CHECK_INTERVAL,
             group_access: false,
             accepted_owners: Vec::new(),
+            process_core: None,
+            consumer_core: None,
             deferred: None,
             _event: std::marker::PhantomData,
         }
@@ -285,9 +291,47 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         })
     }
 
+    /// Pins the thread that calls `build_producer` / `build_consumer` to CPU `core` before the
+    /// ring is created or attached (so a producer first-touches its pages there). A core this
+    /// process may not run on is [`MultiProcessError::InvalidCore`]. Without this option the
+    /// `MYELON_PROCESS_CORE` environment variable is used, if set.
+    pub fn with_process_core(mut self, core: usize) -> Self {
+        self.process_core = Some(core);
+        self
+    }
+
+    /// Consumer side: pins the consuming thread to CPU `core` — the caller of `build_consumer`,
+    /// and the background thread of an [`AutoConsumer`](crate::AutoConsumer) made from the
+    /// consumer. Wins over [`Self::with_process_core`] for consumers. Without either option,
+    /// `MYELON_CONSUMER_CORE` then `MYELON_PROCESS_CORE` are used, if set.
+    pub fn with_consumer_core(mut self, core: usize) -> Self {
+        self.consumer_core = Some(core);
+        self
+    }
+
+    fn producer_core(&self) -> MultiProcessResult<Option<usize>> {
+        match self.process_core {
+            Some(c) => Ok(Some(c)),
+            None => pinning::core_from_env(pinning::PROCESS_CORE_ENV),
+        }
+    }
+
+    fn consumer_core(&self) -> MultiProcessResult<Option<usize>> {
+        if let Some(c) = self.consumer_core.or(self.process_core) {
+            return Ok(Some(c));
+        }
+        match pinning::core_from_env(pinning::CONSUMER_CORE_ENV)? {
+            Some(c) => Ok(Some(c)),
+            None => pinning::core_from_env(pinning::PROCESS_CORE_ENV),
+        }
+    }
+
     /// Creates the ring and returns its producer; every slot starts as `factory()`.
     pub fn build_producer(self, factory: impl FnMut() -> E) -> MultiProcessResult<Producer<E, B>> {
         self.check_deferred()?;
+        if let Some(core) = self.producer_core()? {
+            pinning::pin(core)?;
+        }
         let geom = self.geometry()?;
         let mut expected = self.expected_ids.clone();
         refuse_duplicates(&expected)?;
@@ -347,6 +391,10 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
     /// exist and become ready), after checking that it carries this event type and capacity.
     pub fn build_consumer(self) -> MultiProcessResult<Consumer<E, B>> {
         self.check_deferred()?;
+        let core = self.consumer_core()?;
+        if let Some(core) = core {
+            pinning::pin(core)?;
+        }
         let geom = self.geometry()?;
         let id = match &self.consumer_id {
             Some(id) => id.clone(),
@@ -363,7 +411,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         let anonymous = self.consumer_id.is_none();
         let reg = registry::register(&seg, &self.backend, &id, anonymous, self.attach_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
-        Ok(Consumer::from_parts(
+        let mut c = Consumer::from_parts(
             seg,
             self.backend,
             self.name,
@@ -371,7 +419,9 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             reg,
             self.wait_strategy,
             self.producer_check_interval,
-        ))
+        );
+        c.set_core(core);
+        Ok(c)
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Consumer<E: ShmEvent, B: RingBackend> {
     empty_polls: u32,
     last_check: Duration,
     detach_on_drop: bool,
+    /// The core the builder pinned this consumer's thread to (an `AutoConsumer` pins its own).
+    core: Option<usize>,
     /// Set once the producer was seen dead: from then on every empty poll reports it at once.
     producer_dead: bool,
 }
@@ -134,6 +136,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             last_check: now,
             detach_on_drop: true,
             producer_dead: false,
+            core: None,
         };
         c.set_wait_strategy(strategy);
         c
@@ -493,6 +496,16 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     /// The segment name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub(crate) fn set_core(&mut self, core: Option<usize>) {
+        self.core = core;
+    }
+
+    /// The core the builder pinned this consumer to (`with_consumer_core`, `with_process_core`
+    /// or the `MYELON_*_CORE` variables), if any.
+    pub fn core(&self) -> Option<usize> {
+        self.core
     }
 
     /// Turns the consumer's entry into a reservation for its id when dropped: it keeps gating

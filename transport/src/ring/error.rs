@@ -149,6 +149,14 @@ pub enum MultiProcessError {
         /// The id.
         id: String,
     },
+    /// A core to pin to (`with_process_core`, `with_consumer_core`, `MYELON_*_CORE`) is not
+    /// one this process may run on.
+    InvalidCore {
+        /// The core asked for.
+        core: usize,
+        /// The cores this thread may run on (empty: pinning is not available).
+        allowed: Vec<usize>,
+    },
 }
 
 /// Result type for multi-process operations.
@@ -220,6 +228,18 @@ impl fmt::Display for MultiProcessError {
             ),
             E::DuplicateConsumerId { id } => {
                 write!(f, "expected consumer id {id:?} given more than once")
+            }
+            E::InvalidCore { core, allowed } if allowed.is_empty() => {
+                write!(
+                    f,
+                    "cannot pin to core {core}: pinning is not available here"
+                )
+            }
+            E::InvalidCore { core, allowed } => {
+                write!(
+                    f,
+                    "core {core} is not one this process may run on (allowed: {allowed:?})"
+                )
             }
         }
     }

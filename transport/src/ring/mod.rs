@@ -19,6 +19,7 @@ pub mod consumer;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod layout;
+pub(crate) mod pinning;
 pub mod producer;
 pub(crate) mod registry;
 pub(crate) mod sync;
