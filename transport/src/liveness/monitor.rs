@@ -122,10 +122,24 @@ impl LivenessMonitor {
     /// When the next check is due (`None` outside an episode).
     pub fn next_check(&self) -> Option<Duration> {
         self.episode_start?;
+        let interval = self.cfg.progress_check_interval;
+        // Mutant: while the producer looks healthy (every required id appeared, no alert open)
+        // it checks every other interval, so a stall's first alert can come up to
+        // `progress_timeout + 2 * progress_check_interval` after the stall began.
+        #[cfg(myelon_mutant = "healthy_check_late")]
+        let interval = if self
+            .tracked
+            .iter()
+            .all(|t| t.appeared && t.alerted_at.is_none())
+        {
+            interval.saturating_add(interval)
+        } else {
+            interval
+        };
         Some(match self.last_check {
             None => Duration::ZERO,
             // Saturating: `Duration::MAX` as the interval means "never again".
-            Some(t) => t.saturating_add(self.cfg.progress_check_interval),
+            Some(t) => t.saturating_add(interval),
         })
     }
 
