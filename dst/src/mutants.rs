@@ -134,6 +134,11 @@ pub const MUTANTS: &[Mutant] = &[
         &["liveness alerts"],
     ),
     steps(
+        "healthy_check_late",
+        "liveness monitor: while no alert is open, the next check is due two intervals later",
+        &["liveness late"],
+    ),
+    steps(
         "reasm_accepts_non_first",
         "framed reassembly: a (re)joined consumer takes a non-first frame as a message start",
         &["framing"],

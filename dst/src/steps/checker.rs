@@ -7,7 +7,7 @@
 use super::oracles::{violated, Oracle, Verdict};
 use crate::reference::{Fact, RefAlert, RefError, RefLiveness};
 use crate::workload::{ConsumerSpec, LivenessSpec};
-use myelon::{MultiProcessError, RequiredConsumerError};
+use myelon::MultiProcessError;
 
 /// What the harness knows of one consumer id, across its incarnations.
 #[derive(Debug, Clone)]
@@ -275,64 +275,34 @@ impl StateChecker {
     ) -> Option<(Vec<RefAlert>, Option<RefError>)> {
         let free = self.room_for(want);
         let facts = self.facts(specs);
-        let cap = self.capacity;
+        let claim = (want, self.stamped, self.capacity);
         self.reference
             .as_mut()
-            .map(|r| r.on_claim(now, free, want, cap, &facts))
+            .map(|r| r.on_claim(now, free, claim, &facts))
     }
-}
 
-/// Whether a managed claim raised the alerts and the error the reference expects.
-pub fn check_liveness(
-    expected: Option<(Vec<RefAlert>, Option<RefError>)>,
-    got: &[RefAlert],
-    r: &Result<Option<i64>, RequiredConsumerError>,
-) -> Verdict {
-    let Some((want_alerts, want_err)) = expected else {
-        if !got.is_empty() || r.is_err() {
-            return violated(
-                Oracle::Liveness,
-                format!("liveness is off, yet {got:?} / {r:?}"),
-            );
-        }
-        return Ok(());
-    };
-    if want_alerts != got {
-        return violated(
-            Oracle::LivenessAlerts,
-            format!("reference expects {want_alerts:?}, producer raised {got:?}"),
-        );
+    /// The upper bound right after a claim of `want`: the required consumers that gate the
+    /// blocked producer without progress and have no open `Stalled` alert from it, with since
+    /// when (see [`RefLiveness::gating_since`]), and the bound. Empty outside a blocked episode
+    /// and once the reference has failed (the producer stops with it).
+    pub fn unalerted_stalls<'s>(
+        &self,
+        want: i64,
+        specs: &'s [ConsumerSpec],
+    ) -> (Vec<(&'s str, u64)>, u64) {
+        let live = |r: &&RefLiveness| r.failed().is_none() && r.next_check().is_some();
+        let Some(r) = self.reference.as_ref().filter(live) else {
+            return (Vec::new(), 0);
+        };
+        let facts = self.facts(specs);
+        let stalls = r
+            .gating_since(want, self.capacity, &facts)
+            .into_iter()
+            .filter_map(|(id, since)| {
+                let i = specs.iter().position(|s| s.id == id)?;
+                (!self.ledgers[i].alerted).then_some((specs[i].id.as_str(), since))
+            })
+            .collect();
+        (stalls, r.alert_bound())
     }
-    let ok = match (&want_err, r) {
-        (None, Ok(_)) => true,
-        (
-            Some(RefError::StartupTimeout(m)),
-            Err(RequiredConsumerError::StartupTimeout { missing }),
-        ) => m == missing,
-        (
-            Some(RefError::GracefulShutdown(id)),
-            Err(RequiredConsumerError::GracefulShutdownTriggered { consumer_id, .. }),
-        ) => id == consumer_id,
-        (
-            Some(RefError::NonRequiredDead(ids)),
-            Err(RequiredConsumerError::NonRequiredConsumerDead { consumer_id }),
-        ) => ids.contains(consumer_id),
-        _ => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    let oracle = match (&want_err, r) {
-        (Some(RefError::StartupTimeout(_)), _)
-        | (_, Err(RequiredConsumerError::StartupTimeout { .. })) => Oracle::LivenessStartup,
-        (Some(RefError::GracefulShutdown(_)), _)
-        | (_, Err(RequiredConsumerError::GracefulShutdownTriggered { .. })) => {
-            Oracle::LivenessShutdown
-        }
-        _ => Oracle::Liveness,
-    };
-    violated(
-        oracle,
-        format!("reference expects {want_err:?}, producer returned {r:?}"),
-    )
 }

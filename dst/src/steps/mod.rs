@@ -13,10 +13,10 @@
 //! The interleavings *inside* the calls are the public-API simulation's (`dst api`).
 //!
 //! Layout: `scheduler.rs` (who runs, virtual time), `faults.rs` (the fault schedule),
-//! `producer.rs` / `consumer.rs` / `framed.rs` (the actors' real calls), `checker.rs` and the
-//! framed oracle in `framed.rs` (what must hold, apart from the scheduler), `oracles.rs` (the
-//! typed [`Oracle`]s), `trace.rs` (typed [`TraceCode`]s and the trace hash), `event.rs` (what
-//! is written), `coverage.rs`.
+//! `producer.rs` / `consumer.rs` / `framed.rs` (the actors' real calls), `checker.rs`,
+//! `liveness.rs` and the framed oracle in `framed.rs` (what must hold, apart from the
+//! scheduler), `oracles.rs` (the typed [`Oracle`]s), `trace.rs` (typed [`TraceCode`]s and the
+//! trace hash), `event.rs` (what is written), `coverage.rs`.
 
 mod checker;
 mod consumer;
@@ -24,6 +24,7 @@ mod coverage;
 mod event;
 mod faults;
 mod framed;
+mod liveness;
 mod oracles;
 mod producer;
 mod scheduler;

@@ -41,8 +41,12 @@ pub enum Oracle {
     Panic,
     /// Liveness raised something while off, or an error the rules do not know.
     Liveness,
-    /// The alerts differ from the reference model's.
+    /// The alerts differ from the reference model's (an alert it does not raise, or a field).
     LivenessAlerts,
+    /// An alert is late: the reference raises it at a check due by its clock and the producer
+    /// has not, or a required consumer has gated without progress for `progress_timeout +
+    /// progress_check_interval` without a `Stalled` alert (the upper bound).
+    LivenessLate,
     /// The graceful shutdown differs from the reference model's.
     LivenessShutdown,
     /// The startup timeout differs from the reference model's.
@@ -61,7 +65,7 @@ pub enum Oracle {
 
 impl Oracle {
     /// Every oracle, for listings.
-    pub const ALL: [Oracle; 24] = [
+    pub const ALL: [Oracle; 25] = [
         Oracle::Overwrite,
         Oracle::SpuriousBlock,
         Oracle::Claim,
@@ -79,6 +83,7 @@ impl Oracle {
         Oracle::Panic,
         Oracle::Liveness,
         Oracle::LivenessAlerts,
+        Oracle::LivenessLate,
         Oracle::LivenessShutdown,
         Oracle::LivenessStartup,
         Oracle::Framing,
@@ -108,6 +113,7 @@ impl Oracle {
             Oracle::Panic => "panic",
             Oracle::Liveness => "liveness",
             Oracle::LivenessAlerts => "liveness alerts",
+            Oracle::LivenessLate => "liveness late",
             Oracle::LivenessShutdown => "liveness shutdown",
             Oracle::LivenessStartup => "liveness startup",
             Oracle::Framing => "framing",

@@ -6,16 +6,16 @@
 //! the seed; a framed run publishes one message per call (its frames as one batch). Under
 //! liveness a step of `managed_try_claim` comes first: see [`Sim::managed_claim`].
 
-use super::checker::check_liveness;
 use super::event::SimEv;
+use super::liveness::{bound_expiry, check_liveness, check_upper_bound, ref_alert};
 use super::scheduler::{ActorId, NEVER};
 use super::trace::TraceCode;
 use super::{us, Oracle, Sim, RING};
-use crate::reference::RefAlert;
+use crate::reference::{AlertKind, RefAlert, RefLiveness};
 use myelon::backend::SimBackend;
 use myelon::{
-    Producer, RequiredConsumerAlert, RequiredConsumerAlertKind, RequiredConsumerError,
-    RequiredConsumerFailureAction, RequiredConsumerLivenessConfig, SharedDisruptorBuilder,
+    Producer, RequiredConsumerAlert, RequiredConsumerError, RequiredConsumerFailureAction,
+    RequiredConsumerLivenessConfig, SharedDisruptorBuilder,
 };
 use std::sync::{Arc, Mutex};
 
@@ -86,16 +86,10 @@ impl<E: SimEv> ProducerActor<E> {
         matches!(self.state, PState::Done | PState::Failed | PState::Crashed)
     }
 
-    /// The alerts raised since the last call, as the reference names them.
+    /// The alerts raised since the last call, as the reference writes them.
     fn take_alerts(&self) -> Vec<RefAlert> {
         let raised = std::mem::take(&mut *self.alerts.lock().unwrap_or_else(|e| e.into_inner()));
-        raised
-            .into_iter()
-            .map(|a| match a.kind {
-                RequiredConsumerAlertKind::Stalled => RefAlert::Stalled(a.consumer_id),
-                RequiredConsumerAlertKind::Recovered => RefAlert::Recovered(a.consumer_id),
-            })
-            .collect()
+        raised.into_iter().map(ref_alert).collect()
     }
 }
 
@@ -192,7 +186,12 @@ impl<E: SimEv> Sim<'_, E> {
         n
     }
 
-    /// One liveness round of a managed producer at a time the harness chooses.
+    /// One liveness round of a managed producer at a time the harness chooses. While blocked
+    /// it is stepped when the reference model says the next check is due or the upper bound of
+    /// a stall expires (and when a release wakes it), never when the producer says: a producer
+    /// whose checks run late is compared at the time it should have checked
+    /// ([`check_liveness`]), and the upper bound is checked after every round
+    /// ([`check_upper_bound`]).
     ///
     /// This is the doc-hidden `Producer::managed_try_claim`, not a real managed publish call:
     /// `publish_managed`, `publish_batch_managed` and `claim_batch_managed` block while the ring
@@ -210,13 +209,19 @@ impl<E: SimEv> Sim<'_, E> {
             return;
         };
         let r = p.managed_try_claim(n as usize, us(now));
-        let next_check = p.next_liveness_check();
         let got = self.prod.take_alerts();
         let v = check_liveness(expected, &got, &r);
-        self.verdict(v);
+        if !self.verdict(v) {
+            return;
+        }
         for a in &got {
             self.note_alert(a);
         }
+        let (unalerted, bound) = self.check.unalerted_stalls(want, &self.w.consumers);
+        if r.is_ok() && !self.verdict(check_upper_bound(now, &unalerted, bound)) {
+            return;
+        }
+        let expiry = bound_expiry(&unalerted, bound);
         match r {
             Ok(Some(first)) => {
                 let v = self.check.claimed(next, first, want);
@@ -230,7 +235,9 @@ impl<E: SimEv> Sim<'_, E> {
             Ok(None) => {
                 let v = self.check.refused(want);
                 self.verdict(v);
-                let at = next_check.map_or(NEVER, |t| t.as_micros() as u64);
+                let reference = self.check.reference.as_ref();
+                let due = reference.and_then(RefLiveness::next_check).unwrap_or(NEVER);
+                let at = due.min(expiry.unwrap_or(NEVER));
                 self.sched.wake_at(ActorId::Producer, at.max(now));
                 self.note(ActorId::Producer, TraceCode::Blocked, want, 0, || {
                     format!("blocked claiming {want}")
@@ -295,20 +302,20 @@ impl<E: SimEv> Sim<'_, E> {
     }
 
     fn note_alert(&mut self, a: &RefAlert) {
-        let (code, id) = match a {
-            RefAlert::Stalled(id) => (TraceCode::AlertStalled, id),
-            RefAlert::Recovered(id) => (TraceCode::AlertRecovered, id),
+        let code = match a.kind {
+            AlertKind::Stalled => TraceCode::AlertStalled,
+            AlertKind::Recovered => TraceCode::AlertRecovered,
         };
         let i = self
             .w
             .consumers
             .iter()
-            .position(|c| &c.id == id)
+            .position(|c| c.id == a.id)
             .unwrap_or(0);
         let l = &mut self.check.ledgers[i];
-        match a {
-            RefAlert::Stalled(_) => l.alerted = true,
-            RefAlert::Recovered(_) => {
+        match a.kind {
+            AlertKind::Stalled => l.alerted = true,
+            AlertKind::Recovered => {
                 if std::mem::take(&mut l.alerted) {
                     self.cov.alert_then_recovery += 1;
                 }

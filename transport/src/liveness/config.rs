@@ -40,7 +40,7 @@ pub struct RequiredConsumerAlert {
     /// The producer's last published sequence.
     pub producer_cursor: Sequence,
     /// How long the consumer had not advanced while gating (for `Recovered`: how long the stall
-    /// lasted).
+    /// lasted, from where its `Stalled` alert measured it to the check that saw it advance).
     pub stalled_for: Duration,
 }
 

@@ -38,6 +38,8 @@ struct Tracked {
     cursor: Sequence,
     last_progress: Duration,
     alerted_at: Option<Duration>,
+    /// When the stall the open alert reports began (its `Recovered` says how long it lasted).
+    stalled_since: Duration,
 }
 
 /// Per-producer liveness state (see the module docs of `liveness` for the rules).
@@ -70,6 +72,7 @@ impl LivenessMonitor {
                     cursor: e.map_or(-1, |e| e.cursor),
                     last_progress: now,
                     alerted_at: None,
+                    stalled_since: now,
                 }
             })
             .collect();
@@ -119,10 +122,24 @@ impl LivenessMonitor {
     /// When the next check is due (`None` outside an episode).
     pub fn next_check(&self) -> Option<Duration> {
         self.episode_start?;
+        let interval = self.cfg.progress_check_interval;
+        // Mutant: while the producer looks healthy (every required id appeared, no alert open)
+        // it checks every other interval, so a stall's first alert can come up to
+        // `progress_timeout + 2 * progress_check_interval` after the stall began.
+        #[cfg(myelon_mutant = "healthy_check_late")]
+        let interval = if self
+            .tracked
+            .iter()
+            .all(|t| t.appeared && t.alerted_at.is_none())
+        {
+            interval.saturating_add(interval)
+        } else {
+            interval
+        };
         Some(match self.last_check {
             None => Duration::ZERO,
             // Saturating: `Duration::MAX` as the interval means "never again".
-            Some(t) => t.saturating_add(self.cfg.progress_check_interval),
+            Some(t) => t.saturating_add(interval),
         })
     }
 
@@ -196,13 +213,13 @@ impl LivenessMonitor {
                 {
                     t.last_progress = now;
                 }
-                if let Some(at) = t.alerted_at.take() {
+                if t.alerted_at.take().is_some() {
                     let alert = RequiredConsumerAlert {
                         kind: RequiredConsumerAlertKind::Recovered,
                         consumer_id: t.id.clone(),
                         consumer_cursor: e.cursor,
                         producer_cursor,
-                        stalled_for: now.saturating_sub(at),
+                        stalled_for: now.saturating_sub(t.stalled_since),
                     };
                     tracing::info!(consumer = %alert.consumer_id, cursor = alert.consumer_cursor, "required consumer recovered");
                     self.emit(&alert);
@@ -280,6 +297,7 @@ impl LivenessMonitor {
                 };
                 tracing::warn!(consumer = %alert.consumer_id, cursor = alert.consumer_cursor, producer = producer_cursor, ?stalled_for, "required consumer stalled while gating the producer");
                 self.tracked[i].alerted_at = Some(now);
+                self.tracked[i].stalled_since = stall_start;
                 self.emit(&alert);
             }
             let t = &self.tracked[i];
@@ -479,5 +497,40 @@ mod tests {
         assert!(log.lock().unwrap().is_empty());
         assert_eq!(m.check(hour + 10 * MS, 4, CAP, 3, &t), Ok(()));
         assert_eq!(log.lock().unwrap().len(), 1);
+    }
+
+    /// `Recovered` says how long the stall lasted, from where `Stalled` measured it, not from
+    /// the alert (found by the DST's field-by-field alert oracle, seed 0x1f).
+    #[test]
+    fn alerts_report_how_long_the_stall_lasted() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let cfg = RequiredConsumerLivenessConfig::new(["a"])
+            .unwrap()
+            .with_progress_timeout(10 * MS)
+            .unwrap()
+            .with_progress_check_interval(MS)
+            .unwrap()
+            .with_alert_hook(Arc::new(move |a| sink.lock().unwrap().push(a.clone())));
+        let mut m = LivenessMonitor::new(cfg, Duration::ZERO, &[view("a", true, -1)]);
+        m.begin_episode(2 * MS);
+        for ms in 2..=15 {
+            let a = if ms < 15 { -1 } else { 0 };
+            assert_eq!(m.check(ms * MS, 4, CAP, 3, &[view("a", true, a)]), Ok(()));
+        }
+        let alert = |kind, consumer_cursor, stalled_for| RequiredConsumerAlert {
+            kind,
+            consumer_id: "a".into(),
+            consumer_cursor,
+            producer_cursor: 3,
+            stalled_for,
+        };
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                alert(RequiredConsumerAlertKind::Stalled, -1, 10 * MS),
+                alert(RequiredConsumerAlertKind::Recovered, 0, 13 * MS),
+            ]
+        );
     }
 }

@@ -49,7 +49,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     }
 
     /// When the blocked managed publish next checks the consumers (`None`: not blocked, or
-    /// liveness off). The DST scheduler wakes the producer then.
+    /// liveness off). For virtual-time tests; the DST does not ask: it steps the producer when
+    /// its reference model says a check is due.
     #[doc(hidden)]
     pub fn next_liveness_check(&self) -> Option<Duration> {
         self.liveness.as_ref().and_then(|m| m.next_check())
