@@ -46,3 +46,9 @@ pub fn protect_read_only(
 ) -> std::io::Result<()> {
     protect::read_only(base, map_len, offset, len)
 }
+
+/// Faults a whole mapping's pages in now (see [`ShmSegment::prefault`]); for other crates that
+/// map objects the same way (`myelon-backend-mmap`).
+pub fn prefault(base: std::ptr::NonNull<u8>, map_len: usize, write: bool) -> std::io::Result<()> {
+    protect::populate(base, map_len, write)
+}

@@ -50,3 +50,36 @@ pub(crate) fn read_only(
         Err(io::Error::last_os_error())
     }
 }
+
+/// Faults in the page-table entries of the whole mapping at `base` (`map_len` bytes) now, so
+/// that the first accesses to each page later cost no minor fault: `MADV_POPULATE_READ` (or
+/// `_WRITE`, Linux ≥ 5.14), else one read of a byte per page. The bytes are not changed.
+pub(crate) fn populate(base: NonNull<u8>, map_len: usize, write: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: `base..base + map_len` is this process's mapping; the advice only populates
+        // page tables (it neither changes bytes nor unmaps anything).
+        if unsafe { libc::madvise(base.as_ptr().cast(), map_len, advice) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
+    // An older kernel: touch one byte of every page (a read faults the page in for reading; a
+    // write mapping then still takes one cheap write-protect fault per page).
+    let page = page_size();
+    for off in (0..map_len).step_by(page) {
+        // SAFETY: `off < map_len`, inside the mapping; a volatile read of one byte of shared
+        // memory that other processes may be writing is a plain load of a `u8` (any value is
+        // valid) and its result is discarded.
+        unsafe { std::ptr::read_volatile(base.as_ptr().add(off)) };
+    }
+    Ok(())
+}

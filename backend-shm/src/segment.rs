@@ -194,6 +194,12 @@ impl ShmSegment {
     pub fn protect_read_only(&self, offset: usize, len: usize) -> io::Result<()> {
         crate::protect::read_only(self.ptr, self.len, offset, len)
     }
+
+    /// Faults the whole mapping's pages in now (for reading, or for writing), so that first
+    /// accesses later take no page fault. The bytes are not changed.
+    pub fn prefault(&self, write: bool) -> io::Result<()> {
+        crate::protect::populate(self.ptr, self.len, write)
+    }
 }
 
 impl Drop for ShmSegment {

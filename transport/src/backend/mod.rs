@@ -206,6 +206,13 @@ pub unsafe trait Region: Send + Sync {
         let _ = (offset, len);
         Ok(())
     }
+    /// Faults every page of the mapping in now (`write`: for writing), so that the first
+    /// accesses to each page later take no page fault (first-message latency). The bytes are
+    /// not changed. Backends without page tables do nothing.
+    fn prefault(&self, write: bool) -> Result<(), BackendError> {
+        let _ = write;
+        Ok(())
+    }
     /// Takes lock slot `slot` of the object through this handle, without waiting: a lock the
     /// **kernel releases when the holder dies**, however it dies, and that means the same in
     /// every PID namespace sharing the object (SHM and mmap: an open-file-description `fcntl`

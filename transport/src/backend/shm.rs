@@ -75,6 +75,13 @@ unsafe impl Region for ShmRegion {
     fn slot_state(&self, slot: u64) -> ProcessState {
         lock_probe(self.0.slot_held(slot))
     }
+    fn prefault(&self, write: bool) -> Result<(), BackendError> {
+        self.0.prefault(write).map_err(|source| BackendError::Io {
+            op: "madvise(MADV_POPULATE)",
+            name: self.0.os_name().to_string(),
+            source,
+        })
+    }
     fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
         self.0
             .protect_read_only(offset, len)
