@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The features of `myelon` (transport/Cargo.toml), one per line in the order they are checked.
-MYELON_FEATURES=(shm mmap bincode rkyv flatbuffers metrics dst)
+MYELON_FEATURES=(shm mmap bincode rkyv flatbuffers metrics dst tokio)
 # Workspace crates that declare no features: checked once each with their defaults (their
 # `--no-default-features` build is the same build).
 FEATURELESS=(myelon-backend-shm myelon-backend-mmap myelon-backend-sim myelon-dst myelon-cli myelon-test-support)
