@@ -249,9 +249,28 @@ fn spawn(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
     thread::spawn(f)
 }
 
+/// Leaks its value instead of dropping it while the thread unwinds. Under loom, dropping the
+/// helper's `Arc` runs model operations, which panic again once loom stopped the execution (a
+/// deadlock it reports from this thread), and a panic during unwinding aborts the whole test
+/// binary; outside loom the helper never unwinds unless a waker panics, and then leaking one
+/// `Arc` is harmless.
+struct LeakOnUnwind<T>(Option<T>);
+
+impl<T> Drop for LeakOnUnwind<T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.0.take());
+        }
+    }
+}
+
 /// The helper thread: waits for a request, sleeps on the line while its word is the value the
 /// task saw, wakes the task, and again, until shut down.
 fn helper<B: RingBackend>(line: LinePtr, backend: B, shared: Arc<Shared>) {
+    let keep = LeakOnUnwind(Some(shared));
+    let Some(shared) = keep.0.as_ref() else {
+        return;
+    };
     let line = line.get();
     let mut st = shared.lock();
     loop {

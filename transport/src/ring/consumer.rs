@@ -209,7 +209,13 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         self.next = seq + 1;
         self.empty_polls = 0;
         let w = &h.producer_wake;
-        if w.sleepers_registered.load(Ordering::Relaxed) != 0 {
+        // Mutant: the release path keeps its unfenced check even for an async producer (loom:
+        // `async_publish_wakes_after_release`).
+        #[cfg(myelon_mutant = "release_unfenced")]
+        let registered = false;
+        #[cfg(not(myelon_mutant = "release_unfenced"))]
+        let registered = w.sleepers_registered.load(Ordering::Relaxed) != 0;
+        if registered {
             // An async producer counts itself there: it must not miss a wake-up, so the fenced
             // protocol (`wait::notify_now` pairs with its doorbell's arm, `asynch/doorbell.rs`).
             notify_now(&self.backend, w);
