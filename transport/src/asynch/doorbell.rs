@@ -131,6 +131,9 @@ pub(crate) struct Doorbell<B: RingBackend> {
     /// A request may be pending at the helper.
     requested: bool,
     helper: Option<Helper>,
+    /// Under madsim: the timeout of the current sleep, a madsim timer (no helper thread).
+    #[cfg(madsim)]
+    timer: Option<std::pin::Pin<Box<madsim::time::Sleep>>>,
 }
 
 impl<B: RingBackend> std::fmt::Debug for Doorbell<B> {
@@ -160,6 +163,8 @@ impl<B: RingBackend> Doorbell<B> {
             armed: false,
             requested: false,
             helper: None,
+            #[cfg(madsim)]
+            timer: None,
         }
     }
 
@@ -187,6 +192,10 @@ impl<B: RingBackend> Doorbell<B> {
     /// Step 3, after a re-check that failed: the helper wakes `waker` once the word moves past
     /// `seen`, or after `timeout`.
     pub(crate) fn sleep(&mut self, seen: u32, timeout: Duration, waker: &Waker) {
+        #[cfg(madsim)]
+        if self.sleep_without_thread(seen, timeout, waker) {
+            return;
+        }
         let shared = match &self.helper {
             Some(h) => Arc::clone(&h.shared),
             None => self.spawn_helper(),
@@ -209,9 +218,37 @@ impl<B: RingBackend> Doorbell<B> {
         }
     }
 
+    /// Under madsim (threads are not allowed, and the executor must see every wake-up): the
+    /// backend wakes the task itself at the next wake of the word (the simulator's
+    /// `wake_on_change`), and a madsim timer bounds the sleep. `false`: the backend cannot, or
+    /// this is not inside a madsim runtime.
+    #[cfg(madsim)]
+    fn sleep_without_thread(&mut self, seen: u32, timeout: Duration, waker: &Waker) -> bool {
+        use std::future::Future;
+        if madsim::time::TimeHandle::try_current().is_none()
+            || !self.backend.wake_on_change(&self.line().seq, seen, waker)
+        {
+            return false;
+        }
+        let mut timer = Box::pin(madsim::time::sleep(timeout));
+        if timer
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .is_ready()
+        {
+            waker.wake_by_ref();
+        }
+        self.timer = Some(timer);
+        true
+    }
+
     /// Not waiting any more (the condition holds, or the waiting future was dropped): leaves
     /// `waiters` and withdraws the request.
     pub(crate) fn disarm(&mut self) {
+        #[cfg(madsim)]
+        {
+            self.timer = None;
+        }
         if self.armed {
             self.line().waiters.fetch_sub(1, Ordering::SeqCst);
             self.armed = false;
@@ -297,7 +334,12 @@ fn helper<B: RingBackend>(line: LinePtr, backend: B, shared: Arc<Shared>) {
 
 impl<B: RingBackend> Drop for Doorbell<B> {
     fn drop(&mut self) {
-        self.disarm();
+        // A killed (simulated) process leaves the shared words as they are (as after SIGKILL);
+        // its helper thread, if any, is still stopped before the mapping goes.
+        let killed = self.backend.process_killed();
+        if !killed {
+            self.disarm();
+        }
         if let Some(mut h) = self.helper.take() {
             h.shared.lock().shutdown = true;
             h.shared.cv.notify_one();
@@ -310,7 +352,7 @@ impl<B: RingBackend> Drop for Doorbell<B> {
                 let _ = t.join();
             }
         }
-        if self.counts_sleeper {
+        if self.counts_sleeper && !killed {
             self.line()
                 .sleepers_registered
                 .fetch_sub(1, Ordering::SeqCst);

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | 0 raw | [`Consumer`](crate::Consumer), [`Producer`](crate::Producer) | [`AsyncConsumer`] (`recv`, `recv_leased`, `recv_batch`, `Stream`), [`AsyncProducer`] (`publish`, `publish_managed`, `claim_batch`) |
 //! | 1 framed | [`FramedTransportConsumer`](crate::FramedTransportConsumer), [`FramedTransportProducer`](crate::FramedTransportProducer) | [`AsyncFramedConsumer`] (`recv`, `recv_vec`, `Stream` of `Vec<u8>`), [`AsyncFramedProducer`] (`publish`, `publish_managed`) |
-//! | 2 typed | [`TypedConsumer`](crate::TypedConsumer), [`TypedProducer`](crate::TypedProducer) | [`AsyncTypedConsumer`] (`recv`, `Stream` of `T`), [`AsyncTypedProducer`] (`publish`, `publish_managed`) |
+//! | 2 typed | [`TypedConsumer`](crate::TypedConsumer), [`TypedProducer`](crate::TypedProducer) | [`AsyncTypedConsumer`] (`recv`, `recv_leased`, `Stream` of `T`), [`AsyncTypedProducer`] (`publish`, `publish_managed`) |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,7 +52,7 @@ cfg_not_loom! {
     mod framed;
     mod typed;
     pub use framed::{AsyncFramedConsumer, AsyncFramedProducer};
-    pub use typed::{AsyncTypedConsumer, AsyncTypedProducer};
+    pub use typed::{AsyncTypedConsumer, AsyncTypedProducer, TypedLease};
 }
 
 pub use consumer::AsyncConsumer;

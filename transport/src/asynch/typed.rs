@@ -48,7 +48,7 @@ impl<T, C, F: FramedTransportFrame, B: RingBackend> fmt::Debug for AsyncTypedCon
 fn decode<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend>(
     codec: &mut C,
     errors: &mut u64,
-    msg: FramedMessage<'_, F, B>,
+    msg: &FramedMessage<'_, F, B>,
 ) -> TransportResult<T> {
     codec.decode(msg.bytes()).map_err(|e| {
         *errors += 1;
@@ -56,12 +56,54 @@ fn decode<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend>(
     })
 }
 
+/// A received value whose message stays unreleased until this is dropped (see
+/// [`AsyncTypedConsumer::recv_leased`]). Derefs to the value.
+pub struct TypedLease<'a, T, F: FramedTransportFrame, B: RingBackend> {
+    value: T,
+    _message: FramedMessage<'a, F, B>,
+}
+
+impl<T: fmt::Debug, F: FramedTransportFrame, B: RingBackend> fmt::Debug for TypedLease<'_, T, F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TypedLease").field(&self.value).finish()
+    }
+}
+
+impl<T, F: FramedTransportFrame, B: RingBackend> std::ops::Deref for TypedLease<'_, T, F, B> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T, F: FramedTransportFrame, B: RingBackend> TypedLease<'_, T, F, B> {
+    /// Releases the message and returns the value.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
 impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> AsyncTypedConsumer<T, C, F, B> {
     /// The next value once its message is there. A message that fails to decode is consumed,
     /// counted and returned as `Codec(..)`; the next receive carries on.
     pub async fn recv(&mut self) -> TransportResult<T> {
         let msg = self.framed.recv().await?;
-        decode(&mut self.codec, &mut self.decode_errors, msg)
+        decode(&mut self.codec, &mut self.decode_errors, &msg)
+    }
+
+    /// The next value, with its message kept unreleased until the returned lease is dropped:
+    /// for a message that fits in one frame, the producer cannot overwrite its slot, and a
+    /// consumer that crashes before dropping the lease gets the same message again when it
+    /// rejoins under its id. So work done (an answer published) before the drop is never lost
+    /// to a crash: at-least-once handling. (A fragmented message is released frame by frame as
+    /// it is reassembled; its lease pins nothing.)
+    pub async fn recv_leased(&mut self) -> TransportResult<TypedLease<'_, T, F, B>> {
+        let message = self.framed.recv().await?;
+        let value = decode(&mut self.codec, &mut self.decode_errors, &message)?;
+        Ok(TypedLease {
+            value,
+            _message: message,
+        })
     }
 
     /// Polls for the next value (the poll behind the `Stream`).
@@ -71,7 +113,7 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> AsyncTypedConsumer
             Err(e) => return Poll::Ready(Err(e)),
         };
         Poll::Ready(match self.framed.deliver(ready) {
-            Ok(msg) => decode(&mut self.codec, &mut self.decode_errors, msg),
+            Ok(msg) => decode(&mut self.codec, &mut self.decode_errors, &msg),
             Err(e) => Err(e),
         })
     }

@@ -70,6 +70,12 @@ pub struct EventLease<'a, E: ShmEvent, B: RingBackend> {
     value: *const E,
 }
 
+// SAFETY: a lease is a `&mut Consumer` (which is `Send`) plus a pointer to an event in the
+// consumer's own mapping that the lease keeps unreleased (I3); moving both to another thread is
+// moving that exclusive borrow, and `E: ShmEvent` is `Sync`, so reading the event there is sound.
+// (This lets an async task hold a lease across an `.await`, e.g. answer before releasing.)
+unsafe impl<E: ShmEvent, B: RingBackend> Send for EventLease<'_, E, B> {}
+
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for EventLease<'_, E, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLease")
@@ -556,6 +562,10 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for Consumer<E, B> {
     fn drop(&mut self) {
+        // A killed (simulated) process runs no more code: its entry stays, still gating.
+        if self.backend.process_killed() {
+            return;
+        }
         if self.sleeper_registered {
             self.mark_sleeper(false);
         }

@@ -430,6 +430,10 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {
     fn drop(&mut self) {
+        // A killed (simulated) process runs no more code: no close, the ring stays as it was.
+        if self.backend.process_killed() {
+            return;
+        }
         self.backend.sched_point(SchedPoint::SegmentState, 0);
         let h = self.seg.header();
         h.state.store(STATE_CLOSED, Ordering::Release);
