@@ -14,12 +14,16 @@ use myelon_async_pipeline::{scheduler, worker, Config};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let workers = args.next().map(|a| a.parse()).transpose()?.unwrap_or(4);
-    let requests = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10_000);
+    let requests = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let mut cfg = Config::new(&format!("apipe-{}", std::process::id()), workers, requests);
     cfg.planted_bug = std::env::var_os("MYELON_PIPELINE_BUG").is_some();
     let sched = tokio::spawn(scheduler(ShmBackend, cfg.clone()));
     let tasks: Vec<_> = (0..workers)
-        .map(|w| tokio::spawn(worker(ShmBackend, cfg.clone(), w)))
+        .map(|w| tokio::spawn(worker(ShmBackend, cfg.clone(), w, 0)))
         .collect();
     let report = sched.await??;
     println!(

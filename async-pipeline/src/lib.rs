@@ -27,9 +27,9 @@
 //! The planted bug ([`Config::planted_bug`]) is a user bug, not a myelon one: a restarted
 //! worker drops the first request it would have answered. The seeded simulation finds it.
 
+use myelon::asynch::{AsyncTypedConsumer, AsyncTypedProducer};
 use myelon::backend::RingBackend;
 use myelon::codec::BincodeCodec;
-use myelon::asynch::{AsyncTypedConsumer, AsyncTypedProducer};
 use myelon::{
     CoordinationMode, FixedFrame, MultiProcessError, RequiredConsumerLivenessConfig,
     SharedDisruptorBuilder, TransportError, TypedConsumer, TypedProducer,
@@ -113,9 +113,10 @@ impl Config {
         format!("{}-req", self.session)
     }
 
-    /// Worker `w`'s response ring.
-    pub fn response_ring(&self, w: usize) -> String {
-        format!("{}-rsp-{w}", self.session)
+    /// The response ring of incarnation `k` of worker `w` (a restarted worker publishes on a
+    /// new ring, so the scheduler can drain the dead one first, whenever it gets to it).
+    pub fn response_ring(&self, w: usize, k: u32) -> String {
+        format!("{}-rsp-{w}-{k}", self.session)
     }
 
     /// Worker `w`'s consumer id on the request ring.
@@ -189,6 +190,26 @@ fn is_absent(e: &TransportError) -> bool {
     matches!(e, TransportError::Ring(MultiProcessError::NotReady { .. }))
 }
 
+/// One attach attempt: `Ok(None)` if the ring is not there (yet).
+fn try_attach<B: RingBackend, T>(
+    backend: &B,
+    name: &str,
+    cap: usize,
+    id: &str,
+) -> Result<Option<TypedConsumer<T, Bin, Frame, B>>, PipelineError>
+where
+    Bin: myelon::Codec<T>,
+{
+    let builder = SharedDisruptorBuilder::<Frame, _>::with_backend(backend.clone(), name, cap)
+        .with_consumer_id(id)
+        .with_attach_timeout(Duration::ZERO);
+    match TypedConsumer::from_builder(builder, Bin::new()) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Attaches without blocking the executor: one attempt at a time, an `.await`ed pause between.
 async fn attach<B: RingBackend, T>(
     backend: &B,
@@ -200,20 +221,22 @@ where
     Bin: myelon::Codec<T>,
 {
     loop {
-        let builder = SharedDisruptorBuilder::<Frame, _>::with_backend(backend.clone(), name, cap)
-            .with_consumer_id(id)
-            .with_attach_timeout(Duration::ZERO);
-        match TypedConsumer::from_builder(builder, Bin::new()) {
-            Ok(c) => return Ok(c),
-            Err(e) if is_absent(&e) => tokio::time::sleep(Duration::from_millis(1)).await,
-            Err(e) => return Err(e.into()),
+        if let Some(c) = try_attach(backend, name, cap, id)? {
+            return Ok(c);
         }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-/// Worker `w`: answers the requests `id % workers == w` until the scheduler closes the request
-/// ring. Run it again after a crash: it resumes where its previous incarnation released.
-pub async fn worker<B: RingBackend>(backend: B, cfg: Config, w: usize) -> Result<u64, PipelineError> {
+/// Worker `w`, incarnation `k` (0 at the first start, one more at each restart): answers the
+/// requests `id % workers == w` until the scheduler closes the request ring. A restarted worker
+/// resumes where its previous incarnation released.
+pub async fn worker<B: RingBackend>(
+    backend: B,
+    cfg: Config,
+    w: usize,
+    k: u32,
+) -> Result<u64, PipelineError> {
     let requests = attach::<B, Request>(
         &backend,
         &cfg.request_ring(),
@@ -221,16 +244,19 @@ pub async fn worker<B: RingBackend>(backend: B, cfg: Config, w: usize) -> Result
         &Config::worker_id(w),
     )
     .await?;
-    let restarted = requests.framed().inner().resumed();
     let mut requests: AsyncTypedConsumer<Request, Bin, Frame, B> = requests.into_async();
     let mut responses: AsyncTypedProducer<Response, Bin, Frame, B> = TypedProducer::from_builder(
-        SharedDisruptorBuilder::<Frame, _>::with_backend(backend, &cfg.response_ring(w), cfg.capacity)
-            .with_consumer_id("scheduler")
-            .with_coordination(CoordinationMode::BufferUntilConsumers),
+        SharedDisruptorBuilder::<Frame, _>::with_backend(
+            backend,
+            &cfg.response_ring(w, k),
+            cfg.capacity,
+        )
+        .with_consumer_id("scheduler")
+        .with_coordination(CoordinationMode::BufferUntilConsumers),
         Bin::new(),
     )?
     .into_async();
-    let mut skip_next = cfg.planted_bug && restarted;
+    let mut skip_next = cfg.planted_bug && k > 0;
     let mut answered = 0;
     loop {
         // Leased: the request's slot is released only when `req` is dropped, after the answer
@@ -261,31 +287,42 @@ pub async fn worker<B: RingBackend>(backend: B, cfg: Config, w: usize) -> Result
     }
 }
 
-/// Follows worker `w`'s response rings (across its restarts) and forwards every response.
+/// Follows worker `w`'s response rings, incarnation after incarnation, and forwards every
+/// response. A ring is drained to `ProducerDead` (everything its dead worker published) before
+/// the next one; an incarnation that died before it created its ring is skipped once a later
+/// one's ring exists. Drained dead rings are removed.
 async fn collect<B: RingBackend>(
     backend: B,
     cfg: Config,
     w: usize,
     tx: tokio::sync::mpsc::UnboundedSender<Result<Response, PipelineError>>,
 ) {
-    let mut dead_epoch = None;
+    const LOOKAHEAD: u32 = 4;
+    let mut k = 0u32;
     loop {
-        let c = match attach::<B, Response>(&backend, &cfg.response_ring(w), cfg.capacity, "scheduler")
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
+        let c = loop {
+            let found = (k..k + LOOKAHEAD).find_map(|j| {
+                try_attach::<B, Response>(
+                    &backend,
+                    &cfg.response_ring(w, j),
+                    cfg.capacity,
+                    "scheduler",
+                )
+                .map(|c| c.map(|c| (j, c)))
+                .transpose()
+            });
+            match found {
+                Some(Ok((j, c))) => {
+                    k = j;
+                    break c;
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                None => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         };
-        let epoch = c.framed().inner().ring_epoch();
-        if Some(epoch) == dead_epoch {
-            // Still the dead worker's ring: wait for its successor.
-            drop(c);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            continue;
-        }
         let mut c = c.into_async();
         loop {
             match c.recv().await {
@@ -295,16 +332,16 @@ async fn collect<B: RingBackend>(
                     }
                 }
                 Err(TransportError::Ring(MultiProcessError::Closed)) => return,
-                Err(TransportError::Ring(MultiProcessError::ProducerDead)) => {
-                    dead_epoch = Some(epoch);
-                    break;
-                }
+                Err(TransportError::Ring(MultiProcessError::ProducerDead)) => break,
                 Err(e) => {
                     let _ = tx.send(Err(e.into()));
                     return;
                 }
             }
         }
+        drop(c);
+        let _ = backend.remove_if_abandoned(&cfg.response_ring(w, k), &[myelon::MAGIC]);
+        k += 1;
     }
 }
 
@@ -355,7 +392,10 @@ pub async fn scheduler<B: RingBackend>(backend: B, cfg: Config) -> Result<Report
             let r = r?;
             let expected = answer(prompt(r.id));
             if r.value != expected || r.id >= cfg.requests {
-                return Err(PipelineError::WrongAnswer { response: r, expected });
+                return Err(PipelineError::WrongAnswer {
+                    response: r,
+                    expected,
+                });
             }
             if answers.insert(r.id, r.value).is_some() {
                 report.repeats += 1;
@@ -376,7 +416,9 @@ pub async fn scheduler<B: RingBackend>(backend: B, cfg: Config) -> Result<Report
     }
     report.answered = answers.len() as u64;
     if report.answered < cfg.requests {
-        let missing: Vec<u64> = (0..cfg.requests).filter(|id| !answers.contains_key(id)).collect();
+        let missing: Vec<u64> = (0..cfg.requests)
+            .filter(|id| !answers.contains_key(id))
+            .collect();
         return Err(PipelineError::Missing {
             count: missing.len(),
             ids: missing.into_iter().take(16).collect(),

@@ -63,7 +63,7 @@ struct Waiting<'a, E: ShmEvent, B: RingBackend>(&'a mut AsyncConsumer<E, B>);
 
 impl<E: ShmEvent, B: RingBackend> Drop for Waiting<'_, E, B> {
     fn drop(&mut self) {
-        self.0.bell.disarm();
+        self.0.bell.disarm_on_drop();
     }
 }
 

@@ -261,6 +261,14 @@ impl<B: RingBackend> Doorbell<B> {
         }
     }
 
+    /// [`Self::disarm`] for a waiting future that is dropped, unless its process was killed
+    /// (a killed process leaves its waiter count as it was, as after SIGKILL).
+    pub(crate) fn disarm_on_drop(&mut self) {
+        if !self.backend.process_killed() {
+            self.disarm();
+        }
+    }
+
     fn spawn_helper(&mut self) -> Arc<Shared> {
         let shared = Arc::new(Shared::default());
         let (line, backend, s) = (self.line, self.backend.clone(), Arc::clone(&shared));

@@ -63,7 +63,7 @@ struct Waiting<'a, F: FramedTransportFrame, B: RingBackend>(&'a mut AsyncFramedC
 
 impl<F: FramedTransportFrame, B: RingBackend> Drop for Waiting<'_, F, B> {
     fn drop(&mut self) {
-        self.0.bell.disarm();
+        self.0.bell.disarm_on_drop();
     }
 }
 

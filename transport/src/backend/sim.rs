@@ -150,9 +150,7 @@ fn first_word(region: &myelon_backend_sim::SimRegion) -> u64 {
 impl Drop for SimRegionHandle {
     fn drop(&mut self) {
         // A killed owner removes nothing (its name stays, as after SIGKILL, for a reclaim).
-        if self.is_owner
-            && self.world.process_state(self.owner_pid) != SimProcessState::Dead
-        {
+        if self.is_owner && self.world.process_state(self.owner_pid) != SimProcessState::Dead {
             self.world.remove_region_if_same(&self.name, &self.region);
         }
     }

@@ -109,6 +109,12 @@ impl<E: ShmEvent, B: RingBackend> Deref for EventLease<'_, E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for EventLease<'_, E, B> {
     fn drop(&mut self) {
+        // A lease dropped by a killed (simulated) process — a madsim node kill drops the task
+        // holding it — releases nothing: the event is delivered again after a same-id rejoin,
+        // as after SIGKILL. (`false` at compile time on SHM and mmap.)
+        if self.consumer.backend.process_killed() {
+            return;
+        }
         self.consumer.release(self.seq);
     }
 }
