@@ -11,7 +11,7 @@ use myelon::backend::ShmBackend;
 use myelon_async_pipeline::{scheduler, worker, Config};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
     let workers = args.next().map(|a| a.parse()).transpose()?.unwrap_or(4);
     let requests = args

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo test -p myelon --features tokio --test async_api`. The two-process figures (idle
 //! CPU, wake-up latency, 1,000,000 messages) are in `async_multiprocess.rs`.
-#![cfg(feature = "tokio")]
+#![cfg(all(feature = "tokio", not(madsim)))]
 
 mod common;
 

@@ -10,7 +10,7 @@
 //!   the async consumer receives what it published, then `ProducerDead`.
 //!
 //! Run: `cargo test -p myelon --features tokio --test async_multiprocess -- --nocapture`.
-#![cfg(feature = "tokio")]
+#![cfg(all(feature = "tokio", not(madsim)))]
 
 mod common;
 
