@@ -12,10 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The features of `myelon` (transport/Cargo.toml), one per line in the order they are checked.
-MYELON_FEATURES=(shm mmap bincode rkyv flatbuffers metrics dst)
+MYELON_FEATURES=(shm mmap bincode rkyv flatbuffers metrics dst tokio)
 # Workspace crates that declare no features: checked once each with their defaults (their
 # `--no-default-features` build is the same build).
-FEATURELESS=(myelon-backend-shm myelon-backend-mmap myelon-backend-sim myelon-dst myelon-cli myelon-test-support)
+FEATURELESS=(myelon-backend-shm myelon-backend-mmap myelon-backend-sim myelon-dst myelon-cli myelon-test-support myelon-async-pipeline)
 
 mkdir -p target
 log=target/check-features.log
@@ -54,7 +54,7 @@ if [ "$want" != "$have" ]; then
   echo "FAIL: transport/Cargo.toml declares features [$(echo $have)], this script checks [$(echo $want)]"
   exit 1
 fi
-for manifest in backend-shm backend-mmap backend-sim dst cli test-support; do
+for manifest in backend-shm backend-mmap backend-sim dst cli test-support async-pipeline; do
   extra=$(declared "$manifest/Cargo.toml")
   if [ -n "$extra" ]; then
     echo "FAIL: $manifest/Cargo.toml declares features [$(echo $extra)]; add its combinations here"

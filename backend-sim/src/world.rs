@@ -6,6 +6,7 @@ use std::fmt;
 #[allow(clippy::disallowed_types)] // the virtual clock: simulator state, not simulated memory
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Duration;
 
 /// Errors of the simulated platform, mirroring what a real one reports.
@@ -91,6 +92,8 @@ struct State {
     /// Lock slots held: (region address, slot) → (holder pid, holder handle).
     slot_locks: BTreeMap<(usize, u64), (u32, u64)>,
     next_handle: u64,
+    /// Async tasks waiting for a wake on a word (by address), in registration order.
+    wakers: BTreeMap<usize, Vec<Waker>>,
 }
 
 /// Virtual time each `now()` call lets pass by default, so that code spinning on the clock
@@ -160,6 +163,24 @@ impl SimWorld {
     /// Marks a process dead, as after `SIGKILL`. Its regions and their bytes stay as they are.
     pub fn kill_process(&self, pid: u32) {
         self.lock().alive.insert(pid, false);
+    }
+
+    /// Registers an async task to be woken by the next [`SimWorld::wake_registered`] of the
+    /// word at `addr` (the simulated futex's async side: a task instead of a parked thread).
+    pub fn register_waker(&self, addr: usize, waker: &Waker) {
+        let mut st = self.lock();
+        let list = st.wakers.entry(addr).or_default();
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+    }
+
+    /// Wakes (in registration order) and forgets every task registered on the word at `addr`.
+    pub fn wake_registered(&self, addr: usize) {
+        let wakers = self.lock().wakers.remove(&addr);
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
     }
 
     /// Liveness of `pid`.

@@ -31,6 +31,8 @@ mod slotfloor;
 mod spin;
 #[path = "layer0/stream.rs"]
 mod stream;
+#[path = "layer0/wakeup.rs"]
+mod wakeup;
 
 use clock::{time_trips, Clock, Stats};
 use events::{Ev1k, Ev56, Ev64};
@@ -82,7 +84,8 @@ usage: layer0 [--quick] [--runs R] [--iters N] [--warmup N] [--events N]
   --pause        issue a pause instruction in every spin loop (default: none)
   --only P,..    run only the rows whose name starts with one of the prefixes; rows:
                  timer floor floor_1line floor_slot56 floor_slot64 pingpong_56 pingpong_64
-                 pingpong_1024 stream_publish_cap<C> stream_batch<B>_cap<C>";
+                 pingpong_1024 stream_publish_cap<C> stream_batch<B>_cap<C>
+                 wake_block wake_async (the last with --features tokio)";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
@@ -165,6 +168,17 @@ fn latency_rows(clock: &Clock, plan: &Plan, run: usize, report: &mut Report) -> 
             report.add(run, name, Value::Latency(stats));
         }
     }
+    let waiters = [
+        ("wake_block", wakeup::Waiter::Block),
+        #[cfg(feature = "tokio")]
+        ("wake_async", wakeup::Waiter::Async),
+    ];
+    for (name, waiter) in waiters {
+        if plan.wants(name) {
+            let stats = wakeup::run::<Ev64>(clock, plan, &mut names, waiter)?;
+            report.add(run, name, Value::Latency(stats));
+        }
+    }
     Ok(())
 }
 
@@ -221,6 +235,13 @@ fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
         r if r == pingpong::role::<Ev64>() => pingpong::peer::<Ev64>(&args),
         r if r == pingpong::role::<Ev1k>() => pingpong::peer::<Ev1k>(&args),
         stream::ROLE => stream::peer(&args),
+        r if r == wakeup::Waiter::Block.role() => {
+            wakeup::peer::<Ev64>(&args, wakeup::Waiter::Block)
+        }
+        #[cfg(feature = "tokio")]
+        r if r == wakeup::Waiter::Async.role() => {
+            wakeup::peer::<Ev64>(&args, wakeup::Waiter::Async)
+        }
         other => Err(format!("unknown role {other:?}").into()),
     }
 }

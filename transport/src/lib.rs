@@ -55,6 +55,8 @@ macro_rules! cfg_not_loom {
     ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
 }
 
+#[cfg(feature = "tokio")]
+pub mod asynch;
 pub mod backend;
 #[cfg(all(feature = "dst", not(loom)))]
 pub mod dst;
@@ -124,6 +126,12 @@ pub use transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
 #[cfg(all(feature = "mmap", not(loom)))]
 pub use typed_transport::{MmapTypedConsumer, MmapTypedProducer};
 
+#[cfg(feature = "tokio")]
+pub use asynch::{AsyncConsumer, AsyncProducer};
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use asynch::{
+    AsyncFramedConsumer, AsyncFramedProducer, AsyncTypedConsumer, AsyncTypedProducer,
+};
 pub use liveness::{
     RequiredConsumerAlert, RequiredConsumerAlertHook, RequiredConsumerAlertKind,
     RequiredConsumerError, RequiredConsumerFailureAction, RequiredConsumerLivenessConfig,

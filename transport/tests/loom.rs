@@ -11,6 +11,8 @@
 //! | `late_join_while_wrapping`, `late_join_inside_a_batch` | `claim_free` / `gating_minimum` fences; announce before rescan | `join_no_fence`, `batch_late_announce` |
 //! | `block_wakes_after_publish` | `block_on` / `notify_now` fences, the re-check | `wake_no_fence`, `lost_wake` |
 //! | `two_consumers_gate_the_wrap` | cursor release / gating scan `Acquire` | `gating_relaxed_cursor`, `wrap_off_by_one` |
+//! | `async_recv_wakes_after_publish` (feature `tokio`) | the async doorbell's arm / re-check / helper sleep against `notify_now` | `async_no_recheck`, `wake_no_fence` |
+//! | `async_publish_wakes_after_release` (feature `tokio`) | the same for an async producer on a full ring against a consumer's release | `async_no_recheck`, `release_unfenced` |
 #![cfg(loom)]
 
 use myelon::backend::SimBackend;
@@ -242,6 +244,93 @@ fn two_consumers_gate_the_wrap() {
             let mut c = t.join().unwrap();
             assert_eq!(c.try_consume_next().unwrap(), Some(101));
         }
+        drop(p);
+    });
+}
+
+/// An async consumer (`Consumer::into_async`, the real `recv()` future driven by loom's
+/// executor) against one publish. When `recv` finds the ring empty its doorbell arms (read the
+/// wake word, count a waiter, fence), re-checks the slot, and hands the wait to its helper
+/// thread, which sleeps in the consumer process's strict simulated futex until a wake; the
+/// producer's `notify` rings only if it sees the waiter. Three threads: the task (loom's
+/// `block_on` parks it until its `Waker` is woken), the helper, the producer. A wake-up the
+/// protocol loses leaves the helper in the futex and the task parked for ever: a loom deadlock.
+/// Mutants `async_no_recheck` (the re-check after arming skipped) and `wake_no_fence`.
+#[cfg(feature = "tokio")]
+#[test]
+fn async_recv_wakes_after_publish() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let b = SimBackend::new_world();
+        let mut p = builder(b.clone(), 2).build_producer(|| 0).unwrap();
+        let c = builder(b.sibling().with_strict_futex(), 2)
+            .with_consumer_id("c")
+            .build_consumer()
+            .unwrap()
+            .into_async();
+        let mut c = KeepAlive(Some(c));
+        let t = loom::thread::spawn(move || {
+            // Other work first (see `block_wakes_after_publish`): lets the publish land
+            // between the task's first look and its arm within the preemption bound.
+            loom::thread::yield_now();
+            p.publish(|e| *e = 42);
+            KeepAlive(Some(p))
+        });
+        let got = c.0.as_mut().map(|c| {
+            // The future disarms the doorbell when dropped (loom operations): keep it alive
+            // while a deadlock unwinds, like the handles.
+            let mut recv = KeepAlive(Some(Box::pin(c.recv())));
+            let fut = recv.0.as_mut().expect("future").as_mut();
+            loom::future::block_on(fut).unwrap()
+        });
+        assert_eq!(got, Some(42));
+        drop(c);
+        drop(t.join().unwrap());
+    });
+}
+
+/// An async producer (`Producer::into_async`, the real `publish()` future) on a full one-slot
+/// ring against a consumer thread that releases the slot. The producer's doorbell counts itself
+/// in `producer_wake.sleepers_registered`, which turns the consumer's release check into the
+/// fenced one (`notify_now`); the producer's process has a strict futex, so a lost wake-up is
+/// a deadlock. Mutants `async_no_recheck` and `release_unfenced` (the release path ignores the
+/// registration and keeps its unfenced check, which a sync producer survives by sleeping in
+/// slices).
+#[cfg(feature = "tokio")]
+#[test]
+fn async_publish_wakes_after_release() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let b = SimBackend::new_world();
+        let mut p = builder(b.clone().with_strict_futex(), 1)
+            .build_producer(|| 0)
+            .unwrap();
+        let mut c = builder(b.sibling(), 1)
+            .with_consumer_id("c")
+            .build_consumer()
+            .unwrap();
+        p.publish(|e| *e = 100);
+        let p = KeepAlive(Some(p.into_async()));
+        let t = loom::thread::spawn(move || {
+            loom::thread::yield_now();
+            assert_eq!(c.try_consume_next().unwrap(), Some(100));
+            KeepAlive(Some(c))
+        });
+        let mut p = p;
+        let got = p.0.as_mut().map(|p| {
+            let mut publish = KeepAlive(Some(Box::pin(p.publish(|e| *e = 101))));
+            let fut = publish.0.as_mut().expect("future").as_mut();
+            loom::future::block_on(fut)
+        });
+        assert_eq!(got, Some(1));
+        let mut c = t.join().unwrap();
+        assert_eq!(
+            c.0.as_mut().map(|c| c.try_consume_next().unwrap()),
+            Some(Some(101))
+        );
+        drop(c);
         drop(p);
     });
 }

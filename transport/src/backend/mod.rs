@@ -349,6 +349,24 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
         None
     }
 
+    /// Whether this handle's process was killed (simulators only: a process the simulator
+    /// killed runs no more code, so a ring handle dropped afterwards — a madsim node kill drops
+    /// its tasks' futures — leaves the shared memory exactly as it was, as after `SIGKILL`).
+    /// Real backends: always `false` (a killed process runs no destructor at all).
+    #[inline(always)]
+    fn process_killed(&self) -> bool {
+        false
+    }
+
+    /// Async waits without a helper thread (the simulator under `--cfg madsim`, where threads
+    /// are not allowed): arranges for `waker` to be woken by the next [`Self::wake_all`] on
+    /// `word`, or wakes it at once if `word` no longer holds `expected`. `false`: not supported;
+    /// the async API then sleeps in [`Self::wait`] on a helper thread.
+    fn wake_on_change(&self, word: &AtomicU32, expected: u32, waker: &std::task::Waker) -> bool {
+        let _ = (word, expected, waker);
+        false
+    }
+
     /// A scheduling point just before the step `point` (with a value worth tracing). The
     /// default is an inlined no-op: SHM and mmap pay nothing; the simulator hands control to
     /// its deterministic scheduler here.

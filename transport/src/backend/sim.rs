@@ -168,7 +168,8 @@ fn first_word(region: &myelon_backend_sim::SimRegion) -> u64 {
 impl Drop for SimRegionHandle {
     fn drop(&mut self) {
         self.world.release_handle(self.handle);
-        if self.is_owner {
+        // A killed owner removes nothing (its name stays, as after SIGKILL, for a reclaim).
+        if self.is_owner && self.world.process_state(self.owner_pid) != SimProcessState::Dead {
             self.world.remove_region_if_same(&self.name, &self.region);
         }
     }
@@ -240,7 +241,26 @@ impl RingBackend for SimBackend {
         Ok(self.world.list_regions())
     }
     fn now(&self) -> Duration {
+        // Under madsim the simulated machine runs on madsim's virtual clock, so that the ring's
+        // deadlines (producer checks, liveness) and the users' timers agree.
+        #[cfg(madsim)]
+        if let Some(t) = madsim::time::TimeHandle::try_current() {
+            return t.elapsed();
+        }
         self.world.now()
+    }
+    fn process_killed(&self) -> bool {
+        self.world.process_state(self.pid) == SimProcessState::Dead
+    }
+    fn wake_on_change(&self, word: &AtomicU32, expected: u32, waker: &std::task::Waker) -> bool {
+        // One step, as in a futex: no scheduling point between the check and the registration.
+        if word.load(Ordering::Acquire) != expected {
+            waker.wake_by_ref();
+        } else {
+            self.world
+                .register_waker(word as *const AtomicU32 as usize, waker);
+        }
+        true
     }
     fn wait(&self, word: &AtomicU32, expected: u32, timeout: Duration) -> WaitOutcome {
         #[cfg(loom)]
@@ -274,6 +294,8 @@ impl RingBackend for SimBackend {
     fn wake_all(&self, word: &AtomicU32) {
         #[cfg(loom)]
         loom_futex::wake_all(word);
+        self.world
+            .wake_registered(word as *const AtomicU32 as usize);
         actor::suspend(Suspend::Wake {
             addr: word as *const AtomicU32 as usize,
         });

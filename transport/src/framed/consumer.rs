@@ -60,7 +60,7 @@ enum Wait {
 
 
 /// What a step found, without borrowing the consumer.
-enum Ready {
+pub(crate) enum Ready {
     /// A single-frame message of `len` bytes in the (still unreleased) next slot.
     Slot { id: u32, len: usize },
     /// A reassembled message in the buffer.
@@ -231,7 +231,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     }
 
     #[inline]
-    fn deliver(&mut self, ready: Ready) -> TransportResult<FramedMessage<'_, F, B>> {
+    pub(crate) fn deliver(&mut self, ready: Ready) -> TransportResult<FramedMessage<'_, F, B>> {
         self.received += 1;
         let (message_id, body) = match ready {
             Ready::Buffer { id } => (id, Body::Buffer(self.asm.message())),
@@ -250,18 +250,37 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
         Ok(FramedMessage { message_id, body })
     }
 
+    /// [`Self::step`], counting the messages it dropped.
     #[inline]
-    fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
+    fn step_counted(&mut self, wait: Wait) -> TransportResult<Option<Ready>> {
         let dropped = self.asm.dropped();
         let stepped = self.step(wait);
         if self.asm.dropped() != dropped {
             let n = self.asm.dropped().wrapping_sub(dropped);
             crate::observability::record_dropped(self.consumer.counters(), n);
         }
-        match stepped? {
+        stepped
+    }
+
+    #[inline]
+    fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
+        match self.step_counted(wait)? {
             None => Ok(None),
             Some(ready) => self.deliver(ready).map(Some),
         }
+    }
+
+    /// The async API's poll (`asynch/framed.rs`): the non-blocking step of [`Self::try_recv`]
+    /// without delivering, so that no borrow of the consumer is held while it waits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_ready(&mut self) -> TransportResult<Option<Ready>> {
+        self.step_counted(Wait::No)
+    }
+
+    /// The Layer 0 consumer, mutably (the async API arms its doorbell through it).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn inner_mut(&mut self) -> &mut Consumer<F, B> {
+        &mut self.consumer
     }
 
     /// The next whole message if one is available now. `Ok(None)`: nothing yet (a message

@@ -45,6 +45,10 @@ pub use frame::{
     FramedTransportFrame,
 };
 pub use producer::{FramedTransportProducer, MessageClaim};
+#[cfg(feature = "tokio")]
+pub(crate) use consumer::Ready;
+#[cfg(feature = "tokio")]
+pub(crate) use producer::fill_and_commit;
 pub use reassembly::{Reassembler, Step};
 
 #[allow(unused_imports)]

@@ -64,6 +64,23 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportProducer<F, B> {
         self
     }
 
+    /// The parts, for the async producer (`asynch/framed.rs`): the Layer 0 producer, the next
+    /// message id and the largest message accepted.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (Producer<F, B>, u32, usize) {
+        (self.producer, self.next_id, self.max_message_size)
+    }
+
+    /// Reassembles a producer from [`Self::into_parts`].
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_parts(producer: Producer<F, B>, next_id: u32, max: usize) -> Self {
+        FramedTransportProducer {
+            producer,
+            next_id,
+            max_message_size: max,
+        }
+    }
+
     /// The Layer 0 producer.
     pub fn inner(&self) -> &Producer<F, B> {
         &self.producer
@@ -239,7 +256,7 @@ fn claim<F: FramedTransportFrame, B: RingBackend>(
 /// Writes fragments `first..first + batch.len()` of the `frames`-frame message `id` with the
 /// bytes of `payload`, then commits them.
 #[inline]
-fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
+pub(crate) fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
     mut batch: BatchClaim<'_, F, B>,
     id: u32,
     first: usize,

@@ -12,7 +12,7 @@ use crate::ring::event::ShmEvent;
 use crate::ring::layout::{Segment, STATE_CLOSED};
 use crate::ring::registry::{self, Registration};
 use crate::ring::sync::Ordering;
-use crate::ring::wait::{AutoWaitStrategy, Idle};
+use crate::ring::wait::{notify_now, AutoWaitStrategy, Idle};
 use crate::Sequence;
 use std::ops::Deref;
 use std::time::Duration;
@@ -72,6 +72,12 @@ pub struct EventLease<'a, E: ShmEvent, B: RingBackend> {
     value: *const E,
 }
 
+// SAFETY: a lease is a `&mut Consumer` (which is `Send`) plus a pointer to an event in the
+// consumer's own mapping that the lease keeps unreleased (I3); moving both to another thread is
+// moving that exclusive borrow, and `E: ShmEvent` is `Sync`, so reading the event there is sound.
+// (This lets an async task hold a lease across an `.await`, e.g. answer before releasing.)
+unsafe impl<E: ShmEvent, B: RingBackend> Send for EventLease<'_, E, B> {}
+
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for EventLease<'_, E, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLease")
@@ -105,6 +111,12 @@ impl<E: ShmEvent, B: RingBackend> Deref for EventLease<'_, E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for EventLease<'_, E, B> {
     fn drop(&mut self) {
+        // A lease dropped by a killed (simulated) process — a madsim node kill drops the task
+        // holding it — releases nothing: the event is delivered again after a same-id rejoin,
+        // as after SIGKILL. (`false` at compile time on SHM and mmap.)
+        if self.consumer.backend.process_killed() {
+            return;
+        }
         self.consumer.release(self.seq);
     }
 }
@@ -211,10 +223,20 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             .store(seq, RELEASE);
         self.next = seq + 1;
         self.empty_polls = 0;
-        // Unfenced on purpose (keeps the release path fence-free); a producer that blocks for
-        // space sleeps in short slices, which bounds the cost of a missed wake-up.
         let w = &h.producer_wake;
-        if w.waiters.load(Ordering::Relaxed) != 0 {
+        // Mutant: the release path keeps its unfenced check even for an async producer (loom:
+        // `async_publish_wakes_after_release`).
+        #[cfg(myelon_mutant = "release_unfenced")]
+        let registered = false;
+        #[cfg(not(myelon_mutant = "release_unfenced"))]
+        let registered = w.sleepers_registered.load(Ordering::Relaxed) != 0;
+        if registered {
+            // An async producer counts itself there: it must not miss a wake-up, so the fenced
+            // protocol (`wait::notify_now` pairs with its doorbell's arm, `asynch/doorbell.rs`).
+            notify_now(&self.backend, w);
+        } else if w.waiters.load(Ordering::Relaxed) != 0 {
+            // Unfenced on purpose (keeps the release path fence-free); a sync producer that
+            // blocks for space sleeps in short slices, which bounds the cost of a missed wake.
             w.seq.fetch_add(1, Ordering::Release);
             self.backend.wake_all(&w.seq);
         }
@@ -344,6 +366,47 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
                 || slot.stamp.load(Ordering::Acquire) >= next,
             );
         }
+    }
+
+    /// The async API's poll (`asynch/`): whether the next event is there; when it is not,
+    /// the empty path runs with the producer check due (at most every producer-check
+    /// interval, by the clock), so end of stream and a dead producer are errors here.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn next_ready(&mut self) -> MultiProcessResult<bool> {
+        if let Poll::Ready = self.poll()? {
+            return Ok(true);
+        }
+        self.on_empty(true)?;
+        Ok(matches!(self.poll()?, Poll::Ready))
+    }
+
+    /// The async API's re-check after arming its doorbell: the next slot is stamped (or
+    /// stamped beyond: corrupt, which the next poll reports), or the stream is closed. Both
+    /// sides of the close (`Producer::drop`) bump the wake word after storing `CLOSED`, so a
+    /// waiter that saw the bump sees `CLOSED` here.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn ready_or_closed(&self) -> bool {
+        self.backend.sched_point(SchedPoint::StampLoad, self.next);
+        self.seg.slot(self.next).stamp.load(Ordering::Acquire) >= self.next
+            || self.seg.header().state.load(Ordering::Acquire) == STATE_CLOSED
+    }
+
+    /// The wake line a waiting consumer arms (the async doorbell).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wake_line(&self) -> &crate::ring::layout::WakeLine {
+        &self.seg.header().consumer_wake
+    }
+
+    /// This consumer's backend handle.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// How often a waiting consumer checks that the producer is alive.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn producer_check_interval(&self) -> Duration {
+        self.producer_check_interval
     }
 
     /// Borrows the next event, waiting as long as it takes (until end of stream or a dead
@@ -518,6 +581,10 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for Consumer<E, B> {
     fn drop(&mut self) {
+        // A killed (simulated) process runs no more code: its entry stays, still gating.
+        if self.backend.process_killed() {
+            return;
+        }
         if self.sleeper_registered {
             self.mark_sleeper(false);
         }

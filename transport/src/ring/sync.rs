@@ -117,3 +117,17 @@ impl<T> SlotCell<T> {
         return self.inner.with_mut(f);
     }
 }
+
+/// Process-local synchronisation of the async doorbell's helper thread (`asynch/doorbell.rs`):
+/// std's, or loom's under `--cfg loom`, so that loom models run the helper thread, its lock and
+/// its condition variable as part of the model. Nothing here lives in shared memory.
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) mod local {
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread;
+}
+#[cfg(all(feature = "tokio", loom))]
+pub(crate) mod local {
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread;
+}

@@ -126,6 +126,12 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedProducer<T, C
         self.framed
     }
 
+    /// The parts, for the async producer (`asynch/typed.rs`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (FramedTransportProducer<F, B>, C) {
+        (self.framed, self.codec)
+    }
+
     fn encode(&mut self, value: &T) -> Result<(), TypedPublishError> {
         self.codec
             .encode(value, &mut self.buf)
@@ -226,6 +232,21 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsumer<T, C
     /// Unwraps the framed consumer.
     pub fn into_inner(self) -> FramedTransportConsumer<F, B> {
         self.framed
+    }
+
+    /// The parts, for the async consumer (`asynch/typed.rs`): the framed consumer, the codec
+    /// and the decode-error count.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (FramedTransportConsumer<F, B>, C, u64) {
+        (self.framed, self.codec, self.decode_errors)
+    }
+
+    /// Reassembles a consumer from [`Self::into_parts`].
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_parts(framed: FramedTransportConsumer<F, B>, codec: C, errors: u64) -> Self {
+        let mut c = Self::new(framed, codec);
+        c.decode_errors = errors;
+        c
     }
 
     /// Messages that failed to decode or validate so far.

@@ -367,6 +367,31 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         }
     }
 
+    /// The wake line a producer waiting for space arms (the async doorbell).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wake_line(&self) -> &crate::ring::layout::WakeLine {
+        &self.seg.header().producer_wake
+    }
+
+    /// This producer's backend handle.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend's clock.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn now(&self) -> Duration {
+        self.backend.now()
+    }
+
+    /// Counts one episode of waiting for space (the async publish's own wait loop), as
+    /// `wait_for_space` does for the blocking ones.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn record_space_wait(&self, waited: Duration) {
+        crate::observability::record_blocked(self.seg.header(), waited);
+    }
+
     #[cfg(test)]
     pub(crate) fn segment(&self) -> &Segment<E, B> {
         &self.seg
@@ -405,6 +430,10 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
 
 impl<E: ShmEvent, B: RingBackend> Drop for Producer<E, B> {
     fn drop(&mut self) {
+        // A killed (simulated) process runs no more code: no close, the ring stays as it was.
+        if self.backend.process_killed() {
+            return;
+        }
         self.backend.sched_point(SchedPoint::SegmentState, 0);
         let h = self.seg.header();
         h.state.store(STATE_CLOSED, Ordering::Release);
