@@ -82,7 +82,9 @@ impl Drop for Stream {
 #[derive(Debug, Default)]
 struct Tally {
     kills: u64,
-    killed_before_attach: u64,
+    /// Incarnations killed before they reported their start (before or inside registration,
+    /// or just after it).
+    killed_before_report: u64,
     rejoins_checked: u64,
     wrong_starts: Vec<String>,
     /// Events skipped by incarnations that started past their committed cursor + 1.
@@ -90,8 +92,8 @@ struct Tally {
     hangs: u64,
 }
 
-/// Kills one incarnation at a random instant; returns whether it had attached (its start
-/// checked against `next`).
+/// Kills one incarnation at a random instant and, if it reported where it started, checks that
+/// against `next`. `Err`: a deadline passed (`TimedOut`) or the child ended on its own.
 fn kill_one(
     v: &mut ChildProc,
     rng: &mut Rng,
@@ -120,7 +122,7 @@ fn kill_one(
     t.kills += 1;
     match v.marker("ATTACHED") {
         Some(line) => check_start(&line, next, t),
-        None => t.killed_before_attach += 1,
+        None => t.killed_before_report += 1,
     }
     Ok(())
 }
@@ -192,7 +194,7 @@ fn consumer_kill_campaign() {
         &[
             ("runs", runs.to_string()),
             ("kills", t.kills.to_string()),
-            ("killed_before_attach", t.killed_before_attach.to_string()),
+            ("killed_before_report", t.killed_before_report.to_string()),
             ("rejoins_checked", t.rejoins_checked.to_string()),
             ("wrong_starts", t.wrong_starts.len().to_string()),
             ("victim_cursor_before_last", next.to_string()),
