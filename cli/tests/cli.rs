@@ -283,3 +283,116 @@ fn stat_of_a_coordination_cursor_shows_its_words() {
     let out = ok(&["list", "--prefix", name.trim_start_matches('/')]);
     assert_eq!(row(&out, &name)[2..5], ["cursor", "-", "alive"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Another user reading: `stat` and `list` by a user who may read the ring
+// ---------------------------------------------------------------------------------------------
+
+/// The uid and gid of `nobody` / `nogroup`.
+const NOBODY: u32 = 65534;
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `myelon args..` as `nobody` (uid and gid 65534, no supplementary groups), from a copy
+/// of the binary in a fresh directory every user may enter (the target directory may not be).
+fn myelon_as_nobody(args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir(std::env::temp_dir().join(unique_name("cli-exe")));
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    let exe = dir.0.join("myelon");
+    std::fs::copy(env!("CARGO_BIN_EXE_myelon"), &exe).expect("copy the binary");
+    for p in [&dir.0, &exe] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    Command::new(&exe)
+        .args(args)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run myelon as nobody")
+}
+
+/// A live ring of this process with three events, a consumer `reader` that read one, and the
+/// object's owner, group and mode set to `owner`, `nogroup` and `mode`.
+fn shared_ring(tag: &str, owner: Option<u32>, mode: u32) -> (SegmentGuard, impl Sized, impl Sized) {
+    use std::os::unix::fs::PermissionsExt;
+    let seg = SegmentGuard::new(tag);
+    let mut p = build_shared_single_producer::<Event>(seg.name(), 16)
+        .with_group_access(true)
+        .build_producer(Event::default)
+        .expect("producer");
+    let mut c = attach_shared_consumer::<Event>(seg.name(), 16)
+        .with_consumer_id("reader")
+        .with_group_access(true)
+        .build_consumer()
+        .expect("consumer");
+    for s in 0..3 {
+        p.publish(|e| fill(e, s));
+    }
+    c.try_consume_next().expect("receive").expect("an event");
+    let path = std::path::Path::new("/dev/shm").join(seg.name());
+    std::os::unix::fs::chown(&path, owner, Some(NOBODY)).expect("chown");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    (seg, p, c)
+}
+
+/// What `stat` and `list` must show of a [`shared_ring`], whoever runs them.
+fn assert_stat_and_list(name: &str, run: impl Fn(&[&str]) -> Output) {
+    let text = |out: &Output, what: &str| {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{what} failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = text(&run(&["stat", name]), "stat");
+    assert!(out.contains("producer cursor 2  published 3"), "{out}");
+    assert_eq!(row(&out, "reader")[2..5], ["live", "0", "1"], "{out}");
+    let out = text(&run(&["list", "--prefix", name]), "list");
+    assert_eq!(row(&out, name)[2], "ring", "{out}");
+    assert!(out.contains("1 segment(s)"), "{out}");
+}
+
+#[test]
+fn stat_and_list_by_a_group_member_who_may_write() {
+    let test = "stat_and_list_by_a_group_member_who_may_write";
+    if !myelon_test_support::runnable(test, myelon_test_support::root("chown, setuid")) {
+        return;
+    }
+    let (seg, _p, _c) = shared_ring("cli-g660", None, 0o660);
+    assert_stat_and_list(seg.name(), myelon_as_nobody);
+}
+
+// FAILS until the backends can map a region read-only: `stat` and `list` open every ring
+// read-write, which a user with read access only is refused (`stat`: "permission denied";
+// `list` skips the ring).
+#[test]
+fn stat_and_list_by_a_group_member_who_may_only_read() {
+    let test = "stat_and_list_by_a_group_member_who_may_only_read";
+    if !myelon_test_support::runnable(test, myelon_test_support::root("chown, setuid")) {
+        return;
+    }
+    let (seg, _p, _c) = shared_ring("cli-g640", None, 0o640);
+    assert_stat_and_list(seg.name(), myelon_as_nobody);
+}
+
+#[test]
+fn root_stats_and_lists_a_ring_another_user_owns() {
+    let test = "root_stats_and_lists_a_ring_another_user_owns";
+    if !myelon_test_support::runnable(test, myelon_test_support::root("chown")) {
+        return;
+    }
+    let (seg, _p, _c) = shared_ring("cli-other", Some(NOBODY), 0o600);
+    assert_stat_and_list(seg.name(), myelon);
+}

@@ -12,6 +12,9 @@
 //! ([`report`]) and ends with `CHILD-OK <role>`; the parent waits for markers with a deadline
 //! and prints the child's transcript when a test fails.
 //!
+//! Tests that need root or `unshare` ask [`runnable`]: it prints why they skip, or fails them
+//! when [`REQUIRE_ROOT_VAR`] says they must run.
+//!
 //! [`build_example`] finds (building it if needed) an example's executable for a test that runs
 //! it as a user would.
 //!
@@ -23,13 +26,15 @@ mod example;
 mod marked;
 mod names;
 mod poll;
+mod require;
 mod role;
 
 pub use child::{ChildGuard, ReExec, ROLE_ARG};
 pub use example::build_example;
-pub use marked::{ChildProc, Spawn};
+pub use marked::{ChildProc, NoMarker, Spawn};
 pub use names::{unique_name, ShmGuard};
 pub use poll::{poll_until, wait_for, wait_for_line, DEADLINE};
+pub use require::{is_root, probe, root, runnable, REQUIRE_ROOT_VAR};
 pub use role::{
     assert_child_ok, child_ok_marker, env_str, env_u64, read_command, report, role, CHILD_OK,
     ROLE_VAR,

@@ -95,6 +95,24 @@ fn forward(stream: impl Read, err: bool, tx: &mpsc::Sender<Line>) {
     }
 }
 
+/// Why [`ChildProc::try_expect`] came back without its marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMarker {
+    /// The deadline passed while the child was still running (a hang).
+    TimedOut,
+    /// The child closed its output (it exited) without printing it.
+    Closed,
+}
+
+impl std::fmt::Display for NoMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoMarker::TimedOut => "timed out",
+            NoMarker::Closed => "child closed its output",
+        })
+    }
+}
+
 /// A running child. Dropping it kills and reaps the process (and, while panicking, prints its
 /// transcript so a failure shows what the child said).
 #[derive(Debug)]
@@ -123,7 +141,9 @@ impl ChildProc {
         s
     }
 
-    fn marker_value(&self, key: &str) -> Option<String> {
+    /// The value of the first stdout line holding `key ` that the child printed so far (what
+    /// [`ChildProc::expect`] waits for), without waiting.
+    pub fn marker(&self, key: &str) -> Option<String> {
         let pat = format!("{key} ");
         self.seen.iter().filter(|l| !l.err).find_map(|l| {
             let at = l.text.find(&pat)?;
@@ -148,26 +168,45 @@ impl ChildProc {
         }
     }
 
-    /// Waits (at most `timeout`) for a stdout line holding `key ` and returns the rest of it.
+    /// Waits (at most `timeout`) for a stdout line holding `key ` and returns the rest of it;
+    /// panics with the child's transcript if none comes.
     pub fn expect(&mut self, key: &str, timeout: Duration) -> String {
+        match self.try_expect(key, timeout) {
+            Ok(v) => v,
+            Err(why) => panic!("waiting for {key:?}: {why}\n{}", self.transcript()),
+        }
+    }
+
+    /// Like [`ChildProc::expect`], but says why no such line came instead of panicking (for a
+    /// test that counts hangs before it fails).
+    pub fn try_expect(&mut self, key: &str, timeout: Duration) -> Result<String, NoMarker> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = self.marker_value(key) {
-                return v;
+            if let Some(v) = self.marker(key) {
+                return Ok(v);
             }
             let open = self.pump(deadline);
             if !open || Instant::now() >= deadline {
-                if let Some(v) = self.marker_value(key) {
-                    return v;
-                }
-                let why = if open {
-                    "timed out"
-                } else {
-                    "child closed its output"
+                return match self.marker(key) {
+                    Some(v) => Ok(v),
+                    None if open => Err(NoMarker::TimedOut),
+                    None => Err(NoMarker::Closed),
                 };
-                panic!("waiting for {key:?}: {why}\n{}", self.transcript());
             }
         }
+    }
+
+    /// Waits (at most `timeout`) until both output streams of the child are closed, i.e. every
+    /// process holding them (the child, and whatever it runs under a wrapper such as `unshare`)
+    /// has exited; false if they are still open at the deadline. Everything printed is kept.
+    pub fn wait_output_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.pump(deadline) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+        true
     }
 
     /// Writes one command line to the child's stdin.
@@ -213,7 +252,7 @@ impl ChildProc {
             "child failed: {status}\n{}",
             self.transcript()
         );
-        let ok = self.marker_value(CHILD_OK);
+        let ok = self.marker(CHILD_OK);
         assert_eq!(
             ok.as_deref(),
             Some(self.role.as_str()),

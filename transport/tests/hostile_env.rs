@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::process::{env_str, read_command, report, Spawn, CHILD_OK, SEGMENT_VAR};
-use common::Event;
+use common::process::{env_str, read_command, report, Spawn, CHILD_OK, ID_VAR, SEGMENT_VAR};
+use common::{checksum, fill, Event};
 use myelon::backend::BackendError;
 use myelon::{
     attach_mmap_consumer, attach_shared_consumer, build_mmap_single_producer,
@@ -33,13 +33,14 @@ fn child_role() {
     };
     match role.as_str() {
         "nobody_producer" => nobody_producer_role(),
+        "nobody_consumer" => nobody_consumer_role(),
         other => panic!("unknown child role {other:?}"),
     }
     report(CHILD_OK, role);
 }
 
-/// Drops to `nobody`, creates the ring `MYELON_TEST_SEGMENT` and holds it until stdin closes.
-fn nobody_producer_role() {
+/// Makes this process `nobody` (uid and gid 65534, no supplementary groups) for good.
+fn become_nobody() {
     // SAFETY: plain syscalls without memory arguments; the group is dropped before the user,
     // while this process may still change it.
     unsafe {
@@ -47,6 +48,11 @@ fn nobody_producer_role() {
         assert_eq!(libc::setgid(NOBODY), 0, "setgid");
         assert_eq!(libc::setuid(NOBODY), 0, "setuid");
     }
+}
+
+/// Drops to `nobody`, creates the ring `MYELON_TEST_SEGMENT` and holds it until stdin closes.
+fn nobody_producer_role() {
+    become_nobody();
     let p = build_shared_single_producer::<Event>(&env_str(SEGMENT_VAR), 64)
         .build_producer(Event::default)
         .expect("producer as nobody");
@@ -59,17 +65,7 @@ fn nobody_producer_role() {
 /// Whether this process may run the tests that need root; prints why not, and fails when
 /// `MYELON_REQUIRE_ROOT_TESTS=1` demands them.
 fn root_or_skip(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let why = format!("{test}: SKIPPED, needs root (chown / setuid)");
-    assert!(
-        std::env::var("MYELON_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
-        "{why}, and MYELON_REQUIRE_ROOT_TESTS=1"
-    );
-    println!("{why}");
-    false
+    myelon_test_support::runnable(test, myelon_test_support::root("chown / setuid"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +317,102 @@ fn a_ring_of_another_user_is_refused_unless_accepted() {
     assert_untrusted(attach(&[]), NOBODY, 0o600);
     let c = attach(&[NOBODY]).expect("nobody's ring, accepted");
     drop(c);
+    child.close_stdin();
+    assert!(child.finish(LONG).success(), "{}", child.transcript());
+}
+
+/// Drops to `nobody`, then obeys `attach <owners: uid,uid.. or -> <group access: 0|1>` lines:
+/// attaches as `MYELON_TEST_ID` to `MYELON_TEST_SEGMENT` and reports, for the n-th command,
+/// `RESULT-<n> ok read=<events>` (every event verified, then detached), `RESULT-<n> untrusted
+/// <owner uid> <mode>`, `RESULT-<n> denied` (the OS refused to open it) or `RESULT-<n> other
+/// <error>`.
+fn nobody_consumer_role() {
+    become_nobody();
+    let mut n = 0;
+    while let Some(cmd) = read_command() {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let ["attach", owners, group] = words[..] else {
+            panic!("bad command {cmd:?}");
+        };
+        let owners: Vec<u32> = match owners {
+            "-" => Vec::new(),
+            list => list.split(',').map(|u| u.parse().expect("uid")).collect(),
+        };
+        let r = attach_shared_consumer::<Event>(&env_str(SEGMENT_VAR), 64)
+            .with_consumer_id(env_str(ID_VAR))
+            .with_attach_timeout(LONG)
+            .with_accepted_owners(&owners)
+            .with_group_access(group == "1")
+            .build_consumer();
+        let result = match r {
+            Ok(mut c) => {
+                let mut read = 0;
+                while let Some(e) = c.try_consume_next().expect("receive") {
+                    assert_eq!((e.sequence, e.checksum), (read, checksum(read)));
+                    read += 1;
+                }
+                format!("ok read={read}")
+            }
+            Err(MultiProcessError::UntrustedSegment {
+                owner_uid, mode, ..
+            }) => format!("untrusted {owner_uid} {mode:o}"),
+            Err(MultiProcessError::Backend(BackendError::PermissionDenied { .. })) => {
+                "denied".to_string()
+            }
+            Err(e) => format!("other {e:?}"),
+        };
+        report(&format!("RESULT-{n}"), result);
+        n += 1;
+    }
+}
+
+/// Two real users, the other way round: root creates the ring for its group (`0660`, group
+/// `nogroup`), a consumer process dropped to `nobody` (in that group) attaches. It is refused
+/// while either side has not opted in — `nobody` must accept root as an owner *and* accept a
+/// group-writable ring — and the OS refuses it once the group loses access; with both opt-ins
+/// it reads every event.
+#[test]
+fn a_group_member_attaches_only_when_it_accepts_owner_and_group() {
+    if !root_or_skip("a_group_member_attaches_only_when_it_accepts_owner_and_group") {
+        return;
+    }
+    const M: u64 = 5;
+    let g = ShmGuard::new("groupuser");
+    let mut p = build_shared_single_producer::<Event>(g.name(), 64)
+        .with_group_access(true)
+        .with_consumer_id("peer")
+        .build_producer(Event::default)
+        .expect("producer");
+    for s in 0..M {
+        p.try_publish(|e| fill(e, s)).expect("fits");
+    }
+    let path = shm_path(g.name());
+    std::os::unix::fs::chown(&path, None, Some(NOBODY)).expect("chgrp");
+    let mut child = Spawn::new(ENTRY, "nobody_consumer")
+        .env(SEGMENT_VAR, g.name())
+        .env(ID_VAR, "peer")
+        .spawn();
+    let mut n = 0;
+    let mut attach = |owners: &str, group: u8| {
+        child.send(&format!("attach {owners} {group}"));
+        n += 1;
+        child.expect(&format!("RESULT-{}", n - 1), LONG)
+    };
+    assert_eq!(attach("-", 0), "untrusted 0 660", "root's ring, by default");
+    assert_eq!(
+        attach("0", 0),
+        "untrusted 0 660",
+        "group-writable, not accepted"
+    );
+    assert_eq!(
+        attach("-", 1),
+        "untrusted 0 660",
+        "owner root, not accepted"
+    );
+    chmod(&path, 0o600);
+    assert_eq!(attach("0", 1), "denied", "the group lost its access");
+    chmod(&path, 0o660);
+    assert_eq!(attach("0", 1), format!("ok read={M}"), "both opt-ins");
     child.close_stdin();
     assert!(child.finish(LONG).success(), "{}", child.transcript());
 }

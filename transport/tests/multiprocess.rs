@@ -508,26 +508,12 @@ fn live_producer_name_is_refused_across_processes() {
 
 #[test]
 fn full_dev_shm_is_a_clean_error() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP full_dev_shm_is_a_clean_error: needs root for unshare -m and mount");
-        return;
-    }
     let unshare = ["unshare", "--mount", "--propagation", "private"];
-    let probe = std::process::Command::new(unshare[0])
-        .args(&unshare[1..])
-        .arg("true")
-        .status();
-    match probe {
-        Ok(s) if s.success() => {}
-        Ok(s) => {
-            println!("SKIP full_dev_shm_is_a_clean_error: `unshare --mount true` failed: {s}");
-            return;
-        }
-        Err(e) => {
-            println!("SKIP full_dev_shm_is_a_clean_error: cannot run unshare: {e}");
-            return;
-        }
+    let ready = myelon_test_support::root("unshare -m and mount").and_then(|()| {
+        myelon_test_support::probe(unshare[0], &[&unshare[1..], &["true"]].concat())
+    });
+    if !myelon_test_support::runnable("full_dev_shm_is_a_clean_error", ready) {
+        return;
     }
     let seg = SegmentGuard::new("nospace");
     let mount_then_exec = r#"mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$0" "$@""#;

@@ -79,6 +79,7 @@ fn a_prefix_is_reserved_by_default() {
 }
 
 #[test]
+#[cfg(feature = "mmap")] // `with_invalid_name` is the mmap builders' (a path without a file name)
 fn a_deferred_name_error_is_reported_by_build() {
     let b = SharedDisruptorBuilder::<u64, _>::with_invalid_name(
         SimBackend::new_world(),
