@@ -312,12 +312,23 @@ fn myelon_as_nobody(args: &[&str]) -> Output {
     for p in [&dir.0, &exe] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    Command::new(&exe)
-        .args(args)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .expect("run myelon as nobody")
+    // Another test thread forking while this one wrote the copy leaves a child holding it open
+    // for writing until that child execs: exec then fails with ETXTBSY for a moment. Retry.
+    let mut attempts = 0;
+    loop {
+        match Command::new(&exe)
+            .args(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 1000 => {
+                attempts += 1;
+                std::thread::yield_now();
+            }
+            r => return r.expect("run myelon as nobody"),
+        }
+    }
 }
 
 /// A live ring of this process with three events, a consumer `reader` that read one, and the

@@ -1,7 +1,10 @@
 //! The type-erased inspector: attaches to a ring by name without knowing its event type and
-//! reads its header, consumer table and counters. Read-only: it never registers, never writes,
-//! and holds no lock (it maps the segment; the owner-liveness probe is the backend's
-//! kernel-lock test).
+//! reads its header, consumer table and counters. Read-only: it maps the segment read-only
+//! (`RingBackend::open_read_only`, so a user who may only read the ring can inspect it), never
+//! registers, never writes, and holds no lock (the liveness probes are the backend's
+//! kernel-lock tests, which work on a read-only descriptor). On a read-only mapping only
+//! `Relaxed` atomic loads are sound, so every load here is `Relaxed`, with `Acquire` fences
+//! where the order of two reads matters.
 
 use super::{consumer_counter, ring_counter};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
@@ -11,7 +14,7 @@ use crate::ring::layout::{
     STATE_INIT, STATE_READY, TABLE_ENTRIES,
 };
 use crate::ring::registry::entry_id;
-use crate::ring::sync::Ordering;
+use crate::ring::sync::{fence, Ordering};
 use std::fmt;
 use std::time::Duration;
 
@@ -231,7 +234,10 @@ impl<B: RingBackend> RingInspector<B> {
             magic,
         };
         let h = try_header_of(&region).ok_or(not_a_ring(0))?;
-        let magic = h.magic.load(Ordering::Acquire);
+        // Read-only mappings: Relaxed loads (the only atomic accesses that are sound on
+        // read-only memory) followed by Acquire fences where order matters.
+        let magic = h.magic.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
         if magic != MAGIC {
             return Err(not_a_ring(magic));
         }
@@ -242,7 +248,7 @@ impl<B: RingBackend> RingInspector<B> {
                 found: version,
             });
         }
-        if h.state.load(Ordering::Acquire) == STATE_INIT {
+        if h.state.load(Ordering::Relaxed) == STATE_INIT {
             return Err(InspectError::NotReady { name: name.into() });
         }
         let entries = (h.max_consumers.load(Ordering::Relaxed) as usize).min(TABLE_ENTRIES);
@@ -281,9 +287,10 @@ impl<B: RingBackend> RingInspector<B> {
             .collect();
         let cursors: Vec<i64> = entries
             .iter()
-            .map(|(_, e)| e.cursor.value.load(Ordering::Acquire))
+            .map(|(_, e)| e.cursor.value.load(Ordering::Relaxed))
             .collect();
-        let producer_cursor = h.producer.value.load(Ordering::Acquire).max(-1);
+        let producer_cursor = h.producer.value.load(Ordering::Relaxed).max(-1);
+        fence(Ordering::Acquire);
         let consumers = entries
             .iter()
             .zip(cursors)
@@ -293,7 +300,7 @@ impl<B: RingBackend> RingInspector<B> {
             name: self.name.clone(),
             backend: self.backend.kind(),
             taken_at: self.backend.now(),
-            state: RingState::from_word(h.state.load(Ordering::Acquire)),
+            state: RingState::from_word(h.state.load(Ordering::Relaxed)),
             owner_pid: h.owner_pid.load(r),
             owner: self.region.owner_state(),
             capacity,
@@ -317,7 +324,7 @@ impl<B: RingBackend> RingInspector<B> {
         producer_cursor: i64,
         capacity: u64,
     ) -> Option<ConsumerSnapshot> {
-        let kind = match e.state.load(Ordering::Acquire) {
+        let kind = match e.state.load(Ordering::Relaxed) {
             ENTRY_ACTIVE | ENTRY_JOINING => EntryKind::Attached,
             ENTRY_RESERVED => EntryKind::Reserved,
             ENTRY_RESERVED_PREFIX => EntryKind::ReservedPrefix,

@@ -55,9 +55,10 @@ fn classify(region: &impl Region) -> Option<SegmentKind> {
         return Some(SegmentKind::Cursor);
     }
     let h = try_header_of(region)?;
+    // Relaxed: the region may be mapped read-only (see `inspect`).
     match (
-        h.magic.load(Ordering::Acquire),
-        h.state.load(Ordering::Acquire),
+        h.magic.load(Ordering::Relaxed),
+        h.state.load(Ordering::Relaxed),
     ) {
         (MAGIC, STATE_INIT) => Some(SegmentKind::Unfinished),
         (MAGIC, _) => Some(SegmentKind::Ring),
@@ -66,7 +67,7 @@ fn classify(region: &impl Region) -> Option<SegmentKind> {
 }
 
 fn listing<B: RingBackend>(backend: &B, name: &str) -> Option<SegmentListing> {
-    let region = backend.open(name).ok()?;
+    let region = backend.open_read_only(name).ok()?;
     let kind = classify(&region)?;
     let mut l = SegmentListing {
         name: name.into(),

@@ -30,7 +30,7 @@
 
 use crate::backend::{Region, RingBackend};
 use crate::ring::event::ShmEvent;
-use crate::ring::sync::{AtomicI64, AtomicU32, AtomicU64, Ordering, SlotCell};
+use crate::ring::sync::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering, SlotCell};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
@@ -282,7 +282,9 @@ impl ConsumerEntry {
 
     /// Reads the stored id; `None` if the stored length is corrupt.
     pub(crate) fn read_id(&self) -> Option<([u8; CONSUMER_ID_MAX_LEN], usize)> {
-        let len = self.id_len.load(Ordering::Acquire) as usize;
+        // Relaxed then a fence (as Acquire): sound on the inspector's read-only mappings too.
+        let len = self.id_len.load(Ordering::Relaxed) as usize;
+        fence(Ordering::Acquire);
         if len > CONSUMER_ID_MAX_LEN {
             return None;
         }

@@ -134,8 +134,11 @@ fn segment_of(region: &impl Region) -> Option<&CursorSegment> {
 /// Whether `region` holds a ready coordination cursor.
 pub(crate) fn is_cursor(region: &impl Region) -> bool {
     segment_of(region).is_some_and(|s| {
-        s.header.magic.load(Ordering::Acquire) == COORDINATION_CURSOR_MAGIC
-            && s.header.state.load(Ordering::Acquire) == STATE_READY
+        // Relaxed then a fence (as Acquire): `listing` asks this of read-only mappings too.
+        let ready = s.header.magic.load(Ordering::Relaxed) == COORDINATION_CURSOR_MAGIC
+            && s.header.state.load(Ordering::Relaxed) == STATE_READY;
+        crate::ring::sync::fence(Ordering::Acquire);
+        ready
     })
 }
 
