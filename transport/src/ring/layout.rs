@@ -387,6 +387,34 @@ pub(crate) struct HeaderInit {
 }
 
 impl Header {
+    /// Stores the identity of a fresh ring into a zero-filled header, field by field with
+    /// atomic stores: a consumer that is already polling the header (`peek_state`, attach
+    /// waiting for `READY`) reads it concurrently, so a plain write of the whole struct would
+    /// race with its atomic loads (found by Miri). Fields whose initial value is zero are left
+    /// as the zero fill made them; `state` stays `STATE_INIT` until the caller publishes
+    /// `READY` with a `Release` store.
+    #[cfg(not(loom))]
+    fn store_init(&self, g: &Geometry, init: &HeaderInit) {
+        let r = Ordering::Relaxed;
+        self.magic.store(MAGIC, r);
+        self.layout_version.store(LAYOUT_VERSION, r);
+        self.header_len.store(size_of::<Header>() as u32, r);
+        self.type_fingerprint.store(init.fingerprint, r);
+        self.capacity.store(g.capacity as u64, r);
+        self.event_size.store(g.event_size as u32, r);
+        self.event_align.store(g.event_align as u32, r);
+        self.slot_stride.store(g.slot_stride as u32, r);
+        self.max_consumers.store(g.max_consumers as u32, r);
+        self.slots_offset.store(g.slots_offset as u64, r);
+        self.total_len.store(g.total_len as u64, r);
+        self.epoch.store(init.epoch, r);
+        self.owner_pid.store(init.owner_pid, r);
+        self.owner_start_time.store(init.owner_start_time, r);
+        self.owner_token.store(init.owner_token, r);
+        self.producer.value.store(-1, r);
+    }
+
+    #[cfg_attr(not(loom), allow(dead_code))]
     fn new(g: &Geometry, init: &HeaderInit) -> Self {
         Header {
             magic: AtomicU64::new(MAGIC),
@@ -526,11 +554,18 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
     /// Initialises a freshly created, zero-filled region (I4). Must be called once, by the
     /// creator, before anyone can observe `STATE_READY`.
     pub(crate) fn initialise(&self, init: &HeaderInit, mut factory: impl FnMut() -> E) {
-        let hdr = self.base.as_ptr() as *mut Header;
-        // SAFETY: I2 — the region holds a `Header` at offset 0, aligned; the region was just
-        // created exclusively by this process, so no peer has a reference into it yet other
-        // than possibly reading the (zero) state word, which this write leaves at zero.
-        unsafe { hdr.write(Header::new(&self.geom, init)) };
+        // Atomic stores into the zero fill: peers may already be polling the header.
+        #[cfg(not(loom))]
+        self.header().store_init(&self.geom, init);
+        // Loom's atomics are not valid when zero-filled: write them whole (loom models never
+        // poll a header before it is initialised).
+        #[cfg(loom)]
+        {
+            let hdr = self.base.as_ptr() as *mut Header;
+            // SAFETY: I2 — the region holds a `Header` at offset 0, aligned; the region was
+            // just created by this thread and no other loom thread looks at it before READY.
+            unsafe { hdr.write(Header::new(&self.geom, init)) };
+        }
         for i in 0..self.geom.max_consumers {
             let p = self.entry_ptr(i);
             // SAFETY: I2 — entry `i < max_consumers` lies inside the table, aligned to 128.
