@@ -385,9 +385,9 @@ fn stat_and_list_by_a_group_member_who_may_write() {
     assert_stat_and_list(seg.name(), myelon_as_nobody);
 }
 
-// FAILS until the backends can map a region read-only: `stat` and `list` open every ring
-// read-write, which a user with read access only is refused (`stat`: "permission denied";
-// `list` skips the ring).
+// Failed before `RingBackend::open_read_only`: `stat` and `list` opened every ring read-write,
+// which a user with read access only is refused (`stat`: "permission denied"; `list` skipped
+// the ring).
 #[test]
 fn stat_and_list_by_a_group_member_who_may_only_read() {
     let test = "stat_and_list_by_a_group_member_who_may_only_read";

@@ -4,10 +4,10 @@
 //! same `/dev/shm`.
 //!
 //! * While it is alive, a consumer of the same id in this (the root) namespace must be refused
-//!   with `ConsumerIdInUse`. **This fails until consumer liveness is a kernel-held lock (issue
-//!   10, item 1)**: today an entry's owner is a pid + start time looked up in the caller's own
-//!   `/proc`, where the namespaced consumer's pid (1) names another process, so the live
-//!   consumer is taken for dead and its entry taken over (two readers on one cursor).
+//!   with `ConsumerIdInUse`: its entry's kernel-released lock proves it alive. (Before entry
+//!   locks this failed: the owner was a pid + start time looked up in the caller's own `/proc`,
+//!   where the namespaced consumer's pid (1) names another process, so the live consumer was
+//!   taken for dead and its entry taken over — two readers on one cursor.)
 //! * After it is SIGKILLed, the same id rejoins from this namespace and resumes exactly at its
 //!   committed cursor.
 //!
@@ -98,8 +98,8 @@ fn attach_here(seg: &SegmentGuard) -> Result<myelon::SharedConsumer<Event>, Mult
         .build_consumer()
 }
 
-// FAILS until the lead's kernel-lock liveness (issue 10, item 1) lands: the live namespaced
-// consumer is taken for dead (its pid 1 names this namespace's init, with another start time).
+// Failed before entry locks: the live namespaced consumer was taken for dead (its pid 1 names
+// this namespace's init, with another start time).
 #[test]
 fn a_live_consumer_in_another_pid_namespace_keeps_its_id() {
     if !namespaces_or_skip("a_live_consumer_in_another_pid_namespace_keeps_its_id") {
