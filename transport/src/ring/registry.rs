@@ -602,12 +602,24 @@ pub(crate) fn reap_dead_anonymous<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
 ) -> usize {
+    #[cfg(not(myelon_mutant = "reap_named"))]
     let attached_anonymous = |e: &ConsumerEntry| {
         matches!(
             e.state.load(Ordering::Acquire),
             ENTRY_ACTIVE | ENTRY_JOINING
         ) && e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS != 0
     };
+    // Mutant: dead consumers with an id are freed too (their rejoin starts afresh, at the tail).
+    #[cfg(myelon_mutant = "reap_named")]
+    let attached_anonymous = |e: &ConsumerEntry| {
+        matches!(
+            e.state.load(Ordering::Acquire),
+            ENTRY_ACTIVE | ENTRY_JOINING
+        )
+    };
+    // Mutant: an attached anonymous entry is freed without its lock slot proving it dead.
+    #[cfg(myelon_mutant = "reap_live_anonymous")]
+    let holder_dead = |_: &Segment<E, B>, _: usize| true;
     let candidate = seg
         .entries()
         .enumerate()

@@ -183,6 +183,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     fn on_try_full(&mut self) {
         crate::observability::record_full(self.seg.header());
         self.try_fulls = self.try_fulls.wrapping_add(1);
+        // Mutant (with the one in `wait_for_space`): the producer never frees a dead anonymous
+        // consumer's entry, which then gates it for ever.
+        #[cfg(not(myelon_mutant = "reap_never"))]
         if self.try_fulls % self.backend.spin_rounds(TRY_FULLS_PER_REAP).max(1) == 0 {
             registry::reap_dead_anonymous(&self.seg, &self.backend);
         }
