@@ -3,8 +3,10 @@
 //! over a simulated futex, …) running as actors on coroutines; every shared-memory-visible step
 //! inside those calls is a point where the seeded [`sched::Scheduler`] may switch actors, stall
 //! one, or crash it (forgotten without `Drop`, its simulated process killed), and a crashed
-//! consumer rejoins under its id. The [`oracle`]s check every delivery, every attach position,
-//! every park, and the end of the stream.
+//! consumer rejoins under its id (an anonymous one, attached without an id, is never resumed:
+//! the producer must free its entry, and its actor may attach again as a new anonymous
+//! consumer). The [`oracle`]s check every delivery, every attach position, every park, and the
+//! end of the stream.
 //!
 //! One seed is one trace: the only inputs are the seed and the code. `run_seed` reproduces a
 //! failure bit for bit (same trace hash).
