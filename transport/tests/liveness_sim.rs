@@ -380,7 +380,7 @@ fn an_unclaimed_non_required_reservation_is_reported_not_hung_on() {
 /// to report: the producer frees its entry and publishes. Before, every managed publish
 /// returned `NonRequiredConsumerDead` for it at the wait's first check, before the wait got to
 /// free the entry, so a producer publishing only through the managed calls never got past it
-/// (found by the public-API simulation, seed 0x25a of `dst api run`).
+/// (found by the public-API simulation, seed 0xc27 of `dst api run`).
 #[test]
 fn dead_anonymous_consumer_is_freed_not_reported() {
     let b = world();

@@ -442,10 +442,13 @@ impl Who {
 /// sequence.
 pub fn consumer(sh: Shared, who: Who, me: ActorId, backend: SimBackend, mut rng: Rng) -> Exit {
     // Some consumers leave now and then (detach, or keep their registration) and come back.
+    // An anonymous one mostly stays a while (a number of receive calls) and leaves; half the
+    // time it comes back (as a new anonymous consumer), else it is gone for good.
     let anonymous = who == Who::Anonymous;
-    let churn = rng.chance(if anonymous { 40 } else { 25 });
+    let churn = rng.chance(25);
     let mut attaches = 0u32;
     loop {
+        let visit = (anonymous && rng.chance(70)).then(|| rng.log_range(1, 150));
         let key = who.key(me, attaches);
         attaches += 1;
         // Everything published so far is behind the live tail an anonymous attach starts at.
@@ -458,7 +461,8 @@ pub fn consumer(sh: Shared, who: Who, me: ActorId, backend: SimBackend, mut rng:
             Ok(None) => return Exit::Done,
             Err(exit) => return exit,
         };
-        let left = receive(&sh, &key, me, &backend, &mut rng, &mut c, churn, floor);
+        let stay = Stay { churn, visit };
+        let left = receive(&sh, &key, me, &backend, &mut rng, &mut c, stay, floor);
         if anonymous {
             sh.ledger.borrow_mut().anonymous_leaving(me);
             if !matches!(left, Leave::Exit(_)) {
@@ -485,7 +489,19 @@ pub fn consumer(sh: Shared, who: Who, me: ActorId, backend: SimBackend, mut rng:
                 sh.ledger.borrow_mut().left(&key, !anonymous);
             }
         }
+        if anonymous && rng.chance(50) {
+            return Exit::Done;
+        }
     }
+}
+
+/// How long a consumer stays attached.
+#[derive(Debug, Clone, Copy)]
+struct Stay {
+    /// It leaves now and then (after any receive call, 2% of the time).
+    churn: bool,
+    /// It leaves after this many receive calls.
+    visit: Option<u64>,
 }
 
 /// Attaches `who`: `Ok(None)` when the ring came and went before this consumer did.
@@ -556,8 +572,8 @@ enum Leave {
     Keep,
 }
 
-/// Receives with a seed-chosen mix of flavours until the end of the stream (or, for a churning
-/// consumer, until it decides to leave). `id` is the ledger's key (an anonymous consumer's
+/// Receives with a seed-chosen mix of flavours until the end of the stream (or until it decides
+/// to leave, see [`Stay`]). `id` is the ledger's key (an anonymous consumer's
 /// starts with `~`); `floor` is the generation and last published sequence when it began to
 /// attach.
 #[allow(clippy::too_many_arguments)]
@@ -568,7 +584,7 @@ fn receive(
     backend: &SimBackend,
     rng: &mut Rng,
     c: &mut Consumer<Ev, SimBackend>,
-    churn: bool,
+    stay: Stay,
     floor: (usize, i64),
 ) -> Leave {
     sh.cover(if c.resumed() {
@@ -596,6 +612,7 @@ fn receive(
     } else {
         mix
     };
+    let mut calls = 0u64;
     loop {
         let how = mix[rng.below(mix.len() as u64) as usize];
         let strategy = match how {
@@ -699,7 +716,8 @@ fn receive(
         if sh.ledger.borrow().failure.is_some() {
             return Leave::Exit(Exit::Failed("ledger".into()));
         }
-        if churn && rng.chance(2) {
+        calls += 1;
+        if stay.visit.is_some_and(|v| calls >= v) || (stay.churn && rng.chance(2)) {
             return if rng.chance(50) {
                 Leave::Keep
             } else {

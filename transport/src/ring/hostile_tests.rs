@@ -598,7 +598,7 @@ fn a_user_id_equal_to_an_anonymous_label_does_not_resume_it() {
 /// A producer that never blocks (`try_publish` / `try_publish_batch` / `try_claim_batch` in a
 /// loop, as the framed and typed `try_publish` do) gets past a dead anonymous consumer too.
 /// Before, only a blocking wait freed its entry and such a loop stayed full for ever (found by
-/// the public-API simulation, seed 0x8b6 of `dst api run`: a typed producer's `try_publish`
+/// the public-API simulation, seed 0x295 of `dst api run`: a typed producer's `try_publish`
 /// loop).
 #[test]
 fn a_producer_that_only_tries_gets_past_a_dead_anonymous_consumer() {
@@ -639,7 +639,7 @@ fn a_producer_that_only_tries_gets_past_a_dead_anonymous_consumer() {
 /// Nobody can resume an anonymous consumer, so keeping its registration must not leave a
 /// reservation behind: before, the entry became a `RESERVED` entry no id could claim and the
 /// reaper never frees, gating the producer for ever (found by the public-API simulation, seed
-/// 0x118 of `dst api run`, once anonymous consumers churned there).
+/// 0x9f of `dst api run`, once anonymous consumers churned there).
 #[test]
 fn an_anonymous_consumer_that_keeps_its_registration_is_freed_all_the_same() {
     let b = SimBackend::new_world();
