@@ -140,7 +140,7 @@ impl Scenario {
         // Anonymous consumers (their own stream: seeds without them keep their scenarios).
         let mut r3 = Rng::fork(seed, 7);
         // Few seeds, as every extra consumer slows the whole seed down (it gates the producer).
-        let anonymous = if r3.chance(12) {
+        let anonymous = if r3.chance(8) {
             1 + usize::from(r3.chance(30))
         } else {
             0
