@@ -104,6 +104,21 @@ pub const MUTANTS: &[Mutant] = &[
         &["overwrite", "rejoin-start"],
     ),
     api(
+        "reap_live_anonymous",
+        "ring/registry reap_dead_anonymous: an anonymous entry is freed without proving its consumer dead",
+        &["overwrite", "torn-read"],
+    ),
+    api(
+        "reap_named",
+        "ring/registry reap_dead_anonymous: dead consumers with an id are freed too (a rejoin restarts at the tail)",
+        &["rejoin-start", "loss"],
+    ),
+    api(
+        "reap_never",
+        "ring/producer: a dead anonymous consumer's entry is never freed (it gates for ever)",
+        &["wedge"],
+    ),
+    api(
         "framed_fragments_swapped",
         "framed producer fill_and_commit: two fragments of a long message trade places",
         &["torn-read"],

@@ -375,3 +375,29 @@ fn an_unclaimed_non_required_reservation_is_reported_not_hung_on() {
         })
     );
 }
+
+/// A dead anonymous consumer (no id: nobody can rejoin it) is not a dead non-required consumer
+/// to report: the producer frees its entry and publishes. Before, every managed publish
+/// returned `NonRequiredConsumerDead` for it at the wait's first check, before the wait got to
+/// free the entry, so a producer publishing only through the managed calls never got past it
+/// (found by the public-API simulation, seed 0xc27 of `dst api run`).
+#[test]
+fn dead_anonymous_consumer_is_freed_not_reported() {
+    let b = world();
+    let alerts = Alerts::default();
+    let mut p = producer(&b);
+    p.enable_required_consumer_liveness(config(&["r0"], &alerts))
+        .unwrap();
+    let (mut r, _own) = consumer(&b, "r0");
+    let own = b.sibling();
+    let anon = SharedDisruptorBuilder::<u64, SimBackend>::with_backend(own.clone(), "live", CAP)
+        .with_attach_timeout(MS)
+        .build_consumer()
+        .expect("anonymous consumer");
+    fill(&mut p);
+    while r.try_consume_next().unwrap().is_some() {}
+    crash((anon, own));
+    assert_eq!(p.publish_managed(|e| *e = 4), Ok(4));
+    assert_eq!(p.consumers().len(), 1, "only r0 is left");
+    assert!(kinds(&alerts).is_empty());
+}

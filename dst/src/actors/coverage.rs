@@ -124,11 +124,21 @@ pub enum Path {
     PrefixReservation,
     /// `build_producer` refused more expected consumers than the table holds.
     TooManyConsumers,
+    /// A consumer attached without an id (a generated label, flagged anonymous).
+    AnonymousAttach,
+    /// An attached anonymous consumer left (`Drop`, with or without
+    /// `keep_registration_on_drop`: nobody can resume it either way).
+    AnonymousLeave,
+    /// An attached anonymous consumer crashed (its entry is left behind, gating).
+    AnonymousCrash,
+    /// The producer freed a dead anonymous consumer's entry (its label left
+    /// `Producer::consumers()`).
+    AnonymousReaped,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 60] = [
+    pub const ALL: [Path; 64] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -189,6 +199,10 @@ impl Path {
         Path::AttachedDeadRing,
         Path::PrefixReservation,
         Path::TooManyConsumers,
+        Path::AnonymousAttach,
+        Path::AnonymousLeave,
+        Path::AnonymousCrash,
+        Path::AnonymousReaped,
     ];
 
     /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed
@@ -204,7 +218,7 @@ impl Path {
 /// The paths one seed reached.
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
-    hit: u64,
+    hit: u128,
 }
 
 impl Coverage {

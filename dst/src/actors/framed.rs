@@ -8,7 +8,7 @@
 
 use super::coverage::Path;
 use super::oracle::{Failure, Oracle};
-use super::programs::Shared;
+use super::programs::{note_reaped, Shared, Who};
 use super::sched::{ActorId, Exit};
 use crate::rng::{mix, Rng};
 use myelon::backend::{RingBackend, SimBackend};
@@ -143,6 +143,7 @@ pub fn producer(
                 );
             }
             sh.ledger.borrow_mut().msg_published(n);
+            note_reaped(&sh, || p.framed().inner().consumers());
         }
         return Exit::Done;
     }
@@ -215,6 +216,7 @@ pub fn producer(
                     sh.coverage.borrow_mut().hit(Path::Fragmented);
                 }
                 sh.ledger.borrow_mut().msg_published(n);
+                note_reaped(&sh, || p.inner().consumers());
                 n += 1;
             }
             Ok(id) => {
@@ -255,11 +257,11 @@ fn oracle_of(e: &TransportError) -> Oracle {
     }
 }
 
-/// The framed (or typed) consumer: receives until the end of the stream, checking every
-/// message whole.
+/// The framed (or typed) consumer: attaches (under its id, or anonymously), then receives until
+/// the end of the stream, checking every message whole.
 pub fn consumer(
     sh: Shared,
-    id: String,
+    who: Who,
     me: ActorId,
     layer: Layer,
     max_len: usize,
@@ -271,11 +273,28 @@ pub fn consumer(
     } else {
         AutoWaitStrategy::BusySpin
     };
+    let id = who.key(me, 0);
     let b = || {
-        builder(&sh, backend.clone())
-            .with_consumer_id(id.clone())
+        let b = builder(&sh, backend.clone())
             .with_attach_timeout(Duration::from_millis(2))
-            .with_wait_strategy(strategy)
+            .with_wait_strategy(strategy);
+        match who.id() {
+            Some(id) => b.with_consumer_id(id),
+            None => b,
+        }
+    };
+    // An anonymous consumer's entry is dead once its actor crashes (the producer must free
+    // it); once it leaves by `Drop`, it is gone.
+    let attached = |sh: &Shared, label: &str| {
+        if who == Who::Anonymous {
+            sh.coverage.borrow_mut().hit(Path::AnonymousAttach);
+            let gen = sh.ledger.borrow().gen;
+            sh.ledger.borrow_mut().anonymous_label(me, gen, label);
+        }
+    };
+    let leaving = |sh: &Shared, exit: Exit| {
+        sh.ledger.borrow_mut().anonymous_leaving(me);
+        exit
     };
     let closed_ring = |sh: &Shared| {
         let done = sh.ledger.borrow().producer_done;
@@ -299,6 +318,7 @@ pub fn consumer(
                 Err(e) => return fail(&sh, oracle_of(&e), format!("{id} attach: {e}")),
             }
         };
+        attached(&sh, c.framed().inner().consumer_id());
         let k = sh
             .ledger
             .borrow_mut()
@@ -312,7 +332,7 @@ pub fn consumer(
             };
             let dropped = c.framed().dropped_messages();
             if let Some(exit) = handle(&sh, &id, k, got, dropped) {
-                return exit;
+                return leaving(&sh, exit);
             }
         }
     }
@@ -328,6 +348,7 @@ pub fn consumer(
             Err(e) => return fail(&sh, oracle_of(&e), format!("{id} attach: {e}")),
         }
     };
+    attached(&sh, c.inner().consumer_id());
     let k = sh
         .ledger
         .borrow_mut()
@@ -363,7 +384,7 @@ pub fn consumer(
         };
         let dropped = c.dropped_messages();
         if let Some(exit) = handle(&sh, &id, k, got, dropped) {
-            return exit;
+            return leaving(&sh, exit);
         }
     }
 }

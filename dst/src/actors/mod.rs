@@ -3,8 +3,10 @@
 //! over a simulated futex, …) running as actors on coroutines; every shared-memory-visible step
 //! inside those calls is a point where the seeded [`sched::Scheduler`] may switch actors, stall
 //! one, or crash it (forgotten without `Drop`, its simulated process killed), and a crashed
-//! consumer rejoins under its id. The [`oracle`]s check every delivery, every attach position,
-//! every park, and the end of the stream.
+//! consumer rejoins under its id (an anonymous one, attached without an id, is never resumed:
+//! the producer must free its entry, and its actor may attach again as a new anonymous
+//! consumer). The [`oracle`]s check every delivery, every attach position, every park, and the
+//! end of the stream.
 //!
 //! One seed is one trace: the only inputs are the seed and the code. `run_seed` reproduces a
 //! failure bit for bit (same trace hash).
@@ -23,10 +25,10 @@ use myelon::backend::{SchedPoint, SimBackend};
 use myelon::CoordinationMode;
 use myelon_backend_sim::actor::Suspend;
 use oracle::{Failure, Ledger, Oracle};
-use programs::{LivenessPlan, ProducerPlan, Shared};
+use programs::{LivenessPlan, ProducerPlan, Shared, Who};
 use sched::{ActorId, Exit, Faults, Observer, RunError, RunStats, Scheduler, Spawn};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ pub struct Scenario {
     pub consumers: Vec<String>,
     /// Actors that try to attach under a live consumer's id.
     pub intruders: usize,
+    /// Consumer actors that attach without an id (a generated label; never resumed).
+    pub anonymous: usize,
     /// The producer may crash (and is then restarted under the same name).
     pub producer_crashes: bool,
     /// Fault knobs.
@@ -101,6 +105,7 @@ impl Scenario {
                 check: us(&mut r, 20, 1_000).min(progress),
                 grace: us(&mut r, 100, 10_000),
                 alert_only: r.chance(30),
+                managed_only: false,
             });
         }
         // Prefix reservations, but not with liveness: enabling it turns unclaimed prefix slots
@@ -132,6 +137,17 @@ impl Scenario {
             max_stall: Duration::from_millis(4),
         };
         let producer_crashes = layer == Layer::Raw && plan.liveness.is_none() && r.chance(25);
+        // Anonymous consumers (their own stream: seeds without them keep their scenarios).
+        let mut r3 = Rng::fork(seed, 7);
+        // Few seeds, as every extra consumer slows the whole seed down (it gates the producer).
+        let anonymous = if r3.chance(8) {
+            1 + usize::from(r3.chance(30))
+        } else {
+            0
+        };
+        if let Some(l) = plan.liveness.as_mut() {
+            l.managed_only = anonymous > 0 && r3.chance(30);
+        }
         Scenario {
             seed,
             capacity,
@@ -141,6 +157,7 @@ impl Scenario {
             msgs,
             consumers,
             intruders,
+            anonymous,
             faults,
         }
     }
@@ -170,8 +187,13 @@ struct Checker {
     world: SimBackend,
     /// Consumer actors and their ids.
     ids: BTreeMap<ActorId, String>,
+    /// Consumer actors that attach without an id.
+    anon: BTreeSet<ActorId>,
     producer: ActorId,
     rng: Rng,
+    /// Draws about anonymous consumers (their own stream: `rng`'s draws stay those of the
+    /// seeds that have none).
+    anon_rng: Rng,
     next_actor: u16,
 }
 
@@ -208,26 +230,54 @@ impl Checker {
         (delay, spawn)
     }
 
-    fn consumer_spawn(&mut self, id: &str, incarnation: u32) -> Spawn {
+    fn consumer_spawn(&mut self, who: Who, incarnation: u32) -> Spawn {
         let backend = self.world.sibling();
         let me = ActorId(self.next_actor);
         self.next_actor += 1;
-        self.ids.insert(me, id.to_string());
+        let (rng, label) = match &who {
+            Who::Named(id) => {
+                self.ids.insert(me, id.clone());
+                let rng = Rng::fork(self.rng.next_u64(), u64::from(me.0));
+                (rng, format!("{id}#{incarnation}"))
+            }
+            Who::Anonymous => {
+                self.anon.insert(me);
+                let rng = Rng::fork(self.anon_rng.next_u64(), u64::from(me.0));
+                (rng, format!("anon-{me}"))
+            }
+        };
         let sh = self.shared.clone();
-        let (id2, b2) = (id.to_string(), backend.clone());
-        let rng = Rng::fork(self.rng.next_u64(), u64::from(me.0));
+        let b2 = backend.clone();
         let (layer, max_len) = (self.layer, self.max_len);
         let program: Box<dyn FnOnce() -> Exit> = match layer {
-            Layer::Raw => Box::new(move || programs::consumer(sh, id2, me, b2, rng)),
-            _ => Box::new(move || framed::consumer(sh, id2, me, layer, max_len, b2, rng)),
+            Layer::Raw => Box::new(move || programs::consumer(sh, who, me, b2, rng)),
+            _ => Box::new(move || framed::consumer(sh, who, me, layer, max_len, b2, rng)),
         };
         Spawn {
             id: me,
-            label: format!("{id}#{incarnation}"),
+            label,
             backend,
             crashable: true,
             program,
         }
+    }
+
+    /// An anonymous consumer crashed: its entry (if it had one) is dead, and nobody resumes
+    /// it. Half the time its actor restarts as a new anonymous consumer.
+    fn anonymous_crashed(&mut self, actor: ActorId) -> Option<(Duration, Spawn)> {
+        let died = {
+            let mut l = self.shared.ledger.borrow_mut();
+            l.waiting.remove(&actor);
+            l.anonymous_died(actor)
+        };
+        if died {
+            self.shared.coverage.borrow_mut().hit(Path::AnonymousCrash);
+        }
+        if !self.anon_rng.chance(50) {
+            return None;
+        }
+        let delay = Duration::from_nanos(self.anon_rng.log_range(100, 2_000_000));
+        Some((delay, self.consumer_spawn(Who::Anonymous, 0)))
     }
 }
 
@@ -257,7 +307,10 @@ impl Observer for Checker {
             if let Some(&(want, gen)) = l.waiting.get(&actor) {
                 let stamped = l.gen_counts(gen).1;
                 if want <= stamped {
-                    let who = self.ids.get(&actor).cloned().unwrap_or_default();
+                    let who = match self.ids.get(&actor) {
+                        Some(id) => id.clone(),
+                        None => format!("anonymous {actor}"),
+                    };
                     let detail = format!(
                         "{who} parked waiting for {want}, already published (stamped {stamped})"
                     );
@@ -279,6 +332,9 @@ impl Observer for Checker {
         if actor == self.producer {
             return Some(self.restart_producer());
         }
+        if self.anon.contains(&actor) {
+            return self.anonymous_crashed(actor);
+        }
         let id = self.ids.get(&actor)?.clone();
         {
             let mut l = self.shared.ledger.borrow_mut();
@@ -293,7 +349,7 @@ impl Observer for Checker {
         drop(cov);
         let n = self.ids.values().filter(|v| **v == id).count() as u32;
         let delay = Duration::from_nanos(self.rng.log_range(100, 2_000_000));
-        Some((delay, self.consumer_spawn(&id, n)))
+        Some((delay, self.consumer_spawn(Who::Named(id), n)))
     }
 
     fn may_crash(&self, actor: ActorId) -> bool {
@@ -382,12 +438,14 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
         max_len: sc.msgs.max_len,
         world: world.clone(),
         ids: BTreeMap::new(),
+        anon: BTreeSet::new(),
         producer,
         rng: Rng::fork(sc.seed, 4),
+        anon_rng: Rng::fork(sc.seed, 8),
         next_actor: 1,
     };
     for id in &sc.consumers {
-        let s = checker.consumer_spawn(id, 0);
+        let s = checker.consumer_spawn(Who::Named(id.clone()), 0);
         sched.spawn(s);
     }
     if sc.layer == Layer::Raw {
@@ -409,6 +467,11 @@ pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
                 },
             );
         }
+    }
+    for _ in 0..sc.anonymous {
+        let delay = Duration::from_nanos(checker.anon_rng.log_range(1, 300_000));
+        let s = checker.consumer_spawn(Who::Anonymous, 0);
+        sched.spawn_later(delay, s);
     }
     let result = sched.run(&mut checker);
     let mut stats = sched.stats;

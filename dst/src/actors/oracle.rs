@@ -200,6 +200,14 @@ pub struct Ledger {
     pub msg_incarnations: Vec<MsgIncarnation>,
     /// Layers 1–2: last message delivered to any incarnation of an id.
     pub msg_last: BTreeMap<String, u64>,
+    /// Anonymous consumers attached now, per actor: (generation, generated label). The ledger
+    /// keys them by actor and attach (`~a3.0`), never by label: the label embeds a
+    /// process-wide counter that differs between runs sharing a process; it is used only to
+    /// find the consumer's entry in `Producer::consumers()`.
+    pub anon_labels: BTreeMap<ActorId, (usize, String)>,
+    /// Labels of anonymous consumers of the current generation that died attached and whose
+    /// entry the producer has not been seen to free yet.
+    pub dead_anonymous: Vec<String>,
 }
 
 /// One attach of a framed or typed consumer.
@@ -304,6 +312,91 @@ impl Ledger {
         self.incarnations.len() - 1
     }
 
+    /// An anonymous consumer attached (key `key`, generated label `label`): it must be a fresh
+    /// registration at the live tail of its ring: after everything announced when its attach
+    /// began (`floor`: the generation and last published sequence then), and not past
+    /// anything stamped. Its stream is then checked like any incarnation's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attached_anonymous(
+        &mut self,
+        key: &str,
+        label: &str,
+        actor: ActorId,
+        start: i64,
+        resumed: bool,
+        gen: usize,
+        floor: (usize, i64),
+    ) -> usize {
+        let stamped = self.gen_counts(gen).1;
+        if resumed {
+            self.fail(Failure::new(
+                Oracle::RejoinStart,
+                format!("anonymous {key} ({label}) resumed an entry at {start}"),
+            ));
+        } else if floor.0 == gen && start <= floor.1 {
+            self.fail(Failure::new(
+                Oracle::RejoinStart,
+                format!(
+                    "anonymous {key} attached at {start}, behind the live tail ({} was published before it attached)",
+                    floor.1
+                ),
+            ));
+        } else if start > stamped + 1 {
+            self.fail(Failure::new(
+                Oracle::Loss,
+                format!("anonymous {key} attached at {start}, past everything stamped ({stamped})"),
+            ));
+        }
+        self.anonymous_label(actor, gen, label);
+        self.released.insert((gen, key.to_string()), start - 1);
+        self.live.insert((gen, key.to_string()), actor);
+        self.incarnations.push(Incarnation {
+            id: key.to_string(),
+            gen,
+            actor,
+            start,
+            next: start,
+            closed: false,
+        });
+        self.incarnations.len() - 1
+    }
+
+    /// `actor` attached anonymously to generation `gen`'s ring under the generated `label`
+    /// (kept only for the current ring: a dead ring's entries go with it).
+    pub fn anonymous_label(&mut self, actor: ActorId, gen: usize, label: &str) {
+        if gen == self.gen {
+            self.anon_labels.insert(actor, (gen, label.to_string()));
+        }
+    }
+
+    /// The anonymous consumer of `actor` is about to leave by `Drop` (its entry goes with it,
+    /// so a crash inside the drop is not a death that leaves an entry behind).
+    pub fn anonymous_leaving(&mut self, actor: ActorId) {
+        self.anon_labels.remove(&actor);
+    }
+
+    /// `actor` crashed: if it held an anonymous consumer of the current ring, that entry is
+    /// now dead and owed nothing; the producer must free it. Returns whether it did hold one.
+    pub fn anonymous_died(&mut self, actor: ActorId) -> bool {
+        match self.anon_labels.remove(&actor) {
+            Some((gen, label)) => {
+                if gen == self.gen {
+                    self.dead_anonymous.push(label);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The producer's table (`Producer::consumers()`, ids only) lacks these dead anonymous
+    /// labels: it freed their entries. Returns how many.
+    pub fn reaped(&mut self, table: &[String]) -> usize {
+        let before = self.dead_anonymous.len();
+        self.dead_anonymous.retain(|l| table.contains(l));
+        before - self.dead_anonymous.len()
+    }
+
     /// The generation of the ring with `epoch` (the current one if its producer has not
     /// recorded its epoch yet: only the newest ring can be that young).
     pub fn gen_of(&self, epoch: u64) -> usize {
@@ -323,6 +416,8 @@ impl Ledger {
         self.published = -1;
         self.stamped = -1;
         self.pending_stamp = None;
+        // The dead ring's entries went with it.
+        self.dead_anonymous.clear();
     }
 
     /// (published, stamped) of generation `gen`.

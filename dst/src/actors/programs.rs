@@ -7,12 +7,12 @@ use super::oracle::{check_word, Failure, Ledger, Oracle};
 use super::sched::{ActorId, Exit};
 use crate::rng::Rng;
 use myelon::backend::{RingBackend, SimBackend};
-use myelon::Consumer;
 use myelon::{
     AutoWaitStrategy, CoordinationMode, MultiProcessError, RequiredConsumerAlert,
     RequiredConsumerAlertKind, RequiredConsumerError, RequiredConsumerFailureAction,
     RequiredConsumerLivenessConfig, SharedDisruptorBuilder,
 };
+use myelon::{Consumer, ConsumerInfo};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -65,6 +65,18 @@ impl Shared {
     }
 }
 
+/// Notes the dead anonymous consumers whose entries the producer freed: their labels left its
+/// table. Reads the table (`Producer::consumers()`) only while such a death is pending.
+pub fn note_reaped(sh: &Shared, table: impl FnOnce() -> Vec<ConsumerInfo>) {
+    if sh.ledger.borrow().dead_anonymous.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = table().into_iter().map(|c| c.id).collect();
+    if sh.ledger.borrow_mut().reaped(&ids) > 0 {
+        sh.cover(Path::AnonymousReaped);
+    }
+}
+
 /// The producer's plan.
 #[derive(Debug, Clone)]
 pub struct ProducerPlan {
@@ -102,6 +114,9 @@ pub struct LivenessPlan {
     pub grace: Duration,
     /// `AlertOnly` instead of `GracefulShutdown`.
     pub alert_only: bool,
+    /// Only the managed publish flavours (seeds with anonymous consumers: a producer that
+    /// never calls a plain blocking publish must get past a dead anonymous consumer too).
+    pub managed_only: bool,
 }
 
 impl LivenessPlan {
@@ -215,12 +230,17 @@ pub fn producer(sh: Shared, plan: ProducerPlan, backend: SimBackend, mut rng: Rn
         }
         None => false,
     };
+    let managed_only = managed && plan.liveness.as_ref().is_some_and(|l| l.managed_only);
     let cap = sh.capacity;
     while p.cursor() + 1 < plan.events {
         let next = p.cursor() + 1;
         let left = (plan.events - next) as usize;
         let k = (rng.range(1, plan.max_batch as u64) as usize).min(left);
-        let last = match rng.below(9) {
+        let mut flavour = rng.below(9);
+        if managed_only && !matches!(flavour, 0 | 3 | 7 | 8) {
+            flavour = [0, 3, 7][flavour as usize % 3];
+        }
+        let last = match flavour {
             0 if managed => {
                 sh.cover(Path::PublishManaged);
                 match p.publish_managed(|e| fill(e, next)) {
@@ -359,6 +379,7 @@ pub fn producer(sh: Shared, plan: ProducerPlan, backend: SimBackend, mut rng: Rn
             }
         };
         sh.ledger.borrow_mut().published = last;
+        note_reaped(&sh, || p.consumers());
     }
     drop(p);
     sh.cover(Path::ProducerClose);
@@ -388,52 +409,117 @@ const RECEIVES: [Receive; 5] = [
     Receive::YieldBatch,
 ];
 
-/// A consumer: attaches under `id` and receives until the end of the stream, every call a
-/// seed-chosen receive flavour; each event is checked against its sequence.
-pub fn consumer(sh: Shared, id: String, me: ActorId, backend: SimBackend, mut rng: Rng) -> Exit {
+/// Who a consumer actor attaches as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Under a consumer id (`with_consumer_id`): a crash is followed by a same-id rejoin.
+    Named(String),
+    /// Without an id: a generated label, never resumed; every attach is a new consumer.
+    Anonymous,
+}
+
+impl Who {
+    /// The ledger's key of attach number `n` of actor `me`: the id, or `~a3.0` for an
+    /// anonymous consumer (never its label, which differs between runs in one process).
+    pub fn key(&self, me: ActorId, n: u32) -> String {
+        match self {
+            Who::Named(id) => id.clone(),
+            Who::Anonymous => format!("~{me}.{n}"),
+        }
+    }
+
+    /// The id passed to the builder, if any.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Who::Named(id) => Some(id),
+            Who::Anonymous => None,
+        }
+    }
+}
+
+/// A consumer: attaches (under its id, or anonymously) and receives until the end of the
+/// stream, every call a seed-chosen receive flavour; each event is checked against its
+/// sequence.
+pub fn consumer(sh: Shared, who: Who, me: ActorId, backend: SimBackend, mut rng: Rng) -> Exit {
     // Some consumers leave now and then (detach, or keep their registration) and come back.
+    // An anonymous one mostly stays a while (a number of receive calls) and leaves; half the
+    // time it comes back (as a new anonymous consumer), else it is gone for good.
+    let anonymous = who == Who::Anonymous;
     let churn = rng.chance(25);
+    let mut attaches = 0u32;
     loop {
-        let mut c = match attach(&sh, &id, &backend) {
+        let visit = (anonymous && rng.chance(70)).then(|| rng.log_range(1, 150));
+        let key = who.key(me, attaches);
+        attaches += 1;
+        // Everything published so far is behind the live tail an anonymous attach starts at.
+        let floor = {
+            let l = sh.ledger.borrow();
+            (l.gen, l.published)
+        };
+        let mut c = match attach(&sh, &who, &backend) {
             Ok(Some(c)) => c,
             Ok(None) => return Exit::Done,
             Err(exit) => return exit,
         };
-        match receive(&sh, &id, me, &backend, &mut rng, &mut c, churn) {
+        let stay = Stay { churn, visit };
+        let left = receive(&sh, &key, me, &backend, &mut rng, &mut c, stay, floor);
+        if anonymous {
+            sh.ledger.borrow_mut().anonymous_leaving(me);
+            if !matches!(left, Leave::Exit(_)) {
+                sh.cover(Path::AnonymousLeave);
+            }
+        }
+        match left {
             Leave::Exit(exit) => return exit,
             Leave::Dead => {
                 // Detaches from the dead ring: a next attach to it would be a fresh one.
                 drop(c);
-                sh.ledger.borrow_mut().left(&id, false);
+                sh.ledger.borrow_mut().left(&key, false);
             }
             Leave::Detach => {
                 drop(c);
                 sh.cover(Path::Detach);
-                sh.ledger.borrow_mut().left(&id, false);
+                sh.ledger.borrow_mut().left(&key, false);
             }
             Leave::Keep => {
                 c.keep_registration_on_drop();
                 drop(c);
                 sh.cover(Path::KeepRegistration);
-                sh.ledger.borrow_mut().left(&id, true);
+                // Nobody can resume an anonymous consumer: its entry is freed all the same.
+                sh.ledger.borrow_mut().left(&key, !anonymous);
             }
+        }
+        if anonymous && rng.chance(50) {
+            return Exit::Done;
         }
     }
 }
 
-/// Attaches `id`: `Ok(None)` when the ring came and went before this consumer did.
+/// How long a consumer stays attached.
+#[derive(Debug, Clone, Copy)]
+struct Stay {
+    /// It leaves now and then (after any receive call, 2% of the time).
+    churn: bool,
+    /// It leaves after this many receive calls.
+    visit: Option<u64>,
+}
+
+/// Attaches `who`: `Ok(None)` when the ring came and went before this consumer did.
 fn attach(
     sh: &Shared,
-    id: &str,
+    who: &Who,
     backend: &SimBackend,
 ) -> Result<Option<Consumer<Ev, SimBackend>>, Exit> {
     let mut busy = 0u32;
+    let name = who.id().unwrap_or("anonymous");
     loop {
-        let attach = sh
+        let mut attach = sh
             .builder(backend.clone())
-            .with_consumer_id(id)
             .with_attach_timeout(Duration::from_millis(2))
             .with_producer_check_interval(Duration::from_micros(200));
+        if let Some(id) = who.id() {
+            attach = attach.with_consumer_id(id);
+        }
         match attach.build_consumer() {
             Ok(c) => return Ok(Some(c)),
             // The ring is not there: not created yet, or created, closed and unlinked before
@@ -442,7 +528,7 @@ fn attach(
             Err(MultiProcessError::NotReady { .. }) => {
                 let l = sh.ledger.borrow();
                 if l.producer_done {
-                    let reserved = l.reserved.iter().any(|r| r == id);
+                    let reserved = l.reserved.iter().any(|r| Some(r.as_str()) == who.id());
                     drop(l);
                     sh.cover(Path::MissedClosedRing);
                     let gen = sh.ledger.borrow().gen;
@@ -450,7 +536,7 @@ fn attach(
                         .ledger
                         .borrow()
                         .released
-                        .contains_key(&(gen, id.to_string()));
+                        .contains_key(&(gen, name.to_string()));
                     if reserved && !seen {
                         sh.cover(Path::ReservedMissedClose);
                     }
@@ -463,16 +549,16 @@ fn attach(
                 backend.sleep(Duration::from_micros(5));
             }
             // An intruder holds the id for a moment (it lets go at once): try again.
-            Err(MultiProcessError::ConsumerIdInUse { .. }) if busy < 1000 => {
+            Err(MultiProcessError::ConsumerIdInUse { .. }) if busy < 1000 && who.id().is_some() => {
                 busy += 1;
                 sh.cover(Path::IdInUseRetry);
                 backend.sleep(Duration::from_micros(5));
             }
             // A resumed cursor a lap behind the producer: it ran past a gating consumer.
             Err(e @ MultiProcessError::Corrupt { .. }) => {
-                return Err(sh.fail(Oracle::Overwrite, format!("{id} attach: {e}")))
+                return Err(sh.fail(Oracle::Overwrite, format!("{name} attach: {e}")))
             }
-            Err(e) => return Err(sh.fail(Oracle::UnexpectedError, format!("{id} attach: {e}"))),
+            Err(e) => return Err(sh.fail(Oracle::UnexpectedError, format!("{name} attach: {e}"))),
         }
     }
 }
@@ -486,8 +572,11 @@ enum Leave {
     Keep,
 }
 
-/// Receives with a seed-chosen mix of flavours until the end of the stream (or, for a churning
-/// consumer, until it decides to leave).
+/// Receives with a seed-chosen mix of flavours until the end of the stream (or until it decides
+/// to leave, see [`Stay`]). `id` is the ledger's key (an anonymous consumer's
+/// starts with `~`); `floor` is the generation and last published sequence when it began to
+/// attach.
+#[allow(clippy::too_many_arguments)]
 fn receive(
     sh: &Shared,
     id: &str,
@@ -495,7 +584,8 @@ fn receive(
     backend: &SimBackend,
     rng: &mut Rng,
     c: &mut Consumer<Ev, SimBackend>,
-    churn: bool,
+    stay: Stay,
+    floor: (usize, i64),
 ) -> Leave {
     sh.cover(if c.resumed() {
         Path::AttachResumed
@@ -506,16 +596,23 @@ fn receive(
     if gen < sh.ledger.borrow().gen {
         sh.cover(Path::AttachedDeadRing);
     }
-    let k = sh
-        .ledger
-        .borrow_mut()
-        .attached(id, me, c.next_sequence(), c.resumed(), gen);
+    let (start, resumed) = (c.next_sequence(), c.resumed());
+    let k = if id.starts_with('~') {
+        sh.cover(Path::AnonymousAttach);
+        let label = c.consumer_id().to_string();
+        sh.ledger
+            .borrow_mut()
+            .attached_anonymous(id, &label, me, start, resumed, gen, floor)
+    } else {
+        sh.ledger.borrow_mut().attached(id, me, start, resumed, gen)
+    };
     let mix: Vec<Receive> = RECEIVES.into_iter().filter(|_| rng.chance(60)).collect();
     let mix = if mix.is_empty() {
         vec![Receive::TryLeased]
     } else {
         mix
     };
+    let mut calls = 0u64;
     loop {
         let how = mix[rng.below(mix.len() as u64) as usize];
         let strategy = match how {
@@ -619,7 +716,8 @@ fn receive(
         if sh.ledger.borrow().failure.is_some() {
             return Leave::Exit(Exit::Failed("ledger".into()));
         }
-        if churn && rng.chance(2) {
+        calls += 1;
+        if stay.visit.is_some_and(|v| calls >= v) || (stay.churn && rng.chance(2)) {
             return if rng.chance(50) {
                 Leave::Keep
             } else {

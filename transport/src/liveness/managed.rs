@@ -6,7 +6,7 @@ use super::config::{RequiredConsumerError, RequiredConsumerLivenessConfig};
 use super::monitor::{EntryView, LivenessMonitor};
 use crate::backend::RingBackend;
 use crate::ring::event::ShmEvent;
-use crate::ring::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX};
+use crate::ring::layout::{Segment, ENTRY_ACTIVE, ENTRY_RESERVED_PREFIX, FLAG_ANONYMOUS};
 use crate::ring::producer::{RingView, SpaceHook};
 use crate::ring::registry;
 use crate::ring::sync::Ordering;
@@ -17,7 +17,9 @@ use std::time::Duration;
 pub type ManagedClaim = Result<Option<Sequence>, RequiredConsumerError>;
 
 /// The gating entries as the monitor sees them; owner liveness is probed only for non-required
-/// entries at or below `threshold` (the only ones the dead-consumer policy looks at).
+/// entries at or below `threshold` (the only ones the dead-consumer policy looks at), and never
+/// for anonymous ones: a dead anonymous consumer is not reported, the wait frees its entry
+/// (`registry::reap_dead_anonymous`).
 fn table_view<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     monitor: Option<&LivenessMonitor>,
@@ -35,6 +37,7 @@ fn table_view<E: ShmEvent, B: RingBackend>(
             let attached = st == ENTRY_ACTIVE;
             let owner_dead = attached
                 && cursor < threshold
+                && e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS == 0
                 && monitor.is_some_and(|m| !m.is_required(&id))
                 && registry::holder_dead(seg, index);
             Some(EntryView {

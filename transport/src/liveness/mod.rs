@@ -36,7 +36,9 @@
 //! blocked producer makes the managed publish return
 //! [`RequiredConsumerError::NonRequiredConsumerDead`] at the next check instead of hanging
 //! silently. That error is not sticky: nothing was published, and a later call succeeds once
-//! the consumer rejoins under its id (or is otherwise gone from the table).
+//! the consumer rejoins under its id (or is otherwise gone from the table). A dead *anonymous*
+//! consumer (attached without an id) is not reported: nobody can rejoin it, so the waiting
+//! publish frees its entry itself, as every blocked publish does.
 
 mod config;
 mod managed;

@@ -573,7 +573,8 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
 
     /// Turns the consumer's entry into a reservation for its id when dropped: it keeps gating
     /// the producer, and the next consumer attaching with the same id resumes exactly here.
-    /// Without this, dropping detaches (the entry stops gating and is freed).
+    /// Without this, dropping detaches (the entry stops gating and is freed). An anonymous
+    /// consumer (attached without an id) has no id to resume under: its entry is freed anyway.
     pub fn keep_registration_on_drop(&mut self) {
         self.detach_on_drop = false;
     }

@@ -595,6 +595,69 @@ fn a_user_id_equal_to_an_anonymous_label_does_not_resume_it() {
     assert!(!c.resumed(), "a fresh entry, not the anonymous one");
 }
 
+/// A producer that never blocks (`try_publish` / `try_publish_batch` / `try_claim_batch` in a
+/// loop, as the framed and typed `try_publish` do) gets past a dead anonymous consumer too.
+/// Before, only a blocking wait freed its entry and such a loop stayed full for ever (found by
+/// the public-API simulation, seed 0x295 of `dst api run`: a typed producer's `try_publish`
+/// loop).
+#[test]
+fn a_producer_that_only_tries_gets_past_a_dead_anonymous_consumer() {
+    let b = SimBackend::new_world();
+    let mut p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let anon_proc = b.sibling();
+    let anon = builder(&anon_proc, 4).build_consumer().unwrap();
+    for i in 0..4 {
+        p.publish(|e| *e = i);
+    }
+    std::mem::forget(anon);
+    anon_proc.kill();
+    let tries = |p: &mut Producer<u64, SimBackend>,
+                 f: &dyn Fn(&mut Producer<u64, SimBackend>) -> bool| {
+        (0..1000).position(|_| f(p))
+    };
+    let published = tries(&mut p, &|p| p.try_publish(|e| *e = 4).is_ok());
+    assert!(published.is_some(), "try_publish stayed full");
+    assert_eq!(p.consumers(), vec![]);
+    // The same through the batch flavours, with a fresh dead anonymous consumer each time.
+    for batch in [false, true] {
+        let proc_ = b.sibling();
+        let anon = builder(&proc_, 4).build_consumer().unwrap();
+        while p.try_publish(|e| *e = 0).is_ok() {}
+        std::mem::forget(anon);
+        proc_.kill();
+        let ok = if batch {
+            tries(&mut p, &|p| p.try_publish_batch(2, |_, e| *e = 0).is_ok())
+        } else {
+            tries(&mut p, &|p| {
+                p.try_claim_batch(2).map(|c| c.commit()).is_ok()
+            })
+        };
+        assert!(ok.is_some(), "batch={batch}: stayed full");
+    }
+}
+
+/// Nobody can resume an anonymous consumer, so keeping its registration must not leave a
+/// reservation behind: before, the entry became a `RESERVED` entry no id could claim and the
+/// reaper never frees, gating the producer for ever (found by the public-API simulation, seed
+/// 0x9f of `dst api run`, once anonymous consumers churned there).
+#[test]
+fn an_anonymous_consumer_that_keeps_its_registration_is_freed_all_the_same() {
+    let b = SimBackend::new_world();
+    let mut p = builder(&b, 4).build_producer(|| 0).unwrap();
+    let mut anon = builder(&b.sibling(), 4).build_consumer().unwrap();
+    for i in 0..4 {
+        p.publish(|e| *e = i);
+    }
+    anon.keep_registration_on_drop();
+    drop(anon);
+    assert_eq!(p.consumers(), vec![], "no entry left behind");
+    assert_eq!(
+        p.publish_timeout(Duration::from_millis(5), |e| *e = 4)
+            .unwrap(),
+        4
+    );
+}
+
 /// A consumer whose pid means nothing here (another PID namespace, a reused pid, no `/proc`)
 /// but whose process lives keeps its id: death is the kernel's lock, not a pid lookup. Before
 /// entry lock slots this took the live entry over (`resumed() == true`: two readers on one

@@ -17,7 +17,10 @@
 //!   container keeps its id: `ConsumerIdInUse`);
 //! * a dead holder of the registry lock is detected by its free slot, not by its pid;
 //! * an anonymous consumer (no id, nobody can rejoin it) whose slot is free stops gating: the
-//!   producer frees its entry when it finds the ring full ([`reap_dead_anonymous`]).
+//!   producer frees its entry when it finds the ring full ([`reap_dead_anonymous`]: in a
+//!   blocking wait past its spin phase, and once in a while when a non-blocking call returns
+//!   `RingBufferFull`, so a producer that only tries gets past it too); it never keeps a
+//!   reservation either (`detach` frees it whatever `keep_registration_on_drop` said).
 //!
 //! Whoever touches an attached entry's slot does so under the registry lock (registration,
 //! detach, reaping), so a registrant never sees a live consumer's entry half-written.
@@ -553,7 +556,8 @@ fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
 const DETACH_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Frees a consumer's entry when it detaches normally (or turns it into a reservation for its
-/// id when `keep` is set), if it still owns it, then lets go of the entry's lock slot.
+/// id when `keep` is set and it has one: an anonymous entry is always freed), if it still owns
+/// it, then lets go of the entry's lock slot.
 ///
 /// Under the registry lock, so that no registrant sees the entry free while its slot is still
 /// held. If a live holder keeps the lock past [`DETACH_LOCK_TIMEOUT`] the consumer detaches
@@ -572,6 +576,9 @@ pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
     }
     let e = seg.entry(index);
     backend.sched_point(SchedPoint::EntryWrite, index as i64);
+    // Nobody can resume an anonymous consumer: a reservation of its label would gate the
+    // producer for ever (no id claims it, and the reaper frees attached entries only).
+    let keep = keep && e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS == 0;
     let to = if keep { ENTRY_RESERVED } else { ENTRY_FREE };
     if e.owner_token.load(Ordering::Relaxed) == token
         && e.incarnation.load(Ordering::Relaxed) == incarnation
@@ -588,17 +595,31 @@ pub(crate) fn detach<E: ShmEvent, B: RingBackend>(
 /// Frees the entries of anonymous consumers that are provably dead (their lock slot is free):
 /// nobody can rejoin them, so they would gate the producer for ever. Returns how many were
 /// freed. Cheap when there is nothing to do (a scan of the states, no syscall unless an
-/// attached anonymous entry exists); called by a producer that finds the ring full.
+/// attached anonymous entry exists); called by a producer that finds the ring full (each round
+/// of a blocking wait past its spin phase; every 64th `RingBufferFull` of the non-blocking
+/// calls).
 pub(crate) fn reap_dead_anonymous<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
 ) -> usize {
+    #[cfg(not(myelon_mutant = "reap_named"))]
     let attached_anonymous = |e: &ConsumerEntry| {
         matches!(
             e.state.load(Ordering::Acquire),
             ENTRY_ACTIVE | ENTRY_JOINING
         ) && e.flags.load(Ordering::Relaxed) & FLAG_ANONYMOUS != 0
     };
+    // Mutant: dead consumers with an id are freed too (their rejoin starts afresh, at the tail).
+    #[cfg(myelon_mutant = "reap_named")]
+    let attached_anonymous = |e: &ConsumerEntry| {
+        matches!(
+            e.state.load(Ordering::Acquire),
+            ENTRY_ACTIVE | ENTRY_JOINING
+        )
+    };
+    // Mutant: an attached anonymous entry is freed without its lock slot proving it dead.
+    #[cfg(myelon_mutant = "reap_live_anonymous")]
+    let holder_dead = |_: &Segment<E, B>, _: usize| true;
     let candidate = seg
         .entries()
         .enumerate()

@@ -26,6 +26,10 @@ use wait::{Deadline, NoDeadline};
 
 pub use crate::ring::builder::CoordinationMode;
 
+/// A non-blocking call that finds the ring full frees dead anonymous consumers' entries once in
+/// this many results (a blocking wait does it on every round past its spin phase).
+const TRY_FULLS_PER_REAP: u32 = 64;
+
 /// Ordering of the stamp store that publishes a slot. `Release` (pairs with the consumer's
 /// `Acquire` stamp load, I3); the `relaxed_stamp` mutant weakens it so loom and the DST harness
 /// can show that they catch the bug.
@@ -56,6 +60,8 @@ pub struct Producer<E: ShmEvent, B: RingBackend> {
     /// Whether `liveness` holds a sticky failure (read by every managed publish, so kept here
     /// rather than behind the box).
     liveness_failed: bool,
+    /// `RingBufferFull` results of the non-blocking calls so far (see `on_try_full`).
+    try_fulls: u32,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Producer<E, B> {
@@ -82,6 +88,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             capacity,
             liveness: None,
             liveness_failed: false,
+            try_fulls: 0,
         };
         p.refresh_limit();
         p
@@ -168,6 +175,22 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         self.seg.slot(s).stamp.store(s, STAMP_PUBLISH);
     }
 
+    /// A non-blocking call found no room: counts it, and every [`TRY_FULLS_PER_REAP`]-th time
+    /// frees the entries of dead anonymous consumers, so that a producer that only ever tries
+    /// (a `try_publish` loop, the framed and typed `try_publish`) gets past one too. Only
+    /// then does it probe anonymous entries' lock slots, which costs a system call each.
+    #[cold]
+    fn on_try_full(&mut self) {
+        crate::observability::record_full(self.seg.header());
+        self.try_fulls = self.try_fulls.wrapping_add(1);
+        // Mutant (with the one in `wait_for_space`): the producer never frees a dead anonymous
+        // consumer's entry, which then gates it for ever.
+        #[cfg(not(myelon_mutant = "reap_never"))]
+        if self.try_fulls % self.backend.spin_rounds(TRY_FULLS_PER_REAP).max(1) == 0 {
+            registry::reap_dead_anonymous(&self.seg, &self.backend);
+        }
+    }
+
     #[inline]
     pub(crate) fn announce(&mut self, last: i64) {
         self.backend.sched_point(SchedPoint::CursorAnnounce, last);
@@ -181,7 +204,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     #[inline]
     pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Result<Sequence, RingBufferFull> {
         let Some(s) = self.try_claim() else {
-            crate::observability::record_full(self.seg.header());
+            self.on_try_full();
             return Err(RingBufferFull);
         };
         self.write_and_stamp(s, f);
@@ -289,7 +312,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         #[cfg(not(myelon_mutant = "batch_one_past_limit"))]
         let room = self.has_room(count as i64);
         if !room {
-            crate::observability::record_full(self.seg.header());
+            self.on_try_full();
             return Err(RingBufferFull);
         }
         let last = self.next + count as i64 - 1;
@@ -313,7 +336,7 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             return Err(RingBufferFull);
         }
         if !self.has_room(count as i64) {
-            crate::observability::record_full(self.seg.header());
+            self.on_try_full();
             return Err(RingBufferFull);
         }
         Ok(BatchClaim::new(self, count))

@@ -146,7 +146,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
             idle = idle.saturating_add(1);
             let spin = self.backend.spin_rounds(SPACE_SPIN_ROUNDS);
             // Past the spin phase, on every round that yields or sleeps: a dead anonymous
-            // consumer may be what holds the ring full (nobody can rejoin it).
+            // consumer may be what holds the ring full (nobody can rejoin it). (Mutant
+            // `reap_never`: skipped, see `Producer::on_try_full`.)
+            #[cfg(not(myelon_mutant = "reap_never"))]
             if idle >= spin && registry::reap_dead_anonymous(&self.seg, &self.backend) > 0 {
                 continue;
             }
