@@ -475,7 +475,13 @@ impl Ledger {
 
     /// A consumer actor that had not attached yet crashed (it may have been inside `register`).
     pub fn crashed_attaching(&mut self) {
-        *self.attach_crashes.entry(self.gen).or_insert(0) += 1;
+        // It may have been attaching to any ring still under the name — the current one, or an
+        // older one whose producer died and whose segment is not reclaimed yet (found at seed
+        // 0x50823d7: a crash half-claimed a prefix slot of the dead ring while the ledger had
+        // moved on to the restarted one). Count it against every generation.
+        for g in 0..=self.gen {
+            *self.attach_crashes.entry(g).or_insert(0) += 1;
+        }
     }
 
     /// The actor of a live incarnation crashed or exited.
