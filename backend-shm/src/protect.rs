@@ -39,10 +39,9 @@ pub(crate) fn read_only(
             "range ends inside a page the mapping continues past",
         ));
     }
-    // SAFETY: `base + offset .. + rounded` lies inside this process's mapping (checked above:
-    // `end <= map_len`, and a mapping covers whole pages); mprotect only changes its
-    // permissions. No reference into it is invalidated: the caller promises that this process
-    // only reads these bytes from now on.
+    // The caller promises that this process only reads these bytes from now on.
+    // SAFETY: `base + offset .. + rounded` lies inside this process's mapping (`end <= map_len`;
+    // a mapping covers whole pages); mprotect only changes permissions, invalidating no reference.
     let rc = unsafe { libc::mprotect(base.as_ptr().add(offset).cast(), rounded, libc::PROT_READ) };
     if rc == 0 {
         Ok(())
