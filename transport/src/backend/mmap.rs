@@ -1,8 +1,6 @@
 //! `RingBackend` over memory-mapped files (`myelon-backend-mmap`).
 
-use super::shm::{
-    lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner, slot_error,
-};
+use super::shm::{lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner};
 use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_mmap::{self as plat, FileRegion};
@@ -91,35 +89,7 @@ unsafe impl Region for MmapRegion {
     fn owner(&self) -> Option<RegionOwner> {
         self.0.owner().ok().map(region_owner)
     }
-    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
-        self.0
-            .try_lock_slot(slot)
-            .map_err(|source| slot_error(&self.0.path().display().to_string(), source))
-    }
-    fn unlock_slot(&self, slot: u64) {
-        if let Err(e) = self.0.unlock_slot(slot) {
-            tracing::warn!(slot, error = %e, "releasing a lock slot failed");
-        }
-    }
-    fn slot_state(&self, slot: u64) -> ProcessState {
-        lock_probe(self.0.slot_held(slot))
-    }
-    fn prefault(&self, write: bool) -> Result<(), BackendError> {
-        self.0.prefault(write).map_err(|source| BackendError::Io {
-            op: "madvise(MADV_POPULATE)",
-            name: self.0.path().display().to_string(),
-            source,
-        })
-    }
-    fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
-        self.0
-            .protect_read_only(offset, len)
-            .map_err(|source| BackendError::Io {
-                op: "mprotect",
-                name: self.0.path().display().to_string(),
-                source,
-            })
-    }
+    super::shm::os_region_methods!(|r: &Self| r.0.path().display().to_string());
 }
 
 impl RingBackend for MmapBackend {

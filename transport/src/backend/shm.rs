@@ -62,43 +62,42 @@ unsafe impl Region for ShmRegion {
     fn owner(&self) -> Option<RegionOwner> {
         self.0.owner().ok().map(region_owner)
     }
-    fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
-        self.0
-            .try_lock_slot(slot)
-            .map_err(|source| slot_error(self.0.os_name(), source))
-    }
-    fn unlock_slot(&self, slot: u64) {
-        if let Err(e) = self.0.unlock_slot(slot) {
-            tracing::warn!(slot, error = %e, "releasing a lock slot failed");
-        }
-    }
-    fn slot_state(&self, slot: u64) -> ProcessState {
-        lock_probe(self.0.slot_held(slot))
-    }
-    fn prefault(&self, write: bool) -> Result<(), BackendError> {
-        self.0.prefault(write).map_err(|source| BackendError::Io {
-            op: "madvise(MADV_POPULATE)",
-            name: self.0.os_name().to_string(),
-            source,
-        })
-    }
-    fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
-        self.0
-            .protect_read_only(offset, len)
-            .map_err(|source| BackendError::Io {
-                op: "mprotect",
-                name: self.0.os_name().to_string(),
-                source,
-            })
-    }
+    os_region_methods!(|r: &Self| r.0.os_name().to_string());
 }
 
-pub(crate) fn slot_error(name: &str, source: std::io::Error) -> BackendError {
-    BackendError::Io {
-        op: "lock slot",
-        name: name.to_string(),
-        source,
-    }
+/// The methods of `Region` that SHM and mmap regions implement alike over their OS object
+/// (lock slots, prefault, read-only protection); `$name` gives the object's name for errors.
+macro_rules! os_region_methods {
+    ($name:expr) => {
+        fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError> {
+            self.0
+                .try_lock_slot(slot)
+                .map_err(|source| $crate::backend::shm::os_error("lock slot", ($name)(self), source))
+        }
+        fn unlock_slot(&self, slot: u64) {
+            if let Err(e) = self.0.unlock_slot(slot) {
+                tracing::warn!(slot, error = %e, "releasing a lock slot failed");
+            }
+        }
+        fn slot_state(&self, slot: u64) -> ProcessState {
+            $crate::backend::shm::lock_probe(self.0.slot_held(slot))
+        }
+        fn prefault(&self, write: bool) -> Result<(), BackendError> {
+            self.0.prefault(write).map_err(|source| {
+                $crate::backend::shm::os_error("madvise(MADV_POPULATE)", ($name)(self), source)
+            })
+        }
+        fn protect_read_only(&self, offset: usize, len: usize) -> Result<(), BackendError> {
+            self.0
+                .protect_read_only(offset, len)
+                .map_err(|source| $crate::backend::shm::os_error("mprotect", ($name)(self), source))
+        }
+    };
+}
+pub(crate) use os_region_methods;
+
+pub(crate) fn os_error(op: &'static str, name: String, source: std::io::Error) -> BackendError {
+    BackendError::Io { op, name, source }
 }
 
 pub(crate) fn region_owner(o: plat::ownership::ObjectOwner) -> RegionOwner {
