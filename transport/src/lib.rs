@@ -148,6 +148,7 @@ pub use ring::event::{type_fingerprint, ShmEvent};
 pub use ring::layout::{
     CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
 };
+pub use ring::multi::{MultiClaim, MultiProducer, MultiProducerBuilder, Sourced};
 pub use ring::pinning::{CONSUMER_CORE_ENV, PROCESS_CORE_ENV};
 pub use ring::producer::{BatchClaim, Producer};
 pub use ring::registry::ConsumerInfo;

@@ -608,7 +608,7 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 /// The name of a `myelon::backend::SchedPoint` code, for traces.
 pub fn point_name(code: u16) -> &'static str {
     use myelon::backend::SchedPoint as P;
-    const NAMES: [(P, &str); 17] = [
+    const NAMES: [(P, &str); 20] = [
         (P::SlotWrite, "slot-write"),
         (P::SlotStamp, "slot-stamp"),
         (P::CursorAnnounce, "announce"),
@@ -626,6 +626,9 @@ pub fn point_name(code: u16) -> &'static str {
         (P::SegmentInit, "segment-init"),
         (P::SegmentState, "segment-state"),
         (P::RegionOp, "region-op"),
+        (P::ClaimIntent, "claim-intent"),
+        (P::ClaimCas, "claim-cas"),
+        (P::HoleCheck, "hole-check"),
     ];
     NAMES
         .iter()

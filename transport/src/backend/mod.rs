@@ -281,6 +281,13 @@ pub enum SchedPoint {
     SegmentState,
     /// Backend: a region operation (create, open, remove, reclaim, list).
     RegionOp,
+    /// Multi-producer: store the claim intent in the producer's entry (data: first sequence).
+    ClaimIntent,
+    /// Multi-producer: compare-and-swap the claim cursor (data: first sequence).
+    ClaimCas,
+    /// Multi-producer consumer: decide whether an unpublished claimed slot is abandoned (data:
+    /// sequence).
+    HoleCheck,
 }
 
 /// Outcome of [`RingBackend::wait`]. Callers must re-check their condition in every case.

@@ -81,6 +81,18 @@ pub mod consumer_counter {
     pub const ALERTS: usize = 3;
     /// Liveness `Recovered` alerts for this consumer id.
     pub const RECOVERIES: usize = 4;
+    /// Multi-producer rings: slots this consumer skipped because their producer died before
+    /// publishing them or gave the claim up.
+    pub const ABANDONED_SLOTS: usize = 5;
+}
+
+/// Consumer: skipped one abandoned slot of a multi-producer ring.
+#[cold]
+pub(crate) fn record_abandoned(entry: &ConsumerEntry) {
+    if !ENABLED {
+        return;
+    }
+    entry.counters.values[consumer_counter::ABANDONED_SLOTS].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Producer: a publish found the ring full.

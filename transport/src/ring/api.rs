@@ -23,6 +23,25 @@ mod shm_api {
         SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
     }
 
+    /// One producer of a multi-producer ring in POSIX shared memory (`ring::multi`): the first
+    /// one built creates ring `segment` of `capacity` events, later ones attach to it. Its
+    /// consumers attach with [`attach_shared_multi_consumer`].
+    pub fn build_shared_multi_producer<E: ShmEvent>(
+        segment: &str,
+        capacity: usize,
+    ) -> crate::ring::multi::MultiProducerBuilder<E, ShmBackend> {
+        crate::ring::multi::MultiProducerBuilder::with_backend(ShmBackend, segment, capacity)
+    }
+
+    /// A consumer builder for a multi-producer ring of `E`: its consumer receives
+    /// [`crate::Sourced<E>`] (each event with the id of the producer that sent it).
+    pub fn attach_shared_multi_consumer<E: ShmEvent>(
+        segment: &str,
+        capacity: usize,
+    ) -> SharedDisruptorBuilder<crate::ring::multi::Sourced<E>, ShmBackend> {
+        SharedDisruptorBuilder::with_backend(ShmBackend, segment, capacity)
+    }
+
     /// Attach to an existing shared disruptor as a consumer: a builder whose `build_consumer`
     /// waits for ring `segment` to be ready and checks its type and capacity.
     pub fn attach_shared_consumer<E: ShmEvent>(
@@ -74,6 +93,23 @@ mod mmap_api {
         path: impl AsRef<Path>,
         capacity: usize,
     ) -> SharedDisruptorBuilder<E, MmapBackend> {
+        builder(path.as_ref(), capacity)
+    }
+
+    /// One producer of a multi-producer ring stored in the file at `path` (the first creates
+    /// it, mode 0600, never truncating an existing file; later ones attach).
+    pub fn build_mmap_multi_producer<E: ShmEvent>(
+        path: impl AsRef<Path>,
+        capacity: usize,
+    ) -> crate::ring::multi::MultiProducerBuilder<E, MmapBackend> {
+        crate::ring::multi::MultiProducerBuilder::from_inner(builder(path.as_ref(), capacity))
+    }
+
+    /// A consumer builder for the multi-producer ring stored in the file at `path`.
+    pub fn attach_mmap_multi_consumer<E: ShmEvent>(
+        path: impl AsRef<Path>,
+        capacity: usize,
+    ) -> SharedDisruptorBuilder<crate::ring::multi::Sourced<E>, MmapBackend> {
         builder(path.as_ref(), capacity)
     }
 

@@ -376,6 +376,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
                 owner_pid: pid,
                 owner_start_time: start_time,
                 owner_token: token,
+                ring_flags: 0,
             },
             factory,
         );
@@ -439,6 +440,152 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         );
         c.set_core(core);
         Ok(c)
+    }
+}
+
+impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sourced<X>, B> {
+    /// Builds one producer of a multi-producer ring (`ring::multi`): attaches to the ring if it
+    /// exists (checking owner, mode, layout, type and that it is a multi-producer ring), or
+    /// creates it (reserving the expected consumers, as `build_producer` does) if it does not,
+    /// or if the one there was closed (every producer detached). Two producers that race to
+    /// create it end with one creator and one attacher.
+    pub(crate) fn build_multi_producer(
+        self,
+        source: u64,
+        mut factory: impl FnMut() -> X,
+    ) -> MultiProcessResult<crate::ring::multi::MultiProducer<X, B>> {
+        use crate::ring::layout::RING_MULTI_PRODUCER;
+        use crate::ring::multi::{register_producer, MultiProducer, Sourced};
+        self.check_deferred()?;
+        if let Some(core) = self.producer_core()? {
+            pinning::pin(core)?;
+        }
+        let geom = self.geometry()?;
+        for id in self.expected_ids.iter().chain(self.consumer_id.iter()) {
+            registry::validate_id(id)?;
+        }
+        let attach = |region: B::Region| -> MultiProcessResult<MultiProducer<X, B>> {
+            self.check_owner(&region)?;
+            let seg = validate::<Sourced<X>, B>(region, &geom)?;
+            let flags = seg.header().ring_flags.load(Ordering::Relaxed);
+            if flags & RING_MULTI_PRODUCER == 0 {
+                return Err(MultiProcessError::LayoutMismatch {
+                    field: "ring_flags (a single-producer ring)",
+                    expected: u64::from(RING_MULTI_PRODUCER),
+                    found: u64::from(flags),
+                });
+            }
+            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
+            tracing::debug!(name = %self.name, source, index, "producer attached to a multi-producer ring");
+            Ok(MultiProducer::from_parts(
+                seg,
+                self.backend.clone(),
+                self.name.clone(),
+                index,
+                source,
+            ))
+        };
+        for _ in 0..8 {
+            match self.backend.open(&self.name) {
+                Ok(region) => match peek_state(&region) {
+                    Some((MAGIC, STATE_READY)) => match attach(region) {
+                        // Closed between our look and the registry lock: make a new one.
+                        Err(MultiProcessError::Closed) => {}
+                        r => return r,
+                    },
+                    Some((MAGIC, STATE_CLOSED)) => {}
+                    _ => {
+                        // Being created (or not ours, which `open_ready` reports).
+                        drop(region);
+                        let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
+                        if let Some((MAGIC, STATE_READY)) = peek_state(&region) {
+                            match attach(region) {
+                                Err(MultiProcessError::Closed) => {}
+                                r => return r,
+                            }
+                        }
+                    }
+                },
+                Err(BackendError::NotFound { .. }) => {}
+                Err(BackendError::Empty { .. }) => {
+                    let region = open_ready(&self.backend, &self.name, self.attach_timeout)?;
+                    if let Some((MAGIC, STATE_READY)) = peek_state(&region) {
+                        match attach(region) {
+                            Err(MultiProcessError::Closed) => {}
+                            r => return r,
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let region = match create_reclaiming(&self.backend, &self.name, geom.total_len) {
+                Ok(r) => r,
+                // Someone else created it (or a live producer keeps a closed one): look again.
+                Err(MultiProcessError::Backend(BackendError::AlreadyExists { .. })) => {
+                    self.backend.sleep(RECLAIM_RETRY);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let seg = Segment::<Sourced<X>, B>::new(region, geom).map_err(|_| {
+                MultiProcessError::Corrupt {
+                    what: "created region smaller than requested",
+                    value: geom.total_len as i64,
+                }
+            })?;
+            let (pid, start_time) = self.backend.process_identity();
+            self.backend.sched_point(SchedPoint::SegmentInit, 0);
+            seg.initialise(
+                &HeaderInit {
+                    fingerprint: type_fingerprint::<Sourced<X>>(),
+                    epoch: new_epoch(&self.backend, &self.name),
+                    owner_pid: pid,
+                    owner_start_time: start_time,
+                    owner_token: self.backend.process_token(),
+                    ring_flags: RING_MULTI_PRODUCER,
+                },
+                || Sourced {
+                    source: 0,
+                    event: factory(),
+                },
+            );
+            seg.region().finish(self.create_mode())?;
+            let mut expected = self.expected_ids.clone();
+            refuse_duplicates(&expected)?;
+            if let Some(id) = &self.consumer_id {
+                if !expected.contains(id) {
+                    expected.push(id.clone());
+                }
+            }
+            let coordination = self.effective_coordination(&expected);
+            if coordination != CoordinationMode::Immediate {
+                let prefix = self
+                    .prefix
+                    .as_ref()
+                    .filter(|(n, _)| *n > 0)
+                    .map(|(n, p)| (*n, p.as_str()));
+                registry::reserve(&seg, &expected, prefix)?;
+            }
+            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
+            self.backend.sched_point(SchedPoint::SegmentState, 0);
+            seg.header().state.store(STATE_READY, Ordering::Release);
+            tracing::debug!(name = %self.name, source, "multi-producer ring created");
+            let producer = MultiProducer::from_parts(
+                seg,
+                self.backend.clone(),
+                self.name.clone(),
+                index,
+                source,
+            );
+            if coordination == CoordinationMode::WaitForConsumers {
+                producer.wait_for_consumers(self.coordination_timeout)?;
+            }
+            return Ok(producer);
+        }
+        Err(BackendError::AlreadyExists {
+            name: self.name.clone(),
+        }
+        .into())
     }
 }
 

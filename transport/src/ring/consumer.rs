@@ -9,7 +9,7 @@ use crate::backend::{ProcessState, Region, RingBackend, SchedPoint};
 pub use crate::ring::auto::AutoConsumer;
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
-use crate::ring::layout::{Segment, STATE_CLOSED};
+use crate::ring::layout::{skip_stamp, Segment, STATE_CLOSED};
 use crate::ring::registry::{self, Registration};
 use crate::ring::sync::Ordering;
 use crate::ring::wait::{notify_now, AutoWaitStrategy, Idle};
@@ -50,7 +50,12 @@ pub struct Consumer<E: ShmEvent, B: RingBackend> {
     /// The core the builder pinned this consumer's thread to (an `AutoConsumer` pins its own).
     core: Option<usize>,
     /// Set once the producer was seen dead: from then on every empty poll reports it at once.
+    /// (Single-producer rings only: a multi-producer ring may get a new producer.)
     producer_dead: bool,
+    /// A multi-producer ring (`ring::multi`): skip markers and abandoned claims are skipped.
+    multi: bool,
+    /// Slots skipped so far (multi-producer rings; see [`Consumer::abandoned_slots`]).
+    abandoned: u64,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for Consumer<E, B> {
@@ -149,7 +154,10 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             detach_on_drop: true,
             producer_dead: false,
             core: None,
+            multi: false,
+            abandoned: 0,
         };
+        c.multi = c.seg.is_multi_producer();
         c.set_wait_strategy(strategy);
         c
     }
@@ -186,14 +194,18 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         self.strategy
     }
 
-    /// Step: is the next event there?
+    /// Step: is the next event there? (On a multi-producer ring, skip markers on the way are
+    /// skipped first.)
     #[inline]
-    fn poll(&self) -> MultiProcessResult<Poll> {
+    fn poll(&mut self) -> MultiProcessResult<Poll> {
         self.backend.sched_point(SchedPoint::StampLoad, self.next);
         let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
         if stamp == self.next {
             Ok(Poll::Ready)
         } else if stamp < self.next {
+            if self.multi && stamp == skip_stamp(self.next) {
+                return self.skip_markers();
+            }
             Ok(Poll::Empty)
         } else {
             Err(MultiProcessError::Corrupt {
@@ -201,6 +213,86 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
                 value: stamp,
             })
         }
+    }
+
+    /// Skips the skip markers from `next` on (claims their producers gave up), then polls.
+    #[cold]
+    fn skip_markers(&mut self) -> MultiProcessResult<Poll> {
+        loop {
+            self.skip_one();
+            self.backend.sched_point(SchedPoint::StampLoad, self.next);
+            let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
+            if stamp == self.next {
+                return Ok(Poll::Ready);
+            }
+            if stamp > self.next {
+                return Err(MultiProcessError::Corrupt {
+                    what: "slot stamp ahead of a gating consumer",
+                    value: stamp,
+                });
+            }
+            if stamp != skip_stamp(self.next) {
+                return Ok(Poll::Empty);
+            }
+        }
+    }
+
+    /// Skips the slot of `next` (a skip marker or an abandoned claim): releases it, counts it.
+    fn skip_one(&mut self) {
+        crate::observability::record_abandoned(self.seg.entry(self.reg.index));
+        self.abandoned += 1;
+        tracing::trace!(ring = %self.name, seq = self.next, "skipped an abandoned slot");
+        self.release(self.next);
+    }
+
+    /// Multi-producer rings, on the empty path: while `next` is claimed but unpublished and no
+    /// live producer can still publish it, skips it (see `ring::multi`, "Holes"). Returns
+    /// whether some producer is attached and alive, or a claim is in progress.
+    #[cold]
+    fn skip_abandoned(&mut self) -> MultiProcessResult<bool> {
+        loop {
+            self.backend.sched_point(SchedPoint::HoleCheck, self.next);
+            let h = self.seg.header();
+            let claimed = h.producer.value.load(Ordering::SeqCst);
+            let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
+            if stamp == self.next {
+                return Ok(true);
+            }
+            if stamp == skip_stamp(self.next) {
+                self.skip_one();
+                continue;
+            }
+            if stamp > self.next {
+                return Err(MultiProcessError::Corrupt {
+                    what: "slot stamp ahead of a gating consumer",
+                    value: stamp,
+                });
+            }
+            let (any_alive, covering) = crate::ring::multi::live_producers(&self.seg, self.next);
+            if self.next > claimed || covering {
+                // Not claimed yet, or a live producer may still publish it: wait.
+                return Ok(any_alive || covering);
+            }
+            // Claimed, unpublished, and every producer that could own it is dead (or gone):
+            // re-read the stamp (it may have been published just before its producer died).
+            self.backend.sched_point(SchedPoint::StampLoad, self.next);
+            if self.seg.slot(self.next).stamp.load(Ordering::Acquire) == self.next {
+                return Ok(true);
+            }
+            tracing::debug!(ring = %self.name, id = %self.id, seq = self.next, "skipping a slot whose producer died before publishing it");
+            self.skip_one();
+        }
+    }
+
+    /// Slots this consumer skipped (multi-producer rings): claims their producers gave up or
+    /// died before publishing. Always 0 on a single-producer ring.
+    pub fn abandoned_slots(&self) -> u64 {
+        self.abandoned
+    }
+
+    /// Whether this consumer reads a multi-producer ring.
+    pub fn is_multi_producer(&self) -> bool {
+        self.multi
     }
 
     /// Releases every sequence up to `seq` and advances.
@@ -246,6 +338,9 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     fn on_empty(&mut self, force_check: bool) -> MultiProcessResult<()> {
         self.backend.sched_point(SchedPoint::ProducerCheck, 0);
         let h = self.seg.header();
+        if self.multi {
+            return self.on_empty_multi(force_check);
+        }
         if h.state.load(Ordering::Acquire) == STATE_CLOSED {
             // Mutant: end of stream without draining what was published before CLOSED.
             #[cfg(myelon_mutant = "closed_before_drain")]
@@ -277,8 +372,40 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         Ok(())
     }
 
+    /// The empty path of a multi-producer ring: end of stream once the last producer closed and
+    /// everything claimed was read or skipped; `ProducerDead` while no producer is alive (not
+    /// sticky: a new producer may attach); abandoned claims skipped.
+    #[cold]
+    fn on_empty_multi(&mut self, force_check: bool) -> MultiProcessResult<()> {
+        let closed = self.seg.header().state.load(Ordering::Acquire) == STATE_CLOSED;
+        if !closed {
+            self.empty_polls = self.empty_polls.wrapping_add(1);
+            if !force_check && self.empty_polls % EMPTY_POLLS_PER_CHECK != 0 {
+                return Ok(());
+            }
+            let now = self.backend.now();
+            if now.saturating_sub(self.last_check) < self.producer_check_interval {
+                return Ok(());
+            }
+            self.last_check = now;
+        }
+        let alive = self.skip_abandoned()?;
+        if let Poll::Ready = self.poll()? {
+            return Ok(());
+        }
+        if closed {
+            // Every producer detached: whatever is still unpublished below the claim cursor
+            // was abandoned, and `skip_abandoned` skipped it.
+            return Err(MultiProcessError::Closed);
+        }
+        if !alive {
+            return Err(MultiProcessError::ProducerDead);
+        }
+        Ok(())
+    }
+
     /// After the producer died: events it published before dying are still delivered.
-    fn dead_unless_ready(&self) -> MultiProcessResult<()> {
+    fn dead_unless_ready(&mut self) -> MultiProcessResult<()> {
         match self.poll()? {
             Poll::Ready => Ok(()),
             Poll::Empty => Err(MultiProcessError::ProducerDead),
@@ -363,7 +490,10 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
                 &self.backend,
                 &self.seg.header().consumer_wake,
                 max,
-                || slot.stamp.load(Ordering::Acquire) >= next,
+                || {
+                    let s = slot.stamp.load(Ordering::Acquire);
+                    s >= next || s == skip_stamp(next)
+                },
             );
         }
     }
@@ -387,7 +517,9 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     #[cfg(feature = "tokio")]
     pub(crate) fn ready_or_closed(&self) -> bool {
         self.backend.sched_point(SchedPoint::StampLoad, self.next);
-        self.seg.slot(self.next).stamp.load(Ordering::Acquire) >= self.next
+        let s = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
+        s >= self.next
+            || s == skip_stamp(self.next)
             || self.seg.header().state.load(Ordering::Acquire) == STATE_CLOSED
     }
 
@@ -457,11 +589,11 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         if max == 0 {
             return Ok(0);
         }
-        let first = self.next;
         if let Poll::Empty = self.poll()? {
             self.on_empty(false)?;
             return Ok(0);
         }
+        let first = self.next;
         let mut n = 0usize;
         let mut seq = first;
         loop {

@@ -109,6 +109,16 @@ pub enum MultiProcessError {
         /// Table size.
         max: usize,
     },
+    /// Multi-producer ring: a live producer already uses this producer id.
+    ProducerIdInUse {
+        /// The id.
+        source: u64,
+    },
+    /// Multi-producer ring: the producer table is full (of live producers).
+    TooManyProducers {
+        /// Table size.
+        max: usize,
+    },
     /// The producer is gone without closing the stream (it crashed or was killed).
     ProducerDead,
     /// The producer closed the stream and every event has been consumed.
@@ -207,6 +217,15 @@ impl fmt::Display for MultiProcessError {
             } => write!(f, "header field {field} is {found}, expected {expected}"),
             E::Corrupt { what, value } => write!(f, "corrupt shared state: {what} = {value}"),
             E::ConsumerIdInUse { id } => write!(f, "consumer id {id:?} is held by a live consumer"),
+            E::ProducerIdInUse { source } => {
+                write!(
+                    f,
+                    "producer id {source} is used by a live producer of this ring"
+                )
+            }
+            E::TooManyProducers { max } => {
+                write!(f, "the producer table is full ({max} live producers)")
+            }
             E::TooManyConsumers { max } => write!(f, "consumer table full ({max} entries)"),
             E::ProducerDead => write!(f, "the producer died without closing the stream"),
             E::Closed => write!(f, "the producer closed the stream"),

@@ -9,6 +9,7 @@
 //! offset 768    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 384 bytes each: the cursor alone on
 //!                                 the first 128-byte line, id/owner/state on the second,
 //!                                 counters on the third
+//! 6912          ProducerEntry[8]  multi-producer rings only (128 bytes each; unused otherwise)
 //! slots_offset  (page aligned) Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
 //! ```
 //!
@@ -78,6 +79,35 @@ pub(crate) const ENTRY_JOINING: u32 = 4;
 /// so once its holder is provably dead the entry stops gating (`registry::reap_dead_anonymous`).
 pub(crate) const FLAG_ANONYMOUS: u32 = 1;
 
+/// Ring flag (header `ring_flags`): a multi-producer ring (`ring::multi`). Its header cursor is
+/// the claim cursor, its producers are listed in the producer table, and consumers skip the
+/// slots of claims whose producer died or gave up.
+pub(crate) const RING_MULTI_PRODUCER: u32 = 1;
+
+/// Entries in the producer table of a multi-producer ring. The table lives in the padding
+/// between the consumer table and the page-aligned slots, so both kinds of ring have the same
+/// geometry.
+#[cfg(not(loom))]
+pub const MAX_PRODUCERS: usize = 8;
+#[cfg(loom)]
+pub const MAX_PRODUCERS: usize = 2;
+
+/// Producer entry state: unused.
+pub(crate) const PRODUCER_FREE: u32 = 0;
+/// Producer entry state: a producer is (or was, if its lock slot is free) attached.
+pub(crate) const PRODUCER_ACTIVE: u32 = 1;
+
+/// A producer entry's `intent` when it claims nothing.
+pub(crate) const NO_INTENT: i64 = i64::MAX;
+
+/// The stamp that marks slot `seq` as skipped (a claim given up by a live producer): never a
+/// sequence, never the initial `-1`, and below every sequence, so a consumer that does not look
+/// for it just sees "not published yet".
+#[inline]
+pub(crate) fn skip_stamp(seq: i64) -> i64 {
+    -2 - seq
+}
+
 /// The kernel-released lock slot ([`crate::backend::Region::try_lock_slot`]) of the registry
 /// lock: whoever holds the header's lock word holds it, so a word left set with this slot free
 /// belongs to a dead holder.
@@ -89,6 +119,13 @@ pub(crate) const REGISTRY_LOCK_SLOT: u64 = 0;
 #[inline]
 pub(crate) fn entry_lock_slot(index: usize) -> u64 {
     1 + index as u64
+}
+
+/// The lock slot of producer-table entry `index` (multi-producer rings): held by the attached
+/// producer's handle, so a free slot under an `ACTIVE` entry proves that producer is dead.
+#[inline]
+pub(crate) fn producer_lock_slot(index: usize) -> u64 {
+    1 + TABLE_ENTRIES as u64 + index as u64
 }
 
 /// A 128-byte line holding one cursor.
@@ -135,7 +172,8 @@ pub(crate) struct Header {
     pub(crate) total_len: AtomicU64,
     pub(crate) epoch: AtomicU64,
     pub(crate) owner_pid: AtomicU32,
-    pub(crate) reserved0: AtomicU32,
+    /// [`RING_MULTI_PRODUCER`] or 0 (former padding: single-producer rings hold 0 here).
+    pub(crate) ring_flags: AtomicU32,
     pub(crate) owner_start_time: AtomicU64,
     pub(crate) owner_token: AtomicU64,
     /// `STATE_INIT` → `STATE_READY` (written last, `Release`) → `STATE_CLOSED`.
@@ -182,6 +220,28 @@ pub(crate) struct ConsumerEntry {
     pub(crate) counters: CounterLine,
 }
 
+/// One producer-table entry of a multi-producer ring (one 128-byte line).
+#[repr(C, align(128))]
+pub(crate) struct ProducerEntry {
+    /// `PRODUCER_FREE` or `PRODUCER_ACTIVE`; written under the registry lock.
+    pub(crate) state: AtomicU32,
+    pub(crate) reserved: AtomicU32,
+    /// The id the producer chose (`Sourced::source` of its events).
+    pub(crate) source: AtomicU64,
+    /// Process token of the producer (display only; death is proven by its lock slot).
+    pub(crate) owner_token: AtomicU64,
+    /// First sequence of the claim this producer is making or holds unpublished, or
+    /// [`NO_INTENT`]. Stored before the claim's compare-and-swap and cleared after its stamps:
+    /// so every claimed, unpublished sequence `s` has a producer whose `intent <= s`.
+    pub(crate) intent: AtomicI64,
+    /// Events this producer published (observability).
+    pub(crate) published: AtomicU64,
+    /// Slots this producer claimed and gave up (`MultiClaim::abort`, a dropped claim).
+    pub(crate) skipped: AtomicU64,
+    /// Bumped at every attach to this entry.
+    pub(crate) incarnation: AtomicU64,
+}
+
 /// One ring slot: the stamp says which sequence the value holds.
 #[repr(C)]
 pub(crate) struct Slot<E> {
@@ -222,9 +282,32 @@ const _: () = {
     assert!(offset_of!(ConsumerEntry, flags) == 204);
     assert!(offset_of!(ConsumerEntry, counters) == 256);
     assert!(size_of::<ConsumerEntry>() == 384);
+    assert!(size_of::<ProducerEntry>() == 128);
+    assert!(
+        size_of::<Header>()
+            + TABLE_ENTRIES * size_of::<ConsumerEntry>()
+            + MAX_PRODUCERS * size_of::<ProducerEntry>()
+            <= 8192,
+        "the producer table must fit in the padding before the first slot"
+    );
     assert!(offset_of!(Slot<u64>, stamp) == 0);
     assert!(offset_of!(Slot<u64>, value) == 8);
 };
+
+impl ProducerEntry {
+    fn new() -> Self {
+        ProducerEntry {
+            state: AtomicU32::new(PRODUCER_FREE),
+            reserved: AtomicU32::new(0),
+            source: AtomicU64::new(0),
+            owner_token: AtomicU64::new(0),
+            intent: AtomicI64::new(NO_INTENT),
+            published: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            incarnation: AtomicU64::new(0),
+        }
+    }
+}
 
 impl CursorLine {
     pub(crate) fn new(v: i64) -> Self {
@@ -350,7 +433,9 @@ impl Geometry {
         let line = slot_align.max(64);
         let slot_stride = round_up(size_of::<Slot<E>>(), line).ok_or(GeometryError::TooLarge)?;
         let max_consumers = TABLE_ENTRIES;
-        let table_end = size_of::<Header>() + max_consumers * size_of::<ConsumerEntry>();
+        let table_end = size_of::<Header>()
+            + max_consumers * size_of::<ConsumerEntry>()
+            + MAX_PRODUCERS * size_of::<ProducerEntry>();
         // Page aligned, so that consumers can map the slots read-only (`Region::protect_read_only`)
         // while the header and table stay writable.
         let slots_offset = round_up(table_end, REGION_MIN_ALIGN).ok_or(GeometryError::TooLarge)?;
@@ -384,6 +469,8 @@ pub(crate) struct HeaderInit {
     pub(crate) owner_pid: u32,
     pub(crate) owner_start_time: u64,
     pub(crate) owner_token: u64,
+    /// [`RING_MULTI_PRODUCER`] or 0.
+    pub(crate) ring_flags: u32,
 }
 
 impl Header {
@@ -411,6 +498,7 @@ impl Header {
         self.owner_pid.store(init.owner_pid, r);
         self.owner_start_time.store(init.owner_start_time, r);
         self.owner_token.store(init.owner_token, r);
+        self.ring_flags.store(init.ring_flags, r);
         self.producer.value.store(-1, r);
     }
 
@@ -430,7 +518,7 @@ impl Header {
             total_len: AtomicU64::new(g.total_len as u64),
             epoch: AtomicU64::new(init.epoch),
             owner_pid: AtomicU32::new(init.owner_pid),
-            reserved0: AtomicU32::new(0),
+            ring_flags: AtomicU32::new(init.ring_flags),
             owner_start_time: AtomicU64::new(init.owner_start_time),
             owner_token: AtomicU64::new(init.owner_token),
             state: AtomicU32::new(STATE_INIT),
@@ -571,6 +659,12 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
             // SAFETY: I2 — entry `i < max_consumers` lies inside the table, aligned to 128.
             unsafe { p.write(ConsumerEntry::new()) };
         }
+        for i in 0..MAX_PRODUCERS {
+            let p = self.producer_entry_ptr(i);
+            // SAFETY: I2 — producer entry `i < MAX_PRODUCERS` lies between the consumer table
+            // and `slots_offset` (`Geometry::new` reserves it), aligned to 128.
+            unsafe { p.write(ProducerEntry::new()) };
+        }
         for i in 0..self.geom.capacity {
             let p = self.slot_ptr(i);
             // SAFETY: I2 — slot `i < capacity` lies inside the slot array, aligned to the
@@ -599,6 +693,27 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         let off = size_of::<Header>() + i * size_of::<ConsumerEntry>();
         // SAFETY: I2 — `off` < slots_offset <= total_len <= region length for i < max_consumers.
         unsafe { self.base.as_ptr().add(off) as *mut ConsumerEntry }
+    }
+
+    fn producer_entry_ptr(&self, i: usize) -> *mut ProducerEntry {
+        let off = size_of::<Header>()
+            + self.geom.max_consumers * size_of::<ConsumerEntry>()
+            + i * size_of::<ProducerEntry>();
+        // SAFETY: I2 — for i < MAX_PRODUCERS, `off + 128 <= slots_offset <= region length`.
+        unsafe { self.base.as_ptr().add(off) as *mut ProducerEntry }
+    }
+
+    /// Producer-table entry `i` (`i < MAX_PRODUCERS`; meaningful in multi-producer rings).
+    #[inline]
+    pub(crate) fn producer_entry(&self, i: usize) -> &ProducerEntry {
+        assert!(i < MAX_PRODUCERS, "producer index out of range");
+        // SAFETY: I2 + I4 — index checked above; the entry was initialised before READY.
+        unsafe { &*self.producer_entry_ptr(i) }
+    }
+
+    /// Whether this is a multi-producer ring (read once per handle; the flag never changes).
+    pub(crate) fn is_multi_producer(&self) -> bool {
+        self.header().ring_flags.load(Ordering::Relaxed) & RING_MULTI_PRODUCER != 0
     }
 
     fn slot_ptr(&self, i: usize) -> *mut Slot<E> {

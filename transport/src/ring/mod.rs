@@ -7,6 +7,7 @@
 //! | [`registry`] | the consumer table: register, rejoin, reserve, detach, the gating minimum |
 //! | [`producer`] | claim, write, stamp, announce; the one wait-for-space loop |
 //! | [`consumer`] | leases, batch consume, blocking receives, producer-death detection |
+//! | [`multi`] | many producers into one ring: claim cursor, producer table, holes |
 //! | [`builder`] | create / attach, coordination, attach checks, stale-segment reclaim |
 //! | [`wait`] | wait strategies and the futex doorbell |
 //! | [`sync`] | the only source of atomics (loom swaps them) |
@@ -19,6 +20,7 @@ pub mod consumer;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod layout;
+pub mod multi;
 pub(crate) mod pinning;
 pub mod producer;
 pub(crate) mod registry;

@@ -553,7 +553,7 @@ fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
 }
 
 /// How long a detach waits for the registry lock before it detaches without it.
-const DETACH_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const DETACH_LOCK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Frees a consumer's entry when it detaches normally (or turns it into a reservation for its
 /// id when `keep` is set and it has one: an anonymous entry is always freed), if it still owns

@@ -1,0 +1,747 @@
+//! Many producers into one ring (MPSC / MPMC): [`MultiProducer`].
+//!
+//! A multi-producer ring has the single-producer ring's layout (same geometry, same consumer
+//! table, same slots) with three differences, all flagged by `RING_MULTI_PRODUCER` in the header:
+//!
+//! * its slots hold [`Sourced<E>`]: the event plus the id of the producer that sent it;
+//! * the header cursor is the **claim cursor**: the last sequence some producer claimed (not
+//!   necessarily published yet). Producers claim a run of consecutive sequences with one
+//!   compare-and-swap on it, so every consumer sees one total order and each producer's events
+//!   keep their order; a claim of `n` slots is one unit (a framed message's frames never
+//!   interleave with another producer's);
+//! * a **producer table** (`MAX_PRODUCERS` entries, in the padding before the slots) lists the
+//!   attached producers, each with a kernel-released lock slot and a claim `intent`.
+//!
+//! Consumers are the ordinary [`crate::Consumer`] of `Sourced<E>`: a slot is there when its stamp
+//! says so, exactly as on a single-producer ring.
+//!
+//! # Claiming
+//!
+//! A producer reads the claim cursor `c`, checks its cached gating limit (rescanning the consumer
+//! table when needed), stores `intent = c + 1` in its entry (`SeqCst`), then compare-and-swaps
+//! the cursor from `c` to `c + n`. It writes the slots, stores their stamps (`Release`) and
+//! clears its intent. So at every instant, **every claimed but unpublished sequence `s` has an
+//! attached producer whose `intent <= s`**: its owner (the intent is stored before the swap that
+//! claims `s` and cleared only after `s` is stamped), and possibly producers whose swap failed
+//! (their stale intent is conservative: it only makes a consumer wait for them to retry).
+//!
+//! The gating scan is the single-producer one (`registry::gating_minimum`) with the claim
+//! cursor as "published", read with a read-modify-write before the scan's fence. That RMW is a
+//! modification of the cursor that a registering consumer's later read must see (or a later
+//! one), which is what the late-join argument in `registry.rs` needs of the announced cursor.
+//!
+//! # Holes
+//!
+//! A claimed slot that is never published is a hole. Two kinds, and consumers skip both, count
+//! them ([`crate::Consumer::abandoned_slots`], the `abandoned_slots` counter of `myelon stat`)
+//! and move on:
+//!
+//! * **given up** by a live producer ([`MultiClaim::abort`], a claim dropped unpublished): the
+//!   producer stamps each slot with a *skip marker* (`skip_stamp(s)`, a negative value that is
+//!   never a sequence), which consumers skip at once;
+//! * **abandoned** by a producer that died between its claim and its stamps. Nobody writes
+//!   anything: a consumer that waits on `s` checks, on its producer-check interval, whether `s`
+//!   is claimed (`s <=` the claim cursor) and whether any *live* producer has `intent <= s`.
+//!   None: the owner is dead (proven by the kernel: its lock slot is free), so `s` will never be
+//!   published and the consumer skips it — after re-reading the stamp, which the owner may have
+//!   stored just before dying. Every consumer reaches the same verdict on its own, so no writer
+//!   is needed and no slot is ever written by anyone but its claimer. A producer that is alive
+//!   but slow is waited for, however long.
+//!
+//! **Bound.** A consumer waiting on a hole whose producer died skips it at its next producer
+//! check: within `producer_check_interval` (default 50 ms) of the death, for a consumer that is
+//! blocked on it (a `try_*` loop checks every 1024 empty polls once the interval has passed).
+//! Producers gate only on consumers, so the ring moves again as soon as the consumers have.
+//!
+//! # End of stream
+//!
+//! A producer that detaches frees its entry; the last one to detach closes the ring (`Closed`
+//! for consumers once they read or skipped everything claimed). While no producer is alive and
+//! the ring is not closed, consumers get `ProducerDead` from their producer check — not sticky:
+//! a producer that attaches later continues the stream.
+
+use crate::backend::{ProcessState, Region, RingBackend, SchedPoint};
+use crate::ring::builder::SharedDisruptorBuilder;
+use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
+use crate::ring::event::ShmEvent;
+use crate::ring::layout::{
+    producer_lock_slot, skip_stamp, Segment, MAX_PRODUCERS, NO_INTENT, PRODUCER_ACTIVE,
+    PRODUCER_FREE, STATE_CLOSED,
+};
+use crate::ring::registry;
+use crate::ring::sync::{spin_hint, Ordering};
+use crate::ring::wait::{block_on, notify, notify_now};
+use crate::Sequence;
+use std::time::Duration;
+
+/// An event of a multi-producer ring: the id of the producer that published it
+/// ([`MultiProducer::source`]) and the event itself. Consumers of a multi-producer ring of `E`
+/// are consumers of `Sourced<E>` ([`crate::attach_shared_multi_consumer`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sourced<E> {
+    /// The publishing producer's id (chosen by it: `with_source_id`).
+    pub source: u64,
+    /// The event.
+    pub event: E,
+}
+
+// SAFETY: `repr(C)` of a `u64` and an `E: ShmEvent`: every bit pattern of both fields is valid,
+// there are no pointers, and the padding (if `E` is more aligned than 8) is never read as a
+// value. `Copy + Send + Sync + 'static` follow from `E`'s.
+unsafe impl<E: ShmEvent> ShmEvent for Sourced<E> {}
+
+/// Producer-id value reserved by the ring (never a producer's id).
+pub const RESERVED_SOURCE: u64 = u64::MAX;
+
+/// How long a blocking claim sleeps at most between two looks at the ring (it is woken by
+/// consumer releases before that).
+const BLOCK_SLICE: Duration = Duration::from_millis(1);
+
+/// Spins before a blocking claim starts to sleep.
+const SPINS_BEFORE_SLEEP: u32 = 256;
+
+/// Whether some attached producer is alive, and whether a live one may still publish `seq`
+/// (its `intent <= seq`). Probes the lock slot of each `ACTIVE` entry (one system call each on
+/// SHM and mmap): the consumer's cold path only.
+pub(crate) fn live_producers<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    seq: i64,
+) -> (bool, bool) {
+    let mut any = false;
+    let mut covering = false;
+    for i in 0..MAX_PRODUCERS {
+        let p = seg.producer_entry(i);
+        if p.state.load(Ordering::SeqCst) != PRODUCER_ACTIVE {
+            continue;
+        }
+        // Read the intent before probing: a producer that dies after this load still counts
+        // as covering if its intent did, and one that is alive is asked again next time.
+        let intent = p.intent.load(Ordering::SeqCst);
+        if seg.region().slot_state(producer_lock_slot(i)) == ProcessState::Dead {
+            continue;
+        }
+        any = true;
+        if intent <= seq {
+            covering = true;
+        }
+    }
+    (any, covering)
+}
+
+/// One of several producers of a multi-producer ring. Build with
+/// [`crate::build_shared_multi_producer`] (or the mmap / simulator equivalents): the first
+/// producer creates the ring, later ones attach to it.
+pub struct MultiProducer<E: ShmEvent, B: RingBackend> {
+    seg: Segment<Sourced<E>, B>,
+    backend: B,
+    name: String,
+    index: usize,
+    source: u64,
+    capacity: i64,
+    /// Highest sequence claimable without rescanning the consumer table.
+    limit: i64,
+    /// Last sequence this producer published (-1: none).
+    last: i64,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for MultiProducer<E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiProducer")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("index", &self.index)
+            .field("backend", &self.backend.kind())
+            .finish()
+    }
+}
+
+/// Consecutive slots claimed by one producer of a multi-producer ring: write them with
+/// [`MultiClaim::slot_mut`], then [`commit`](MultiClaim::commit). Unlike a single-producer claim
+/// the sequences are taken once claimed: [`abort`](MultiClaim::abort) (or dropping the claim)
+/// stamps them as skipped, and consumers skip them.
+pub struct MultiClaim<'a, E: ShmEvent, B: RingBackend> {
+    producer: &'a mut MultiProducer<E, B>,
+    first: i64,
+    count: usize,
+    done: bool,
+}
+
+impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for MultiClaim<'_, E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiClaim")
+            .field("first", &self.first)
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> MultiClaim<'_, E, B> {
+    /// Number of claimed slots.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a claim covers at least one slot.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sequence of the first claimed slot.
+    pub fn first_sequence(&self) -> Sequence {
+        self.first
+    }
+
+    /// The `i`-th claimed event (`i < len()`), holding whatever it held a lap ago.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn slot_mut(&mut self, i: usize) -> &mut E {
+        assert!(i < self.count, "claim index {i} out of {}", self.count);
+        let seq = self.first + i as i64;
+        &mut self.producer.slot(seq).event
+    }
+
+    /// Publishes every claimed slot, in order; returns the last sequence.
+    pub fn commit(mut self) -> Sequence {
+        self.done = true;
+        let last = self.first + self.count as i64 - 1;
+        self.producer.publish_range(self.first, last);
+        last
+    }
+
+    /// Gives the claimed slots up: they are stamped as skipped, and consumers skip them.
+    pub fn abort(mut self) {
+        self.done = true;
+        self.producer.skip_range(self.first, self.count);
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> Drop for MultiClaim<'_, E, B> {
+    fn drop(&mut self) {
+        if !self.done && !self.producer.backend.process_killed() {
+            self.producer.skip_range(self.first, self.count);
+        }
+    }
+}
+
+impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
+    pub(crate) fn from_parts(
+        seg: Segment<Sourced<E>, B>,
+        backend: B,
+        name: String,
+        index: usize,
+        source: u64,
+    ) -> Self {
+        let capacity = seg.geometry().capacity as i64;
+        let mut p = MultiProducer {
+            seg,
+            backend,
+            name,
+            index,
+            source,
+            capacity,
+            limit: -1,
+            last: -1,
+        };
+        p.refresh_limit();
+        p
+    }
+
+    /// This producer's id: the `source` of every event it publishes.
+    pub fn source(&self) -> u64 {
+        self.source
+    }
+
+    /// The segment name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ring capacity in events.
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// Last sequence this producer published (-1: none yet).
+    pub fn last_published(&self) -> Sequence {
+        self.last
+    }
+
+    /// The ring's claim cursor: the last sequence any producer claimed.
+    pub fn claim_cursor(&self) -> Sequence {
+        self.seg.header().producer.value.load(Ordering::Acquire)
+    }
+
+    /// The ring's epoch (see [`crate::Consumer::ring_epoch`]).
+    pub fn ring_epoch(&self) -> u64 {
+        self.seg.header().epoch.load(Ordering::Relaxed)
+    }
+
+    /// The gating entries of the consumer table.
+    pub fn consumers(&self) -> Vec<registry::ConsumerInfo> {
+        registry::snapshot(&self.seg)
+    }
+
+    /// Rescans the consumer table. The claim cursor is read with a read-modify-write (a
+    /// modification in its order) before the scan's fence: see the module docs.
+    fn refresh_limit(&mut self) {
+        let c = self
+            .seg
+            .header()
+            .producer
+            .value
+            .fetch_add(0, Ordering::SeqCst);
+        self.limit = registry::gating_minimum(&self.seg, &self.backend, c) + self.capacity;
+    }
+
+    /// Tries once to claim `n` (1..=capacity) consecutive slots. `Ok(None)`: not enough room.
+    fn try_claim(&mut self, n: i64) -> MultiProcessResult<Option<i64>> {
+        debug_assert!(n >= 1 && n <= self.capacity);
+        let mut rescanned = false;
+        loop {
+            let entry = self.seg.producer_entry(self.index);
+            let cursor = &self.seg.header().producer.value;
+            let c = cursor.load(Ordering::Acquire);
+            // A cursor below -1, or so high that the claim would overflow, is not ours.
+            if c < -1 || c > i64::MAX - 2 * self.capacity - 2 {
+                return Err(MultiProcessError::Corrupt {
+                    what: "claim cursor",
+                    value: c,
+                });
+            }
+            let last = c + n;
+            if last > self.limit {
+                if rescanned {
+                    entry.intent.store(NO_INTENT, Ordering::SeqCst);
+                    return Ok(None);
+                }
+                self.refresh_limit();
+                rescanned = true;
+                continue;
+            }
+            self.backend.sched_point(SchedPoint::ClaimIntent, c + 1);
+            entry.intent.store(c + 1, Ordering::SeqCst);
+            self.backend.sched_point(SchedPoint::ClaimCas, c + 1);
+            if cursor
+                .compare_exchange(c, last, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Some(c + 1));
+            }
+            spin_hint();
+        }
+    }
+
+    /// Claims `n` slots, waiting (spinning, then sleeping on the producer wake line) while the
+    /// ring is full, at most until `deadline` (`None`: no bound).
+    fn claim_waiting(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
+        if let Some(s) = self.try_claim(n)? {
+            return Ok(s);
+        }
+        let start = self.backend.now();
+        crate::observability::record_full(self.seg.header());
+        let mut spins = 0u32;
+        loop {
+            if let Some(s) = self.try_claim(n)? {
+                crate::observability::record_wait(
+                    self.seg.header(),
+                    self.backend.now().saturating_sub(start),
+                );
+                return Ok(s);
+            }
+            let waited = self.backend.now().saturating_sub(start);
+            if let Some(t) = timeout {
+                if waited >= t {
+                    return Err(MultiProcessError::Timeout {
+                        op: "multi-producer claim",
+                        waited,
+                    });
+                }
+            }
+            spins += 1;
+            if spins < self.backend.spin_rounds(SPINS_BEFORE_SLEEP) {
+                spin_hint();
+                continue;
+            }
+            // Dead anonymous consumers stop gating (as for the single producer).
+            registry::reap_dead_anonymous(&self.seg, &self.backend);
+            let slice = match timeout {
+                Some(t) => (t - waited).min(BLOCK_SLICE),
+                None => BLOCK_SLICE,
+            };
+            let line = &self.seg.header().producer_wake;
+            let cursor = &self.seg.header().producer.value;
+            let limit_now = self.limit;
+            // Woken by a consumer release; the re-check is "the table may have moved", which
+            // only a rescan can tell, so it is the timeout slice that bounds a missed wake.
+            block_on(&self.backend, line, slice, || {
+                cursor.load(Ordering::Acquire) + n <= limit_now
+            });
+            self.refresh_limit();
+        }
+    }
+
+    /// The `Sourced` slot of claimed sequence `seq`.
+    fn slot(&mut self, seq: i64) -> &mut Sourced<E> {
+        self.backend.sched_point(SchedPoint::SlotWrite, seq);
+        let slot = self.seg.slot(seq);
+        slot.value.with_mut(|p| {
+            // SAFETY: I3 — `seq` lies in a range this producer claimed with the claim cursor's
+            // compare-and-swap (no other producer can claim it) and below the gating limit, so
+            // every gating consumer released its previous occupant; it is unpublished, so no
+            // consumer reads it; `&mut self` makes this the only reference handed out.
+            unsafe { &mut *p }
+        })
+    }
+
+    /// Stamps `first..=last` (claimed by this producer and written), clears the intent, wakes
+    /// sleeping consumers.
+    fn publish_range(&mut self, first: i64, last: i64) {
+        for seq in first..=last {
+            self.slot(seq).source = self.source;
+        }
+        for seq in first..=last {
+            self.backend.sched_point(SchedPoint::SlotStamp, seq);
+            // Pairs with the consumer's `Acquire` load of the stamp (I3).
+            self.seg.slot(seq).stamp.store(seq, Ordering::Release);
+        }
+        let entry = self.seg.producer_entry(self.index);
+        entry.intent.store(NO_INTENT, Ordering::SeqCst);
+        entry
+            .published
+            .fetch_add((last - first + 1) as u64, Ordering::Relaxed);
+        self.last = last;
+        notify(&self.backend, &self.seg.header().consumer_wake);
+    }
+
+    /// Stamps `count` claimed slots from `first` as skipped and clears the intent.
+    fn skip_range(&mut self, first: i64, count: usize) {
+        for seq in first..first + count as i64 {
+            self.backend.sched_point(SchedPoint::SlotStamp, seq);
+            self.seg
+                .slot(seq)
+                .stamp
+                .store(skip_stamp(seq), Ordering::Release);
+        }
+        let entry = self.seg.producer_entry(self.index);
+        entry.intent.store(NO_INTENT, Ordering::SeqCst);
+        entry.skipped.fetch_add(count as u64, Ordering::Relaxed);
+        notify_now(&self.backend, &self.seg.header().consumer_wake);
+    }
+
+    fn check_count(&self, count: usize) -> MultiProcessResult<i64> {
+        if count == 0 || count as i64 > self.capacity {
+            return Err(MultiProcessError::InvalidConfig {
+                reason: "a claim must cover between 1 and capacity slots",
+            });
+        }
+        Ok(count as i64)
+    }
+
+    /// Publishes one event written in place by `f`, if a slot is free.
+    pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Result<Sequence, RingBufferFull> {
+        match self.try_claim(1) {
+            Ok(Some(s)) => {
+                f(&mut self.slot(s).event);
+                self.publish_range(s, s);
+                Ok(s)
+            }
+            _ => {
+                crate::observability::record_full(self.seg.header());
+                Err(RingBufferFull)
+            }
+        }
+    }
+
+    /// Publishes one event written in place by `f`, waiting for space as long as it takes
+    /// (strict broadcast). A corrupt claim cursor is an error.
+    pub fn publish<F: FnOnce(&mut E)>(&mut self, f: F) -> MultiProcessResult<Sequence> {
+        let s = self.claim_waiting(1, None)?;
+        f(&mut self.slot(s).event);
+        self.publish_range(s, s);
+        Ok(s)
+    }
+
+    /// [`Self::publish`] waiting at most `timeout` for space (`Duration::MAX`: no bound).
+    pub fn publish_timeout<F: FnOnce(&mut E)>(
+        &mut self,
+        timeout: Duration,
+        f: F,
+    ) -> MultiProcessResult<Sequence> {
+        let t = (timeout != Duration::MAX).then_some(timeout);
+        let s = self.claim_waiting(1, t)?;
+        f(&mut self.slot(s).event);
+        self.publish_range(s, s);
+        Ok(s)
+    }
+
+    /// Claims `count` consecutive slots (one unit: no other producer's event lands between
+    /// them) if they are free. `Ok(None)`: not enough room.
+    pub fn try_claim_batch(
+        &mut self,
+        count: usize,
+    ) -> MultiProcessResult<Option<MultiClaim<'_, E, B>>> {
+        let n = self.check_count(count)?;
+        match self.try_claim(n)? {
+            Some(first) => Ok(Some(MultiClaim {
+                producer: self,
+                first,
+                count,
+                done: false,
+            })),
+            None => {
+                crate::observability::record_full(self.seg.header());
+                Ok(None)
+            }
+        }
+    }
+
+    /// Claims `count` consecutive slots, waiting at most `timeout` (`None`: no bound) for room.
+    pub fn claim_batch(
+        &mut self,
+        count: usize,
+        timeout: Option<Duration>,
+    ) -> MultiProcessResult<MultiClaim<'_, E, B>> {
+        let n = self.check_count(count)?;
+        let t = timeout.filter(|t| *t != Duration::MAX);
+        let first = self.claim_waiting(n, t)?;
+        Ok(MultiClaim {
+            producer: self,
+            first,
+            count,
+            done: false,
+        })
+    }
+
+    /// Publishes `count` events as one unit, `f(i, event)` writing the `i`-th, waiting for room
+    /// as long as it takes. Returns the last sequence.
+    pub fn publish_batch<F: FnMut(usize, &mut E)>(
+        &mut self,
+        count: usize,
+        mut f: F,
+    ) -> MultiProcessResult<Sequence> {
+        let mut claim = self.claim_batch(count, None)?;
+        for i in 0..count {
+            f(i, claim.slot_mut(i));
+        }
+        Ok(claim.commit())
+    }
+
+    /// Blocks until every reserved consumer (explicit id or discovery prefix) has attached.
+    pub fn wait_for_consumers(&self, timeout: Duration) -> MultiProcessResult<()> {
+        let start = self.backend.now();
+        loop {
+            let missing = registry::unclaimed(&self.seg);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let waited = self.backend.now().saturating_sub(start);
+            if waited >= timeout {
+                return Err(MultiProcessError::ConsumersNotAttached { missing, waited });
+            }
+            self.backend
+                .sleep(crate::ring::wait::default_discovery_poll_duration().min(timeout - waited));
+        }
+    }
+
+    /// Detaches this producer; the last producer to detach closes the ring. Equivalent to
+    /// dropping it.
+    pub fn close(self) {}
+}
+
+impl<E: ShmEvent, B: RingBackend> Drop for MultiProducer<E, B> {
+    fn drop(&mut self) {
+        // A killed (simulated) process runs no more code: its entry stays, as after SIGKILL.
+        if self.backend.process_killed() {
+            return;
+        }
+        let closed = detach_producer(&self.seg, &self.backend, self.index);
+        if closed {
+            let h = self.seg.header();
+            h.consumer_wake.seq.fetch_add(1, Ordering::Release);
+            self.backend.wake_all(&h.consumer_wake.seq);
+        }
+        tracing::debug!(name = %self.name, source = self.source, closed, "producer detached");
+    }
+}
+
+/// Registers a producer with id `source` in the producer table (under the registry lock):
+/// a free entry, or the entry of a producer that is provably dead. Its lock slot is taken first.
+pub(crate) fn register_producer<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    source: u64,
+    lock_timeout: Duration,
+) -> MultiProcessResult<usize> {
+    if source == RESERVED_SOURCE {
+        return Err(MultiProcessError::InvalidConfig {
+            reason: "the producer id u64::MAX is reserved",
+        });
+    }
+    let _guard = registry::lock(seg, backend, lock_timeout)?;
+    if seg.header().state.load(Ordering::Acquire) == STATE_CLOSED {
+        return Err(MultiProcessError::Closed);
+    }
+    let token = backend.process_token();
+    let mut candidate = None;
+    for i in 0..MAX_PRODUCERS {
+        let p = seg.producer_entry(i);
+        let st = p.state.load(Ordering::Acquire);
+        let alive = st == PRODUCER_ACTIVE
+            && seg.region().slot_state(producer_lock_slot(i)) != ProcessState::Dead;
+        if alive && p.source.load(Ordering::Relaxed) == source {
+            return Err(MultiProcessError::ProducerIdInUse { source });
+        }
+        if !alive && candidate.is_none() {
+            candidate = Some(i);
+        }
+    }
+    let Some(i) = candidate else {
+        return Err(MultiProcessError::TooManyProducers { max: MAX_PRODUCERS });
+    };
+    match seg.region().try_lock_slot(producer_lock_slot(i)) {
+        Ok(true) => {}
+        Ok(false) => return Err(MultiProcessError::TooManyProducers { max: MAX_PRODUCERS }),
+        Err(e) => return Err(MultiProcessError::Backend(e)),
+    }
+    backend.sched_point(SchedPoint::EntryWrite, i as i64);
+    let p = seg.producer_entry(i);
+    // A dead producer's intent goes with its entry: consumers then find no live producer that
+    // may publish its hole, which is the same verdict.
+    p.intent.store(NO_INTENT, Ordering::SeqCst);
+    p.source.store(source, Ordering::Relaxed);
+    p.owner_token.store(token, Ordering::Relaxed);
+    p.published.store(0, Ordering::Relaxed);
+    p.skipped.store(0, Ordering::Relaxed);
+    p.incarnation.fetch_add(1, Ordering::Relaxed);
+    p.state.store(PRODUCER_ACTIVE, Ordering::SeqCst);
+    Ok(i)
+}
+
+/// Frees producer entry `index` (under the registry lock) and releases its lock slot. Returns
+/// whether this was the last live producer, in which case the ring is now closed.
+pub(crate) fn detach_producer<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    index: usize,
+) -> bool {
+    let guard = registry::lock(seg, backend, registry::DETACH_LOCK_TIMEOUT);
+    let p = seg.producer_entry(index);
+    if guard.is_err() {
+        // The entry stays ACTIVE; with its lock slot released below, every reader takes it for
+        // a dead producer's, which it now is as far as the ring is concerned.
+        tracing::warn!("registry lock busy: producer entry left for the dead-producer rules");
+        seg.region().unlock_slot(producer_lock_slot(index));
+        return false;
+    }
+    backend.sched_point(SchedPoint::EntryWrite, index as i64);
+    p.intent.store(NO_INTENT, Ordering::SeqCst);
+    p.state.store(PRODUCER_FREE, Ordering::SeqCst);
+    seg.region().unlock_slot(producer_lock_slot(index));
+    let others = (0..MAX_PRODUCERS).any(|i| {
+        i != index
+            && seg.producer_entry(i).state.load(Ordering::Acquire) == PRODUCER_ACTIVE
+            && seg.region().slot_state(producer_lock_slot(i)) != ProcessState::Dead
+    });
+    if !others {
+        backend.sched_point(SchedPoint::SegmentState, 0);
+        seg.header().state.store(STATE_CLOSED, Ordering::Release);
+    }
+    !others
+}
+
+/// Builder of one producer of a multi-producer ring: the first one built creates the ring, the
+/// next ones attach to it (see [`crate::build_shared_multi_producer`]).
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build"]
+pub struct MultiProducerBuilder<E, B: RingBackend> {
+    inner: SharedDisruptorBuilder<Sourced<E>, B>,
+    source: Option<u64>,
+}
+
+impl<E: ShmEvent, B: RingBackend> MultiProducerBuilder<E, B> {
+    /// A builder for ring `name` of `capacity` events on `backend`.
+    pub fn with_backend(backend: B, name: &str, capacity: usize) -> Self {
+        MultiProducerBuilder {
+            inner: SharedDisruptorBuilder::with_backend(backend, name, capacity),
+            source: None,
+        }
+    }
+
+    pub(crate) fn from_inner(inner: SharedDisruptorBuilder<Sourced<E>, B>) -> Self {
+        MultiProducerBuilder {
+            inner,
+            source: None,
+        }
+    }
+
+    /// This producer's id, carried by each of its events ([`Sourced::source`]); unique among
+    /// the ring's live producers (`ProducerIdInUse` otherwise). Default: derived from the
+    /// process id and a per-process counter. `u64::MAX` is reserved.
+    pub fn with_source_id(mut self, source: u64) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Expected consumer (reserved if this producer creates the ring; see
+    /// [`SharedDisruptorBuilder::with_consumer_id`]).
+    pub fn with_consumer_id(mut self, id: impl Into<String>) -> Self {
+        self.inner = self.inner.with_consumer_id(id);
+        self
+    }
+
+    /// Expected consumers (reserved if this producer creates the ring).
+    pub fn with_consumer_ids<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner = self.inner.with_consumer_ids(ids);
+        self
+    }
+
+    /// Coordination mode applied if this producer creates the ring.
+    pub fn with_coordination(mut self, mode: crate::CoordinationMode) -> Self {
+        self.inner = self.inner.with_coordination(mode);
+        self
+    }
+
+    /// How long to wait for a ring being created by another producer to become ready, and for
+    /// the registry lock.
+    pub fn with_attach_timeout(mut self, timeout: Duration) -> Self {
+        self.inner = self.inner.with_attach_timeout(timeout);
+        self
+    }
+
+    /// Cross-user setups (see [`SharedDisruptorBuilder::with_group_access`]).
+    pub fn with_group_access(mut self, group: bool) -> Self {
+        self.inner = self.inner.with_group_access(group);
+        self
+    }
+
+    /// Owner uids accepted besides this process's when attaching to an existing ring.
+    pub fn with_accepted_owners(mut self, uids: &[u32]) -> Self {
+        self.inner = self.inner.with_accepted_owners(uids);
+        self
+    }
+
+    /// Pins the building thread to `core` (see [`SharedDisruptorBuilder::with_process_core`]).
+    pub fn with_process_core(mut self, core: usize) -> Self {
+        self.inner = self.inner.with_process_core(core);
+        self
+    }
+
+    /// Creates or attaches; a created ring's slots start as `factory()`.
+    pub fn build(self, factory: impl FnMut() -> E) -> MultiProcessResult<MultiProducer<E, B>> {
+        let source = self.source.unwrap_or_else(default_source);
+        self.inner.build_multi_producer(source, factory)
+    }
+}
+
+#[allow(clippy::disallowed_types)] // a process-local counter
+fn default_source() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (u64::from(std::process::id()) << 24) | (n & 0xff_ffff)
+}
