@@ -108,7 +108,7 @@ cfg_not_loom! {
     pub use transport::{
         compact_session_tag, coordination_cursor_name, frame_flags, is_last_frame,
         is_single_frame, publish_framed_payload, recv_framed_message, validate_segment_name,
-        AlignedFixedFrame, FixedFrame, FrameMeta, FramedTransportConsumer,
+        AlignedFixedFrame, FixedFrame, FrameMeta, FramedMultiProducer, FramedTransportConsumer,
         FramedTransportProducer, MmapLayoutError, MmapTransportLayout, MyelonTransportConfig,
         MyelonTransportLayout,
         MyelonWaitStrategy, RunnerMyelonTransportConfig, TransportError, TransportResult,
@@ -116,7 +116,9 @@ cfg_not_loom! {
         SEGMENT_NAME_LIMIT_MACOS,
     };
     pub use codec::{Codec, CodecError};
-    pub use typed_transport::{TypedConsumer, TypedProducer, TypedPublishError};
+    pub use typed_transport::{
+        TypedConsumer, TypedMultiProducer, TypedProducer, TypedPublishError,
+    };
 }
 
 #[cfg(all(feature = "shm", not(loom)))]

@@ -36,6 +36,9 @@ pub struct FramedTransportConsumer<F: FramedTransportFrame, B: RingBackend = sup
     consumer: Consumer<F, B>,
     asm: Reassembler,
     received: u64,
+    /// Producer of the last frame fed to the reassembler (multi-producer rings; a message's
+    /// frames all come from one producer there).
+    source: Option<u64>,
 }
 
 impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTransportConsumer<F, B> {
@@ -71,6 +74,7 @@ pub(crate) enum Ready {
 /// leased until this is dropped) or a view of the consumer's reassembly buffer.
 pub struct FramedMessage<'a, F: FramedTransportFrame, B: RingBackend> {
     message_id: u32,
+    source: Option<u64>,
     body: Body<'a, F, B>,
 }
 
@@ -83,6 +87,12 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedMessage<'_, F, B> {
     /// The producer's id for this message.
     pub fn message_id(&self) -> u32 {
         self.message_id
+    }
+
+    /// The id of the producer that published this message, on a multi-producer ring
+    /// ([`super::FramedMultiProducer::source`]); `None` on a single-producer ring.
+    pub fn source(&self) -> Option<u64> {
+        self.source
     }
 
     /// Whether the bytes are read in place from the ring slot (a single-frame message).
@@ -135,6 +145,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             consumer,
             asm: Reassembler::new(F::DATA_BYTES, F::INDEX_MASK, DEFAULT_MAX_MESSAGE_SIZE),
             received: 0,
+            source: None,
         }
     }
 
@@ -164,6 +175,12 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
     /// at a join or rejoin, and messages dropped because a frame failed validation.
     pub fn dropped_messages(&self) -> u64 {
         self.asm.dropped()
+    }
+
+    /// The producer of the last message received (multi-producer rings; `None` on a
+    /// single-producer ring or before the first message).
+    pub fn last_source(&self) -> Option<u64> {
+        self.source
     }
 
     /// The Layer 0 consumer.
@@ -205,6 +222,7 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             let Some(lease) = next_frame(&mut self.consumer, wait)? else {
                 return Ok(None);
             };
+            self.source = lease.source();
             match self.asm.feed(lease.meta(), lease.data()) {
                 Step::Pending { .. } | Step::Skipped => {}
                 Step::Single { message_id, len } => {
@@ -247,7 +265,11 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
                 (id, Body::Slot(lease, len))
             }
         };
-        Ok(FramedMessage { message_id, body })
+        Ok(FramedMessage {
+            message_id,
+            source: self.source,
+            body,
+        })
     }
 
     /// [`Self::step`], counting the messages it dropped.

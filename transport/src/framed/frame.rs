@@ -107,6 +107,11 @@ pub trait FramedTransportFrame: ShmEvent {
     fn data(&self) -> &[u8];
     /// The whole payload area, writable.
     fn data_mut(&mut self) -> &mut [u8];
+    /// The producer that published this frame, on a multi-producer ring (frames of
+    /// [`crate::Sourced`]); `None` on a single-producer ring.
+    fn source(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A frame with a 12-byte header and `N` payload bytes.

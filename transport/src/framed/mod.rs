@@ -35,6 +35,7 @@
 mod consumer;
 mod error;
 pub mod frame;
+mod multi;
 mod producer;
 mod reassembly;
 
@@ -44,6 +45,7 @@ pub use frame::{
     frame_flags, is_last_frame, is_single_frame, AlignedFixedFrame, FixedFrame, FrameMeta,
     FramedTransportFrame,
 };
+pub use multi::FramedMultiProducer;
 pub use producer::{FramedTransportProducer, MessageClaim};
 #[cfg(feature = "tokio")]
 pub(crate) use consumer::Ready;

@@ -28,8 +28,8 @@ use crate::backend::RingBackend;
 use crate::typed::codec::{Codec, CodecError, ZeroCopyCodec};
 use crate::liveness::RequiredConsumerLivenessConfig;
 use crate::framed::{
-    AlignedBuf, DefaultBackend, FramedMessage, FramedTransportConsumer, FramedTransportFrame,
-    FramedTransportProducer, TransportError, TransportResult,
+    AlignedBuf, DefaultBackend, FramedMessage, FramedMultiProducer, FramedTransportConsumer,
+    FramedTransportFrame, FramedTransportProducer, TransportError, TransportResult,
 };
 use crate::SharedDisruptorBuilder;
 use std::fmt;
@@ -178,6 +178,78 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedProducer<T, C
     }
 }
 
+/// Publishes values of `T` encoded with codec `C` into a multi-producer framed ring of `F`, as
+/// one of its producers (see [`crate::FramedMultiProducer`]). Consumers are ordinary
+/// [`TypedConsumer`]s of `Sourced<F>`; [`TypedConsumer::last_source`] names the producer of the
+/// value just received.
+pub struct TypedMultiProducer<T, C, F: FramedTransportFrame, B: RingBackend = DefaultBackend> {
+    framed: FramedMultiProducer<F, B>,
+    codec: C,
+    buf: Vec<u8>,
+    _t: PhantomData<fn(&T)>,
+}
+
+impl<T, C, F: FramedTransportFrame, B: RingBackend> fmt::Debug for TypedMultiProducer<T, C, F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedMultiProducer")
+            .field("framed", &self.framed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedMultiProducer<T, C, F, B> {
+    /// Wraps a framed multi-producer.
+    pub fn new(framed: FramedMultiProducer<F, B>, codec: C) -> Self {
+        TypedMultiProducer {
+            framed,
+            codec,
+            buf: Vec::new(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Creates or attaches to the ring described by `builder` and wraps the producer.
+    pub fn from_builder(
+        builder: crate::MultiProducerBuilder<F, B>,
+        codec: C,
+    ) -> TransportResult<Self> {
+        Ok(Self::new(FramedMultiProducer::from_builder(builder)?, codec))
+    }
+
+    /// The framed producer.
+    pub fn framed(&self) -> &FramedMultiProducer<F, B> {
+        &self.framed
+    }
+
+    fn encode(&mut self, value: &T) -> Result<(), TypedPublishError> {
+        self.codec
+            .encode(value, &mut self.buf)
+            .map_err(TypedPublishError::Encode)
+    }
+
+    /// Publishes `value` if the ring has room for all its frames now; returns the message id.
+    pub fn try_publish(&mut self, value: &T) -> Result<u32, TypedPublishError> {
+        self.encode(value)?;
+        Ok(self.framed.try_publish(&self.buf)?)
+    }
+
+    /// Publishes `value`, waiting for room as long as it takes.
+    pub fn publish(&mut self, value: &T) -> Result<u32, TypedPublishError> {
+        self.encode(value)?;
+        Ok(self.framed.publish(&self.buf)?)
+    }
+
+    /// Publishes `value`, waiting at most `timeout` for room.
+    pub fn publish_timeout(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<u32, TypedPublishError> {
+        self.encode(value)?;
+        Ok(self.framed.publish_timeout(&self.buf, timeout)?)
+    }
+}
+
 /// Receives values of `T` encoded with codec `C` from a framed ring of `F` on backend `B`
 /// (POSIX shared memory by default; [`MmapTypedConsumer`] for files).
 pub struct TypedConsumer<T, C, F: FramedTransportFrame, B: RingBackend = DefaultBackend> {
@@ -222,6 +294,12 @@ impl<T, C: Codec<T>, F: FramedTransportFrame, B: RingBackend> TypedConsumer<T, C
     /// The framed consumer (counters: messages received, dropped).
     pub fn framed(&self) -> &FramedTransportConsumer<F, B> {
         &self.framed
+    }
+
+    /// The producer of the last value received (multi-producer rings; `None` on a
+    /// single-producer ring).
+    pub fn last_source(&self) -> Option<u64> {
+        self.framed.last_source()
     }
 
     /// The framed consumer, mutably (e.g. to set the maximum message size).
