@@ -182,7 +182,49 @@ fn render(out: &mut String, s: &RingSnapshot, prev: Option<&RingSnapshot>) -> st
     if s.consumers.is_empty() {
         writeln!(out, "(no consumers)")?;
     }
+    if s.multi_producer {
+        multi_producer_rows(out, s)?;
+    }
     Ok(())
+}
+
+/// The producer table of a multi-producer ring, and what each consumer skipped.
+fn multi_producer_rows(out: &mut String, s: &RingSnapshot) -> std::fmt::Result {
+    writeln!(
+        out,
+        "multi-producer ring (the producer cursor is the claim cursor)"
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:>8} {:<8} {:>12} {:>8} {:>12}",
+        "PRODUCER", "PID", "STATE", "PUBLISHED", "SKIPPED", "CLAIMING"
+    )?;
+    for p in &s.producers {
+        writeln!(
+            out,
+            "{:<20} {:>8} {:<8} {:>12} {:>8} {:>12}",
+            p.source,
+            p.owner_pid,
+            p.liveness.to_string(),
+            p.published,
+            p.skipped,
+            p.claiming
+                .map_or_else(|| "-".to_string(), |c| c.to_string())
+        )?;
+    }
+    if s.producers.is_empty() {
+        writeln!(out, "(no producers)")?;
+    }
+    let abandoned: Vec<String> = s
+        .consumers
+        .iter()
+        .map(|c| format!("{} {}", c.id, c.abandoned_slots))
+        .collect();
+    writeln!(
+        out,
+        "abandoned_slots (skipped per consumer): {}",
+        abandoned.join(", ")
+    )
 }
 
 fn consumer_row(out: &mut String, c: &ConsumerSnapshot, rate: String) -> std::fmt::Result {

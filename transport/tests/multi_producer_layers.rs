@@ -10,6 +10,7 @@ mod common;
 use common::{unique, TempDir};
 use myelon::backend::SimBackend;
 use myelon::codec::BincodeCodec;
+use myelon::observability::{ConsumerLiveness, RingInspector};
 use myelon::{
     FixedFrame, FramedMultiProducer, FramedTransportConsumer, MultiProcessError,
     MultiProducerBuilder, SharedDisruptorBuilder, Sourced, TransportError, TypedConsumer,
@@ -124,6 +125,18 @@ fn a_simulated_producer_killed_between_claim_and_stamps_leaves_a_hole_that_is_sk
     drop(m);
     assert_eq!(c.inner().abandoned_slots(), 3);
     assert_eq!(first, 1);
+    // What the inspector (`myelon stat`) shows of it.
+    let snap = RingInspector::open(world.sibling(), &name)
+        .unwrap()
+        .snapshot();
+    assert!(snap.multi_producer);
+    let by_source = |s: u64| snap.producers.iter().find(|p| p.source == s).unwrap();
+    assert_eq!(by_source(1).liveness, ConsumerLiveness::Live);
+    assert_eq!(by_source(1).published, 2); // two one-frame messages
+    assert_eq!(by_source(9).liveness, ConsumerLiveness::OwnerDead);
+    assert_eq!(by_source(9).claiming, Some(1));
+    assert_eq!(snap.consumers[0].abandoned_slots, 3);
+    assert_eq!(snap.producer_cursor, 4);
 }
 
 #[test]

@@ -9,9 +9,10 @@
 use super::{consumer_counter, ring_counter};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::ring::layout::{
-    entry_lock_slot, try_entry_of, try_header_of, ConsumerEntry, Header, ENTRY_ACTIVE,
-    ENTRY_JOINING, ENTRY_RESERVED, ENTRY_RESERVED_PREFIX, LAYOUT_VERSION, MAGIC, STATE_CLOSED,
-    STATE_INIT, STATE_READY, TABLE_ENTRIES,
+    entry_lock_slot, producer_lock_slot, try_entry_of, try_header_of, try_producer_entry_of,
+    ConsumerEntry, Header, ENTRY_ACTIVE, ENTRY_JOINING, ENTRY_RESERVED, ENTRY_RESERVED_PREFIX,
+    LAYOUT_VERSION, MAGIC, MAX_PRODUCERS, NO_INTENT, PRODUCER_ACTIVE, RING_MULTI_PRODUCER,
+    STATE_CLOSED, STATE_INIT, STATE_READY, TABLE_ENTRIES,
 };
 use crate::ring::registry::entry_id;
 use crate::ring::sync::{fence, Ordering};
@@ -152,7 +153,8 @@ pub struct ConsumerSnapshot {
     pub first_sequence: i64,
     /// Events consumed by this id: `cursor + 1 - first_sequence`.
     pub consumed: u64,
-    /// Producer cursor − consumer cursor, clamped to `0..=capacity`.
+    /// Producer cursor (the claim cursor on a multi-producer ring) − consumer cursor, clamped
+    /// to `0..=capacity`.
     pub lag: u64,
     /// Largest lag the producer's gating scans saw.
     pub max_lag: u64,
@@ -162,6 +164,30 @@ pub struct ConsumerSnapshot {
     pub alerts: u64,
     /// Liveness recoveries of this id.
     pub recoveries: u64,
+    /// Multi-producer rings: slots this consumer skipped (claims given up, or whose producer
+    /// died before publishing them). 0 on a single-producer ring.
+    pub abandoned_slots: u64,
+}
+
+/// One entry of a multi-producer ring's producer table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSnapshot {
+    /// Index in the producer table.
+    pub index: usize,
+    /// The producer's id (`source` of its events).
+    pub source: u64,
+    /// Proven by the entry's kernel-released lock slot: `Live`, `OwnerDead` or `Unknown`.
+    pub liveness: ConsumerLiveness,
+    /// Pid of the process holding the entry (display only).
+    pub owner_pid: u32,
+    /// Times a producer attached to this entry.
+    pub incarnation: u64,
+    /// Events this producer published since it attached.
+    pub published: u64,
+    /// Slots it claimed and gave up.
+    pub skipped: u64,
+    /// First sequence of the claim it is making, if any (a dead producer's stays: its hole).
+    pub claiming: Option<i64>,
 }
 
 /// Everything a reader can see of a ring at one instant.
@@ -199,6 +225,10 @@ pub struct RingSnapshot {
     pub blocked: Duration,
     /// The gating entries of the consumer table.
     pub consumers: Vec<ConsumerSnapshot>,
+    /// Whether this is a multi-producer ring (its producer cursor is the claim cursor).
+    pub multi_producer: bool,
+    /// Multi-producer rings: the producer table's attached entries (empty otherwise).
+    pub producers: Vec<ProducerSnapshot>,
 }
 
 /// A read-only view of a ring whose event type is unknown.
@@ -291,6 +321,7 @@ impl<B: RingBackend> RingInspector<B> {
             .collect();
         let producer_cursor = h.producer.value.load(Ordering::Relaxed).max(-1);
         fence(Ordering::Acquire);
+        let multi_producer = h.ring_flags.load(r) & RING_MULTI_PRODUCER != 0;
         let consumers = entries
             .iter()
             .zip(cursors)
@@ -313,6 +344,12 @@ impl<B: RingBackend> RingInspector<B> {
             blocked_waits: c[ring_counter::BLOCKED_WAITS].load(r),
             blocked: Duration::from_nanos(c[ring_counter::BLOCKED_NANOS].load(r)),
             consumers,
+            multi_producer,
+            producers: if multi_producer {
+                self.producers()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -367,7 +404,36 @@ impl<B: RingBackend> RingInspector<B> {
             partial_dropped: c[consumer_counter::PARTIAL_DROPPED].load(r),
             alerts,
             recoveries,
+            abandoned_slots: c[consumer_counter::ABANDONED_SLOTS].load(r),
         })
+    }
+
+    /// The attached (or dead, not yet replaced) producers of a multi-producer ring.
+    fn producers(&self) -> Vec<ProducerSnapshot> {
+        let r = Ordering::Relaxed;
+        (0..MAX_PRODUCERS)
+            .filter_map(|i| {
+                let p = try_producer_entry_of(&self.region, i)?;
+                if p.state.load(r) != PRODUCER_ACTIVE {
+                    return None;
+                }
+                let intent = p.intent.load(r);
+                Some(ProducerSnapshot {
+                    index: i,
+                    source: p.source.load(r),
+                    liveness: match self.region.slot_state(producer_lock_slot(i)) {
+                        ProcessState::Dead => ConsumerLiveness::OwnerDead,
+                        ProcessState::Unknown => ConsumerLiveness::Unknown,
+                        ProcessState::Alive => ConsumerLiveness::Live,
+                    },
+                    owner_pid: token_pid(p.owner_token.load(r)),
+                    incarnation: p.incarnation.load(r),
+                    published: p.published.load(r),
+                    skipped: p.skipped.load(r),
+                    claiming: (intent != NO_INTENT).then_some(intent),
+                })
+            })
+            .collect()
     }
 }
 

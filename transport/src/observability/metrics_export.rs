@@ -20,6 +20,7 @@ use super::RingSnapshot;
 /// | `myelon_consumer_partial_dropped` | counter | ring, consumer |
 /// | `myelon_consumer_alerts` | counter | ring, consumer |
 /// | `myelon_consumer_recoveries` | counter | ring, consumer |
+/// | `myelon_consumer_abandoned_slots` | counter | ring, consumer (multi-producer rings) |
 pub fn export_metrics(snapshot: &RingSnapshot) {
     let ring = snapshot.name.clone();
     metrics::counter!("myelon_events_published", "ring" => ring.clone())
@@ -41,5 +42,6 @@ pub fn export_metrics(snapshot: &RingSnapshot) {
         metrics::counter!("myelon_consumer_partial_dropped", &labels).absolute(c.partial_dropped);
         metrics::counter!("myelon_consumer_alerts", &labels).absolute(c.alerts);
         metrics::counter!("myelon_consumer_recoveries", &labels).absolute(c.recoveries);
+        metrics::counter!("myelon_consumer_abandoned_slots", &labels).absolute(c.abandoned_slots);
     }
 }

@@ -40,8 +40,8 @@ mod metrics_export;
 
 #[cfg(not(loom))]
 pub use inspect::{
-    ConsumerLiveness, ConsumerSnapshot, EntryKind, InspectError, RingInspector, RingSnapshot,
-    RingState,
+    ConsumerLiveness, ConsumerSnapshot, EntryKind, InspectError, ProducerSnapshot, RingInspector,
+    RingSnapshot, RingState,
 };
 #[cfg(not(loom))]
 pub use listing::{clean_abandoned, list_segments, CleanOutcome, SegmentKind, SegmentListing};

@@ -597,6 +597,22 @@ pub(crate) fn try_entry_of(region: &impl Region, i: usize) -> Option<&ConsumerEn
     Some(unsafe { &*(region.as_ptr().add(off) as *const ConsumerEntry) })
 }
 
+/// Producer-table entry `i` of a region whose event type is unknown (the inspector), or `None`
+/// when `i >= MAX_PRODUCERS` or the region cannot hold it. All atomics: any bytes are valid.
+pub(crate) fn try_producer_entry_of(region: &impl Region, i: usize) -> Option<&ProducerEntry> {
+    try_header_of(region)?;
+    let off = size_of::<Header>()
+        .checked_add(TABLE_ENTRIES * size_of::<ConsumerEntry>())?
+        .checked_add(i.checked_mul(size_of::<ProducerEntry>())?)?;
+    if i >= MAX_PRODUCERS || off.checked_add(size_of::<ProducerEntry>())? > region.len() {
+        return None;
+    }
+    // SAFETY: the region is page aligned (checked by `try_header_of`) and `off + size_of::<
+    // ProducerEntry>() <= len` (checked above); `off` is a multiple of 128, the entry's
+    // alignment; every field of `ProducerEntry` is an atomic, valid for any bit pattern.
+    Some(unsafe { &*(region.as_ptr().add(off) as *const ProducerEntry) })
+}
+
 /// Reads the magic and state of a region that may not be a myelon segment at all.
 /// Returns `None` when the region is too small to hold a header.
 pub(crate) fn peek_state(region: &impl Region) -> Option<(u64, u32)> {
