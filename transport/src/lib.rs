@@ -148,7 +148,7 @@ pub use ring::consumer::{Consumer, EventLease};
 pub use ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 pub use ring::event::{type_fingerprint, ShmEvent};
 pub use ring::layout::{
-    CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY,
+    CONSUMER_ID_MAX_LEN, DEFAULT_MAX_CONSUMERS, LAYOUT_VERSION, MAGIC, MAX_CAPACITY, MAX_PRODUCERS,
 };
 pub use ring::multi::{MultiClaim, MultiProducer, MultiProducerBuilder, Sourced};
 pub use ring::pinning::{CONSUMER_CORE_ENV, PROCESS_CORE_ENV};

@@ -194,3 +194,43 @@ fn typed_values_of_two_producers_on_an_mmap_file() {
         Err(TransportError::Ring(MultiProcessError::Closed))
     ));
 }
+
+#[test]
+fn sixteen_producers_fit_the_table_and_a_dead_ones_entry_is_reused() {
+    let world = SimBackend::new_world();
+    let name = unique("mpfull");
+    let backends: Vec<SimBackend> = (0..16).map(|_| world.sibling()).collect();
+    let mut producers: Vec<_> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            MultiProducerBuilder::<u64, _>::with_backend(b.clone(), &name, 8)
+                .with_source_id(i as u64)
+                .build(|| 0)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(myelon::MAX_PRODUCERS, 16);
+    let extra = || {
+        MultiProducerBuilder::<u64, _>::with_backend(world.sibling(), &name, 8)
+            .with_source_id(99)
+            .build(|| 0)
+    };
+    assert!(matches!(
+        extra(),
+        Err(MultiProcessError::TooManyProducers { max: 16 })
+    ));
+    // A producer killed (no detach) leaves its entry to the next one.
+    backends[3].kill();
+    drop(producers.remove(3));
+    let again = extra().expect("the dead producer's entry is free");
+    assert_eq!(again.source(), 99);
+    let snap = RingInspector::open(world.sibling(), &name)
+        .unwrap()
+        .snapshot();
+    assert_eq!(snap.producers.len(), 16);
+    assert!(snap
+        .producers
+        .iter()
+        .all(|p| p.liveness == ConsumerLiveness::Live));
+}

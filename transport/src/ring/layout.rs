@@ -9,7 +9,7 @@
 //! offset 768    ConsumerEntry[N]  N = DEFAULT_MAX_CONSUMERS, 384 bytes each: the cursor alone on
 //!                                 the first 128-byte line, id/owner/state on the second,
 //!                                 counters on the third
-//! 6912          ProducerEntry[8]  multi-producer rings only (128 bytes each; unused otherwise)
+//! 6912          ProducerEntry[16] multi-producer rings only (64 bytes each; unused otherwise)
 //! slots_offset  (page aligned) Slot<E>[capacity] each: stamp (i64) then the event, stride rounded up to 64 bytes
 //! ```
 //!
@@ -88,7 +88,7 @@ pub(crate) const RING_MULTI_PRODUCER: u32 = 1;
 /// between the consumer table and the page-aligned slots, so both kinds of ring have the same
 /// geometry.
 #[cfg(not(loom))]
-pub const MAX_PRODUCERS: usize = 8;
+pub const MAX_PRODUCERS: usize = 16;
 #[cfg(loom)]
 pub const MAX_PRODUCERS: usize = 2;
 
@@ -220,8 +220,9 @@ pub(crate) struct ConsumerEntry {
     pub(crate) counters: CounterLine,
 }
 
-/// One producer-table entry of a multi-producer ring (one 128-byte line).
-#[repr(C, align(128))]
+/// One producer-table entry of a multi-producer ring (one 64-byte line: each producer writes
+/// only its own; consumers read them on their cold path only).
+#[repr(C, align(64))]
 pub(crate) struct ProducerEntry {
     /// `PRODUCER_FREE` or `PRODUCER_ACTIVE`; written under the registry lock.
     pub(crate) state: AtomicU32,
@@ -282,7 +283,7 @@ const _: () = {
     assert!(offset_of!(ConsumerEntry, flags) == 204);
     assert!(offset_of!(ConsumerEntry, counters) == 256);
     assert!(size_of::<ConsumerEntry>() == 384);
-    assert!(size_of::<ProducerEntry>() == 128);
+    assert!(size_of::<ProducerEntry>() == 64);
     assert!(
         size_of::<Header>()
             + TABLE_ENTRIES * size_of::<ConsumerEntry>()
@@ -608,7 +609,7 @@ pub(crate) fn try_producer_entry_of(region: &impl Region, i: usize) -> Option<&P
         return None;
     }
     // SAFETY: the region is page aligned (checked by `try_header_of`) and `off + size_of::<
-    // ProducerEntry>() <= len` (checked above); `off` is a multiple of 128, the entry's
+    // ProducerEntry>() <= len` (checked above); `off` is a multiple of 64, the entry's
     // alignment; every field of `ProducerEntry` is an atomic, valid for any bit pattern.
     Some(unsafe { &*(region.as_ptr().add(off) as *const ProducerEntry) })
 }
@@ -678,7 +679,7 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         for i in 0..MAX_PRODUCERS {
             let p = self.producer_entry_ptr(i);
             // SAFETY: I2 — producer entry `i < MAX_PRODUCERS` lies between the consumer table
-            // and `slots_offset` (`Geometry::new` reserves it), aligned to 128.
+            // and `slots_offset` (`Geometry::new` reserves it), aligned to 64.
             unsafe { p.write(ProducerEntry::new()) };
         }
         for i in 0..self.geom.capacity {
@@ -715,7 +716,7 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         let off = size_of::<Header>()
             + self.geom.max_consumers * size_of::<ConsumerEntry>()
             + i * size_of::<ProducerEntry>();
-        // SAFETY: I2 — for i < MAX_PRODUCERS, `off + 128 <= slots_offset <= region length`.
+        // SAFETY: I2 — for i < MAX_PRODUCERS, `off + 64 <= slots_offset <= region length`.
         unsafe { self.base.as_ptr().add(off) as *mut ProducerEntry }
     }
 
