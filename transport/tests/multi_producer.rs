@@ -432,3 +432,42 @@ fn four_producer_processes_into_one_ring_read_by_two_consumer_processes() {
         hashes[0]
     );
 }
+
+#[test]
+fn a_managed_multi_producer_publish_stops_on_a_missing_required_consumer() {
+    use myelon::liveness::{RequiredConsumerError, RequiredConsumerLivenessConfig};
+    let seg = SegmentGuard::new("mp-managed");
+    let mut a = build_shared_multi_producer::<Ev>(seg.name(), 4)
+        .with_source_id(1)
+        .build(Ev::default)
+        .unwrap();
+    let cfg = RequiredConsumerLivenessConfig::new(["worker"])
+        .unwrap()
+        .with_startup_wait_timeout(Duration::from_millis(50))
+        .unwrap()
+        .with_progress_check_interval(Duration::from_millis(10))
+        .unwrap();
+    a.enable_required_consumer_liveness(cfg).unwrap();
+    // The reservation gates: four events fit, the fifth waits for "worker", who never comes.
+    for i in 0..4 {
+        a.publish_managed(|e| *e = ev(1, i)).unwrap();
+    }
+    let r = a.publish_managed(|e| *e = ev(1, 4));
+    match r {
+        Err(MultiProcessError::Liveness(RequiredConsumerError::StartupTimeout {
+            missing, ..
+        })) => {
+            assert_eq!(missing, vec!["worker".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.required_consumer_failure().is_some(), "sticky");
+    // The consumer that finally attaches resumes at the reservation: all four events.
+    let mut c = attach_shared_multi_consumer::<Ev>(seg.name(), 4)
+        .with_consumer_id("worker")
+        .build_consumer()
+        .unwrap();
+    for i in 0..4 {
+        assert_eq!(c.consume_next_timeout(LONG).unwrap().event.idx, i);
+    }
+}

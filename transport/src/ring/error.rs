@@ -119,6 +119,11 @@ pub enum MultiProcessError {
         /// Table size.
         max: usize,
     },
+    /// A managed publish of a multi-producer ring stopped under required-consumer liveness
+    /// (the single-producer ring's managed calls return the [`RequiredConsumerError`] itself).
+    ///
+    /// [`RequiredConsumerError`]: crate::liveness::RequiredConsumerError
+    Liveness(crate::liveness::RequiredConsumerError),
     /// The producer is gone without closing the stream (it crashed or was killed).
     ProducerDead,
     /// The producer closed the stream and every event has been consumed.
@@ -217,6 +222,7 @@ impl fmt::Display for MultiProcessError {
             } => write!(f, "header field {field} is {found}, expected {expected}"),
             E::Corrupt { what, value } => write!(f, "corrupt shared state: {what} = {value}"),
             E::ConsumerIdInUse { id } => write!(f, "consumer id {id:?} is held by a live consumer"),
+            E::Liveness(e) => write!(f, "required-consumer liveness: {e}"),
             E::ProducerIdInUse { source } => {
                 write!(
                     f,
@@ -268,6 +274,7 @@ impl std::error::Error for MultiProcessError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             MultiProcessError::Backend(e) => Some(e),
+            MultiProcessError::Liveness(e) => Some(e),
             _ => None,
         }
     }

@@ -61,6 +61,9 @@
 //! a producer that attaches later continues the stream.
 
 use crate::backend::{ProcessState, Region, RingBackend, SchedPoint};
+use crate::liveness::{
+    LivenessMonitor, ManagedHook, RequiredConsumerError, RequiredConsumerLivenessConfig,
+};
 use crate::ring::builder::SharedDisruptorBuilder;
 use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
 use crate::ring::event::ShmEvent;
@@ -68,6 +71,7 @@ use crate::ring::layout::{
     producer_lock_slot, skip_stamp, Segment, MAX_PRODUCERS, NO_INTENT, PRODUCER_ACTIVE,
     PRODUCER_FREE, STATE_CLOSED,
 };
+use crate::ring::producer::{Deadline, RingView, SpaceHook};
 use crate::ring::registry;
 use crate::ring::sync::{spin_hint, Ordering};
 use crate::ring::wait::{block_on, notify, notify_now};
@@ -143,6 +147,8 @@ pub struct MultiProducer<E: ShmEvent, B: RingBackend> {
     limit: i64,
     /// Last sequence this producer published (-1: none).
     last: i64,
+    /// Required-consumer liveness, when enabled (cold path only).
+    liveness: Option<Box<LivenessMonitor>>,
 }
 
 impl<E: ShmEvent, B: RingBackend> std::fmt::Debug for MultiProducer<E, B> {
@@ -243,6 +249,7 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
             capacity,
             limit: -1,
             last: -1,
+            liveness: None,
         };
         p.refresh_limit();
         p
@@ -333,10 +340,28 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         }
     }
 
-    /// Claims `n` slots, waiting (spinning, then sleeping on the producer wake line) while the
-    /// ring is full, at most until `deadline` (`None`: no bound).
-    fn claim_waiting(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
+    /// What a wait policy ([`SpaceHook`]) may read of the ring: "published" is the claim cursor.
+    fn view(&self) -> RingView<'_, Sourced<E>, B> {
+        RingView {
+            seg: &self.seg,
+            backend: &self.backend,
+            published: self.claim_cursor(),
+            capacity: self.capacity,
+        }
+    }
+
+    /// Claims `n` slots, waiting while the ring is full (spinning, then sleeping on the
+    /// producer wake line, which consumer releases ring) under the policy `hook`: as long as it
+    /// takes, until a deadline, or under required-consumer liveness. `map` turns the hook's
+    /// error into the ring's.
+    fn claim_with<H: SpaceHook<Sourced<E>, B>>(
+        &mut self,
+        n: i64,
+        hook: &mut H,
+        map: fn(H::Error) -> MultiProcessError,
+    ) -> MultiProcessResult<i64> {
         if let Some(s) = self.try_claim(n)? {
+            hook.on_room(&self.view(), self.backend.now());
             return Ok(s);
         }
         let start = self.backend.now();
@@ -344,21 +369,20 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         let mut spins = 0u32;
         loop {
             if let Some(s) = self.try_claim(n)? {
-                crate::observability::record_wait(
-                    self.seg.header(),
-                    self.backend.now().saturating_sub(start),
-                );
+                let now = self.backend.now();
+                hook.on_room(&self.view(), now);
+                crate::observability::record_wait(self.seg.header(), now.saturating_sub(start));
                 return Ok(s);
             }
-            let waited = self.backend.now().saturating_sub(start);
-            if let Some(t) = timeout {
-                if waited >= t {
-                    return Err(MultiProcessError::Timeout {
-                        op: "multi-producer claim",
-                        waited,
-                    });
+            let now = self.backend.now();
+            let want = self.claim_cursor().saturating_add(n);
+            let slice = match hook.on_full(&self.view(), now, want) {
+                Ok(slice) => slice.clamp(Duration::from_micros(1), BLOCK_SLICE),
+                Err(e) => {
+                    crate::observability::record_wait(self.seg.header(), now.saturating_sub(start));
+                    return Err(map(e));
                 }
-            }
+            };
             spins += 1;
             if spins < self.backend.spin_rounds(SPINS_BEFORE_SLEEP) {
                 spin_hint();
@@ -366,20 +390,89 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
             }
             // Dead anonymous consumers stop gating (as for the single producer).
             registry::reap_dead_anonymous(&self.seg, &self.backend);
-            let slice = match timeout {
-                Some(t) => (t - waited).min(BLOCK_SLICE),
-                None => BLOCK_SLICE,
-            };
-            let line = &self.seg.header().producer_wake;
-            let cursor = &self.seg.header().producer.value;
-            let limit_now = self.limit;
-            // Woken by a consumer release; the re-check is "the table may have moved", which
-            // only a rescan can tell, so it is the timeout slice that bounds a missed wake.
-            block_on(&self.backend, line, slice, || {
-                cursor.load(Ordering::Acquire) + n <= limit_now
+            let (seg, backend, cap) = (&self.seg, &self.backend, self.capacity);
+            // Woken by a consumer release (its wake is unfenced, so the slice bounds a missed
+            // one); the re-check is a gating scan, as for the single producer.
+            block_on(&self.backend, &seg.header().producer_wake, slice, || {
+                let c = seg.header().producer.value.load(Ordering::Acquire);
+                registry::gating_minimum(seg, backend, c) + cap >= c.saturating_add(n)
             });
             self.refresh_limit();
         }
+    }
+
+    /// Claims `n` slots waiting at most `timeout` (`None`: no bound).
+    fn claim_waiting(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
+        let mut hook = Deadline::new(self.backend.now(), timeout);
+        self.claim_with(n, &mut hook, |e| e)
+    }
+
+    /// Turns on required-consumer liveness for [`Self::publish_managed`] and
+    /// [`Self::publish_batch_managed`] (see [`crate::liveness`]): this producer, while it waits
+    /// for space, checks the required consumers and stops with `Liveness(..)` as the
+    /// single-producer ring's managed calls do. Reserves an entry for every required id not in
+    /// the consumer table yet. Each producer of a ring keeps its own monitor.
+    pub fn enable_required_consumer_liveness(
+        &mut self,
+        config: RequiredConsumerLivenessConfig,
+    ) -> MultiProcessResult<()> {
+        config.validate()?;
+        let published = self.claim_cursor();
+        for id in config.required_ids() {
+            registry::ensure_entry(&self.seg, &self.backend, id, published)?;
+        }
+        self.refresh_limit();
+        let monitor = LivenessMonitor::enable(config, &self.view());
+        self.liveness = Some(Box::new(monitor));
+        Ok(())
+    }
+
+    /// The sticky liveness failure, if this producer has failed.
+    pub fn required_consumer_failure(&self) -> Option<&RequiredConsumerError> {
+        self.liveness.as_ref().and_then(|m| m.failed())
+    }
+
+    /// Claims `n` slots under the liveness monitor (a plain blocking claim when it is off).
+    fn claim_managed(&mut self, n: i64) -> MultiProcessResult<i64> {
+        let Some(monitor) = self.liveness.take() else {
+            return self.claim_waiting(n, None);
+        };
+        let mut hook = ManagedHook::new(monitor);
+        let r = match hook.precheck() {
+            Err(e) => Err(MultiProcessError::Liveness(e)),
+            Ok(()) => self.claim_with(n, &mut hook, MultiProcessError::Liveness),
+        };
+        self.liveness = Some(hook.into_monitor());
+        r
+    }
+
+    /// [`Self::publish`] under required-consumer liveness: a stalled or missing required
+    /// consumer ends the wait with `Liveness(..)` instead of a silent hang.
+    pub fn publish_managed<F: FnOnce(&mut E)>(&mut self, f: F) -> MultiProcessResult<Sequence> {
+        let s = self.claim_managed(1)?;
+        f(&mut self.slot(s).event);
+        self.publish_range(s, s);
+        Ok(s)
+    }
+
+    /// [`Self::publish_batch`] under required-consumer liveness.
+    pub fn publish_batch_managed<F: FnMut(usize, &mut E)>(
+        &mut self,
+        count: usize,
+        mut f: F,
+    ) -> MultiProcessResult<Sequence> {
+        let n = self.check_count(count)?;
+        let first = self.claim_managed(n)?;
+        let mut claim = MultiClaim {
+            producer: self,
+            first,
+            count,
+            done: false,
+        };
+        for i in 0..count {
+            f(i, claim.slot_mut(i));
+        }
+        Ok(claim.commit())
     }
 
     /// The `Sourced` slot of claimed sequence `seq`.

@@ -10,7 +10,7 @@ mod managed;
 mod wait;
 
 pub use claim::BatchClaim;
-pub(crate) use wait::{RingView, SpaceHook};
+pub(crate) use wait::{Deadline, RingView, SpaceHook};
 
 use crate::backend::{RingBackend, SchedPoint};
 use crate::liveness::LivenessMonitor;
@@ -22,7 +22,7 @@ use crate::ring::sync::Ordering;
 use crate::ring::wait::notify;
 use crate::Sequence;
 use std::time::Duration;
-use wait::{Deadline, NoDeadline};
+use wait::NoDeadline;
 
 pub use crate::ring::builder::CoordinationMode;
 
