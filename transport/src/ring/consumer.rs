@@ -250,10 +250,20 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
     /// whether some producer is attached and alive, or a claim is in progress.
     #[cold]
     fn skip_abandoned(&mut self) -> MultiProcessResult<bool> {
+        let capacity = self.seg.geometry().capacity as i64;
         loop {
             self.backend.sched_point(SchedPoint::HoleCheck, self.next);
             let h = self.seg.header();
             let claimed = h.producer.value.load(Ordering::SeqCst);
+            // No producer can claim more than a lap past this consumer's cursor (it gates
+            // them), so a claim cursor beyond that is not one a producer wrote: without this
+            // check a corrupt cursor would have this loop skip slots for ever.
+            if claimed > self.next - 1 + capacity || claimed < -1 {
+                return Err(MultiProcessError::Corrupt {
+                    what: "claim cursor beyond a gating consumer's lap",
+                    value: claimed,
+                });
+            }
             let stamp = self.seg.slot(self.next).stamp.load(Ordering::Acquire);
             if stamp == self.next {
                 return Ok(true);

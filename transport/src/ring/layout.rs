@@ -100,12 +100,13 @@ pub(crate) const PRODUCER_ACTIVE: u32 = 1;
 /// A producer entry's `intent` when it claims nothing.
 pub(crate) const NO_INTENT: i64 = i64::MAX;
 
-/// The stamp that marks slot `seq` as skipped (a claim given up by a live producer): never a
+/// The stamp that marks slot `seq` (`0 <= seq < i64::MAX - 1`; sequences stay below
+/// `registry::MAX_CURSOR` plus a lap) as skipped (a claim given up by a live producer): never a
 /// sequence, never the initial `-1`, and below every sequence, so a consumer that does not look
 /// for it just sees "not published yet".
 #[inline]
 pub(crate) fn skip_stamp(seq: i64) -> i64 {
-    -2 - seq
+    (-2i64).wrapping_sub(seq)
 }
 
 /// The kernel-released lock slot ([`crate::backend::Region::try_lock_slot`]) of the registry

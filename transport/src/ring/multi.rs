@@ -65,7 +65,7 @@ use crate::liveness::{
     LivenessMonitor, ManagedHook, RequiredConsumerError, RequiredConsumerLivenessConfig,
 };
 use crate::ring::builder::SharedDisruptorBuilder;
-use crate::ring::error::{MultiProcessError, MultiProcessResult, RingBufferFull};
+use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::ShmEvent;
 use crate::ring::layout::{
     producer_lock_slot, skip_stamp, Segment, MAX_PRODUCERS, NO_INTENT, PRODUCER_ACTIVE,
@@ -310,8 +310,9 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
             let entry = self.seg.producer_entry(self.index);
             let cursor = &self.seg.header().producer.value;
             let c = cursor.load(Ordering::Acquire);
-            // A cursor below -1, or so high that the claim would overflow, is not ours.
-            if c < -1 || c > i64::MAX - 2 * self.capacity - 2 {
+            // A cursor below -1, or beyond the largest cursor the ring ever uses (far from
+            // overflowing any sequence arithmetic), is not one a producer wrote.
+            if !(-1..=registry::MAX_CURSOR).contains(&c) {
                 return Err(MultiProcessError::Corrupt {
                     what: "claim cursor",
                     value: c,
@@ -532,17 +533,18 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         Ok(count as i64)
     }
 
-    /// Publishes one event written in place by `f`, if a slot is free.
-    pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> Result<Sequence, RingBufferFull> {
-        match self.try_claim(1) {
-            Ok(Some(s)) => {
+    /// Publishes one event written in place by `f`, if a slot is free: `Ok(None)` when the
+    /// ring is full (nothing published), an error when the claim cursor is corrupt.
+    pub fn try_publish<F: FnOnce(&mut E)>(&mut self, f: F) -> MultiProcessResult<Option<Sequence>> {
+        match self.try_claim(1)? {
+            Some(s) => {
                 f(&mut self.slot(s).event);
                 self.publish_range(s, s);
-                Ok(s)
+                Ok(Some(s))
             }
-            _ => {
+            None => {
                 crate::observability::record_full(self.seg.header());
-                Err(RingBufferFull)
+                Ok(None)
             }
         }
     }
@@ -837,4 +839,64 @@ fn default_source() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     (u64::from(std::process::id()) << 24) | (n & 0xff_ffff)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::backend::SimBackend;
+
+    fn ring(world: &SimBackend, name: &str) -> MultiProducer<u64, SimBackend> {
+        MultiProducerBuilder::<u64, _>::with_backend(world.sibling(), name, 8)
+            .with_source_id(1)
+            .build(|| 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_corrupt_claim_cursor_is_a_typed_error_for_producers_and_consumers() {
+        let world = SimBackend::new_world();
+        let mut p = ring(&world, "corrupt");
+        let mut c =
+            SharedDisruptorBuilder::<Sourced<u64>, _>::with_backend(world.sibling(), "corrupt", 8)
+                .with_consumer_id("c")
+                .with_producer_check_interval(Duration::ZERO)
+                .build_consumer()
+                .unwrap();
+        p.publish(|e| *e = 7).unwrap();
+        assert_eq!(c.try_consume_next().unwrap().unwrap().event, 7);
+        for bad in [i64::MAX, i64::MAX - 20, -5, i64::MIN] {
+            p.seg.header().producer.value.store(bad, Ordering::SeqCst);
+            assert!(
+                matches!(
+                    p.try_publish(|e| *e = 1),
+                    Err(MultiProcessError::Corrupt { .. })
+                ),
+                "producer, cursor {bad}"
+            );
+            assert!(matches!(
+                p.publish_timeout(Duration::MAX, |e| *e = 1),
+                Err(MultiProcessError::Corrupt { .. })
+            ));
+            if bad > 0 {
+                // Beyond a lap past the consumer: it must not skip "holes" for ever.
+                let r = c.consume_next_timeout(Duration::from_millis(5));
+                assert!(
+                    matches!(r, Err(MultiProcessError::Corrupt { .. })),
+                    "consumer, cursor {bad}: {r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn skip_stamps_are_never_sequences_nor_the_initial_stamp() {
+        // Sequences never exceed `registry::MAX_CURSOR` plus a lap.
+        for s in [0i64, 1, 2, 1 << 40, registry::MAX_CURSOR + (1 << 30)] {
+            let k = skip_stamp(s);
+            assert!(k < 0 && k != -1, "{s} -> {k}");
+        }
+        assert_eq!(skip_stamp(0), -2);
+        assert_ne!(skip_stamp(1), skip_stamp(2));
+    }
 }
