@@ -26,6 +26,10 @@ pub struct FileRegion {
     file: File,
     path: PathBuf,
     owner: bool,
+    /// Owner only: set by [`Self::keep_name_on_drop`]; the name then outlives this handle.
+    /// Process-local (a field of this handle, never in the shared mapping).
+    #[allow(clippy::disallowed_types)]
+    keep_name: std::sync::atomic::AtomicBool,
 }
 
 impl FileRegion {
@@ -57,6 +61,7 @@ impl FileRegion {
                 file,
                 path: path.to_owned(),
                 owner: true,
+                keep_name: Default::default(),
             }),
             Err(e) => {
                 remove_if_ours(&file, path);
@@ -120,6 +125,7 @@ impl FileRegion {
             file,
             path: path.to_owned(),
             owner: false,
+            keep_name: Default::default(),
         })
     }
 
@@ -147,6 +153,13 @@ impl FileRegion {
     /// True if this handle created the file.
     pub fn is_owner(&self) -> bool {
         self.owner
+    }
+
+    /// Owner: do not remove the file when this handle drops (a multi-producer ring outlives its
+    /// creator's handle while other producers use it; the last of them removes it).
+    pub fn keep_name_on_drop(&self) {
+        self.keep_name
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Owner: always `Ok(true)`. Non-owner: whether some process still holds the creator's
@@ -200,7 +213,7 @@ impl FileRegion {
 
 impl Drop for FileRegion {
     fn drop(&mut self) {
-        if self.owner {
+        if self.owner && !self.keep_name.load(std::sync::atomic::Ordering::Relaxed) {
             remove_if_ours(&self.file, &self.path);
         }
         // Then `map` unmaps and `file` closes (field order), releasing the owner's flock last.

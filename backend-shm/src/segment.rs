@@ -27,6 +27,10 @@ pub struct ShmSegment {
     len: usize,
     os_name: String,
     owner: bool,
+    /// Owner only: set by [`Self::keep_name_on_drop`]; the name then outlives this handle.
+    /// Process-local (a field of this handle, never in the shared mapping).
+    #[allow(clippy::disallowed_types)]
+    keep_name: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the struct only holds a descriptor, a length, a name and the base address of a
@@ -68,6 +72,7 @@ impl ShmSegment {
                 len,
                 os_name: os_name.to_owned(),
                 owner: true,
+                keep_name: Default::default(),
             }),
             Err(e) => {
                 unlink_if_ours(&fd, &cname, os_name);
@@ -128,6 +133,7 @@ impl ShmSegment {
             len,
             os_name: os_name.to_owned(),
             owner: false,
+            keep_name: Default::default(),
         })
     }
 
@@ -155,6 +161,13 @@ impl ShmSegment {
     /// True if this handle created the object.
     pub fn is_owner(&self) -> bool {
         self.owner
+    }
+
+    /// Owner: do not remove the name when this handle drops (a multi-producer ring outlives its
+    /// creator's handle while other producers use it; the last of them removes it).
+    pub fn keep_name_on_drop(&self) {
+        self.keep_name
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Owner: always `Ok(true)`. Non-owner: whether some process still holds the creator's
@@ -208,7 +221,7 @@ impl Drop for ShmSegment {
         // unmaps; `&mut self` in drop means no borrow of it outlives this call (the raw pointers
         // handed out are documented as valid only while `self` lives).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        if self.owner {
+        if self.owner && !self.keep_name.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok(cname) = to_cstring(&self.os_name) {
                 unlink_if_ours(&self.fd, &cname, &self.os_name);
             }

@@ -471,3 +471,47 @@ fn a_managed_multi_producer_publish_stops_on_a_missing_required_consumer() {
         assert_eq!(c.consume_next_timeout(LONG).unwrap().event.idx, i);
     }
 }
+
+#[test]
+fn a_ring_whose_creator_left_is_kept_while_another_producer_lives() {
+    use myelon::backend::ShmBackend;
+    use myelon::observability::clean_abandoned;
+    let seg = SegmentGuard::new("mp-keep");
+    let a = build_shared_multi_producer::<Ev>(seg.name(), 16)
+        .with_source_id(1)
+        .build(Ev::default)
+        .unwrap();
+    let mut b = build_shared_multi_producer::<Ev>(seg.name(), 16)
+        .with_source_id(2)
+        .build(Ev::default)
+        .unwrap();
+    let mut c = attach_shared_multi_consumer::<Ev>(seg.name(), 16)
+        .with_consumer_id("c")
+        .build_consumer()
+        .unwrap();
+    drop(a); // the creator (owner of the object) leaves; b goes on
+    let only_ours = |n: &str| n.trim_start_matches('/') == seg.name().trim_start_matches('/');
+    let cleaned = clean_abandoned(&ShmBackend, false, only_ours).unwrap();
+    assert!(cleaned.iter().all(|o| !o.removed), "{cleaned:?}");
+    // Neither a single-producer builder nor a new creator may take the name over.
+    let sp = build_shared_single_producer::<Sourced<Ev>>(seg.name(), 16)
+        .build_producer(Sourced::default);
+    assert!(sp.is_err(), "a live multi-producer ring was reclaimed");
+    let mut d = build_shared_multi_producer::<Ev>(seg.name(), 16)
+        .with_source_id(3)
+        .build(Ev::default)
+        .unwrap();
+    b.publish(|e| *e = ev(2, 0)).unwrap();
+    d.publish(|e| *e = ev(3, 0)).unwrap();
+    assert_eq!(c.consume_next_timeout(LONG).unwrap().source, 2);
+    assert_eq!(c.consume_next_timeout(LONG).unwrap().source, 3);
+    drop((b, d)); // the last producer (not the creator) closes it and removes the name
+    assert!(matches!(
+        c.consume_next_timeout(LONG),
+        Err(MultiProcessError::Closed)
+    ));
+    assert!(matches!(
+        myelon::backend::RingBackend::open(&ShmBackend, seg.name()),
+        Err(myelon::backend::BackendError::NotFound { .. })
+    ));
+}

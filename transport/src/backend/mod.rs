@@ -221,6 +221,10 @@ pub unsafe trait Region: Send + Sync {
     /// handle held it already); `Ok(false)`: another live handle holds it. The ring uses one
     /// slot for the registry lock and one per consumer entry (`ring::layout::lock_slot`).
     fn try_lock_slot(&self, slot: u64) -> Result<bool, BackendError>;
+    /// Creator only: keep the object's name when this handle drops (by default the creator's
+    /// handle removes it). A multi-producer ring's creator that detaches while other producers
+    /// still use the ring calls this; the last producer removes the ring.
+    fn keep_name_on_drop(&self) {}
     /// Releases lock slot `slot` if this handle holds it (dropping the handle releases all).
     fn unlock_slot(&self, slot: u64);
     /// Who holds lock slot `slot`, seen from this handle: `Alive` if another live handle holds

@@ -74,6 +74,9 @@ macro_rules! os_region_methods {
                 .try_lock_slot(slot)
                 .map_err(|source| $crate::backend::shm::os_error("lock slot", ($name)(self), source))
         }
+        fn keep_name_on_drop(&self) {
+            self.0.keep_name_on_drop()
+        }
         fn unlock_slot(&self, slot: u64) {
             if let Err(e) = self.0.unlock_slot(slot) {
                 tracing::warn!(slot, error = %e, "releasing a lock slot failed");

@@ -37,6 +37,9 @@ pub struct SimRegionHandle {
     /// The process that mapped it, and this mapping's handle id (lock slots are per handle).
     pid: u32,
     handle: u64,
+    /// Owner only: `Region::keep_name_on_drop` was called (process-local handle state).
+    #[allow(clippy::disallowed_types)]
+    keep_name: std::sync::atomic::AtomicBool,
 }
 
 impl SimBackend {
@@ -143,6 +146,10 @@ unsafe impl Region for SimRegionHandle {
     fn unlock_slot(&self, slot: u64) {
         self.world.unlock_slot(&self.region, slot, self.handle)
     }
+    fn keep_name_on_drop(&self) {
+        self.keep_name
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     fn slot_state(&self, slot: u64) -> ProcessState {
         if self.world.slot_held(&self.region, slot, self.handle) {
             ProcessState::Alive
@@ -169,7 +176,10 @@ impl Drop for SimRegionHandle {
     fn drop(&mut self) {
         self.world.release_handle(self.handle);
         // A killed owner removes nothing (its name stays, as after SIGKILL, for a reclaim).
-        if self.is_owner && self.world.process_state(self.owner_pid) != SimProcessState::Dead {
+        if self.is_owner
+            && !self.keep_name.load(std::sync::atomic::Ordering::Relaxed)
+            && self.world.process_state(self.owner_pid) != SimProcessState::Dead
+        {
             self.world.remove_region_if_same(&self.name, &self.region);
         }
     }
@@ -201,6 +211,7 @@ impl RingBackend for SimBackend {
             is_owner: true,
             pid: self.pid,
             handle: self.world.new_handle(),
+            keep_name: Default::default(),
         })
     }
     fn open(&self, name: &str) -> Result<SimRegionHandle, BackendError> {
@@ -215,6 +226,7 @@ impl RingBackend for SimBackend {
             is_owner: false,
             pid: self.pid,
             handle: self.world.new_handle(),
+            keep_name: Default::default(),
         })
     }
     fn remove(&self, name: &str) -> Result<(), BackendError> {

@@ -1,7 +1,7 @@
 //! Listing the myelon segments of a backend (rings, coordination cursors) and removing the ones
 //! whose owner died.
 
-use super::inspect::{EntryKind, RingInspector};
+use super::inspect::{ConsumerLiveness, EntryKind, RingInspector};
 use crate::backend::{BackendError, ProcessState, Region, RingBackend};
 use crate::ring::layout::{try_header_of, MAGIC, STATE_INIT};
 use crate::ring::sync::Ordering;
@@ -83,6 +83,15 @@ fn listing<B: RingBackend>(backend: &B, name: &str) -> Option<SegmentListing> {
         drop(region);
         let s = RingInspector::open(backend.clone(), name).ok()?.snapshot();
         l.owner_pid = Some(s.owner_pid);
+        // A multi-producer ring is in use while any producer lives, creator or not (so
+        // `clean_abandoned` leaves it).
+        if s.multi_producer
+            && s.producers
+                .iter()
+                .any(|p| p.liveness != ConsumerLiveness::OwnerDead)
+        {
+            l.owner = ProcessState::Alive;
+        }
         l.capacity = Some(s.capacity);
         l.events_published = Some(s.events_published);
         l.consumers = Some(

@@ -673,6 +673,8 @@ enum Reclaim {
 /// prober's momentary lock on a dead owner's ring (`Busy`, retried) from a live owner (`Keep`).
 fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<Reclaim> {
     let dead_before = match backend.open(name) {
+        // A multi-producer ring outlives its creator while another producer is attached.
+        Ok(region) if crate::ring::multi::live_producer_in(&region) => return Ok(Reclaim::Keep),
         Ok(region) => region.owner_state() == ProcessState::Dead,
         Err(BackendError::NotFound { .. }) => return Ok(Reclaim::Removed),
         // Unsized or unfinished: its creator may be gone.

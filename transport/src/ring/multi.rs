@@ -133,6 +133,29 @@ pub(crate) fn live_producers<E: ShmEvent, B: RingBackend>(
     (any, covering)
 }
 
+/// Whether `region` is a multi-producer ring, not closed, with a live producer attached: such a
+/// ring is in use even when its creator has gone (its owner lock is the creator's alone), so the
+/// stale-ring reclaim and `myelon clean` must leave it. Any bytes are tolerated.
+pub(crate) fn live_producer_in(region: &impl Region) -> bool {
+    use crate::ring::layout::{
+        try_header_of, try_producer_entry_of, MAGIC, RING_MULTI_PRODUCER, STATE_READY,
+    };
+    let Some(h) = try_header_of(region) else {
+        return false;
+    };
+    let r = Ordering::Relaxed;
+    if h.magic.load(r) != MAGIC
+        || h.ring_flags.load(r) & RING_MULTI_PRODUCER == 0
+        || h.state.load(r) != STATE_READY
+    {
+        return false;
+    }
+    (0..MAX_PRODUCERS).any(|i| {
+        try_producer_entry_of(region, i).is_some_and(|p| p.state.load(r) == PRODUCER_ACTIVE)
+            && region.slot_state(producer_lock_slot(i)) != ProcessState::Dead
+    })
+}
+
 /// One of several producers of a multi-producer ring. Build with
 /// [`crate::build_shared_multi_producer`] (or the mmap / simulator equivalents): the first
 /// producer creates the ring, later ones attach to it.
@@ -656,6 +679,23 @@ impl<E: ShmEvent, B: RingBackend> Drop for MultiProducer<E, B> {
             let h = self.seg.header();
             h.consumer_wake.seq.fetch_add(1, Ordering::Release);
             self.backend.wake_all(&h.consumer_wake.seq);
+            // The last producer removes the ring's name (consumers drain what they mapped). The
+            // creator's handle does it as it drops; another producer's asks the backend, which
+            // removes it only if no creator holds it (one may have made a new ring there).
+            if !self.seg.region().is_owner() {
+                match self
+                    .backend
+                    .remove_if_abandoned(&self.name, &[crate::ring::layout::MAGIC])
+                {
+                    Ok(_) | Err(crate::backend::BackendError::NotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(name = %self.name, error = %e, "removing the closed ring failed")
+                    }
+                }
+            }
+        } else {
+            // Other producers go on: the creator's handle must not take the name with it.
+            self.seg.region().keep_name_on_drop();
         }
         tracing::debug!(name = %self.name, source = self.source, closed, "producer detached");
     }
