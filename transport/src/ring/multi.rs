@@ -524,10 +524,14 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
             self.seg.slot(seq).stamp.store(seq, Ordering::Release);
         }
         let entry = self.seg.producer_entry(self.index);
-        entry.intent.store(NO_INTENT, Ordering::SeqCst);
+        // `Release`: a consumer that reads the cleared intent (its loads are `SeqCst`, so
+        // acquire) sees these stamps when it re-reads them (module docs, "Holes").
+        entry.intent.store(NO_INTENT, Ordering::Release);
+        // Only this producer writes its counter: no read-modify-write needed.
+        let done = entry.published.load(Ordering::Relaxed);
         entry
             .published
-            .fetch_add((last - first + 1) as u64, Ordering::Relaxed);
+            .store(done.wrapping_add((last - first + 1) as u64), Ordering::Relaxed);
         self.last = last;
         notify(&self.backend, &self.seg.header().consumer_wake);
     }
