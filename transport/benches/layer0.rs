@@ -74,7 +74,7 @@ usage: layer0 [--quick] [--runs R] [--iters N] [--warmup N] [--events N]
               [--capacities C1,C2,..] [--batch B] [--consume-batch M]
               [--cpus A,B] [--pause] [--only NAME1,NAME2,..]
   --quick        fewer iterations (100k round trips, 5M events)
-  --runs R       repeat everything R times; the table shows best and spread (default 1)
+  --runs R       repeat everything R times; the table shows the median, min and max (default 1)
   --iters N      timed round trips per latency row (default 1000000)
   --events N     events per stream row (default 50000000)
   --capacities   stream ring capacities (default 1024,2048,4096,16384)

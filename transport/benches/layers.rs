@@ -89,8 +89,8 @@ usage: layers [--quick] [--iters N] [--warmup N] [--messages N] [--cpus A,B] [--
   --quick       100k round trips, 2k bulk messages
   --iters N     timed round trips per ping-pong row (default 1000000)
   --messages N  1 MiB messages per bulk row (default 10000)
-  --runs R      repeat everything R times; each row keeps its best run (lowest p50 or ns,
-                highest GB/s), floors included, and each run's ratios are printed
+  --runs R      repeat everything R times; each row shows its median with min..max beside
+                it (p50 ns, GB/s, ns per op), floors included, and each run's ratios are printed
   --bulk-capacity N  ring depth of the bulk rows, in 1 MiB messages (default 4)
   --cpus A,B    CPUs of this process and of the peer (default: first two allowed)
   --only P,..   rows whose name starts with a prefix: pingpong framed memcpy handoff bulk rkyv";
@@ -148,44 +148,74 @@ impl Plan {
     }
 }
 
-/// Results of one run, printed as a table with the targets.
+/// Results of one or more runs (every run's value kept), printed as a table of medians with the
+/// min and max beside them; the targets are judged on the medians.
 #[derive(Default)]
 struct Results {
-    latency: Vec<(String, Stats)>,
-    bandwidth: Vec<(String, f64)>,
-    per_op: Vec<(String, f64)>,
+    latency: Vec<(String, Vec<Stats>)>,
+    bandwidth: Vec<(String, Vec<f64>)>,
+    per_op: Vec<(String, Vec<f64>)>,
+}
+
+fn push<T>(rows: &mut Vec<(String, Vec<T>)>, name: &str, v: T) {
+    match rows.iter_mut().find(|(n, _)| n == name) {
+        Some((_, all)) => all.push(v),
+        None => rows.push((name.to_string(), vec![v])),
+    }
+}
+
+/// The median (mean of the two middle values for an even count).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.len() < 2 {
+        "-".to_string()
+    } else if hi >= 100.0 {
+        format!("{lo:.0}..{hi:.0}")
+    } else {
+        format!("{lo:.2}..{hi:.2}")
+    }
 }
 
 impl Results {
     fn push_lat(&mut self, name: &str, s: Stats) {
-        match self.latency.iter_mut().find(|(n, _)| n == name) {
-            Some((_, old)) if old.p50 <= s.p50 => {}
-            Some((_, old)) => *old = s,
-            None => self.latency.push((name.to_string(), s)),
-        }
+        push(&mut self.latency, name, s);
     }
     fn push_bw(&mut self, name: &str, v: f64) {
-        match self.bandwidth.iter_mut().find(|(n, _)| n == name) {
-            Some((_, old)) => *old = old.max(v),
-            None => self.bandwidth.push((name.to_string(), v)),
-        }
+        push(&mut self.bandwidth, name, v);
     }
     fn push_op(&mut self, name: &str, v: f64) {
-        match self.per_op.iter_mut().find(|(n, _)| n == name) {
-            Some((_, old)) => *old = old.min(v),
-            None => self.per_op.push((name.to_string(), v)),
-        }
+        push(&mut self.per_op, name, v);
     }
 
     fn merge(&mut self, other: Results) {
-        for (n, s) in other.latency {
-            self.push_lat(&n, s);
+        for (n, all) in other.latency {
+            for s in all {
+                self.push_lat(&n, s);
+            }
         }
-        for (n, v) in other.bandwidth {
-            self.push_bw(&n, v);
+        for (n, all) in other.bandwidth {
+            for v in all {
+                self.push_bw(&n, v);
+            }
         }
-        for (n, v) in other.per_op {
-            self.push_op(&n, v);
+        for (n, all) in other.per_op {
+            for v in all {
+                self.push_op(&n, v);
+            }
         }
     }
 
@@ -195,7 +225,7 @@ impl Results {
             a.zip(b)
                 .map_or("-".to_string(), |(a, b)| format!("{:.2}", a / b))
         };
-        let p50 = |n: &str| self.lat(n).map(|s| s.p50);
+        let p50 = |n: &str| self.p50(n);
         println!(
             "run {run}: framed64/raw64 p50 {}, bulk1MiB/memcpy {} (64KiB frames {}, in place {}), handoff/memcpy {}, access/decode {}",
             ratio(p50("framed_pingpong_64"), p50("pingpong_64")),
@@ -207,37 +237,56 @@ impl Results {
         );
     }
 
-    fn lat(&self, name: &str) -> Option<&Stats> {
-        self.latency.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    /// Median p50 of a latency row over runs.
+    fn p50(&self, name: &str) -> Option<f64> {
+        let all = &self.latency.iter().find(|(n, _)| n == name)?.1;
+        Some(median(&all.iter().map(|s| s.p50).collect::<Vec<_>>()))
     }
+    /// Median of a bandwidth row over runs.
     fn bw(&self, name: &str) -> Option<f64> {
-        self.bandwidth
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
+        let all = &self.bandwidth.iter().find(|(n, _)| n == name)?.1;
+        Some(median(all))
     }
+    /// Median of a per-operation row over runs.
     fn op(&self, name: &str) -> Option<f64> {
-        self.per_op.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        let all = &self.per_op.iter().find(|(n, _)| n == name)?.1;
+        Some(median(all))
     }
 
     fn print(&self) -> bool {
         println!(
-            "\n{:<26} {:>10} {:>10} {:>10} {:>10}",
-            "latency (round trip)", "p50 ns", "p99 ns", "p99.9 ns", "mean ns"
+            "\n{:<26} {:>10} {:>13} {:>10} {:>10} {:>10}",
+            "latency (round trip)",
+            "p50 ns med",
+            "p50 min..max",
+            "p99 med",
+            "p99.9 med",
+            "mean med"
         );
-        for (n, s) in &self.latency {
+        for (n, all) in &self.latency {
+            let col = |f: fn(&Stats) -> f64| all.iter().map(f).collect::<Vec<_>>();
             println!(
-                "{n:<26} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
-                s.p50, s.p99, s.p999, s.mean
+                "{n:<26} {:>10.0} {:>13} {:>10.0} {:>10.0} {:>10.0}",
+                median(&col(|s| s.p50)),
+                spread(&col(|s| s.p50)),
+                median(&col(|s| s.p99)),
+                median(&col(|s| s.p999)),
+                median(&col(|s| s.mean)),
             );
         }
-        println!("\n{:<26} {:>10}", "bandwidth", "GB/s");
-        for (n, v) in &self.bandwidth {
-            println!("{n:<26} {v:>10.2}");
+        println!(
+            "\n{:<26} {:>10} {:>13}",
+            "bandwidth", "GB/s med", "min..max"
+        );
+        for (n, all) in &self.bandwidth {
+            println!("{n:<26} {:>10.2} {:>13}", median(all), spread(all));
         }
-        println!("\n{:<26} {:>10}", "per operation", "ns");
-        for (n, v) in &self.per_op {
-            println!("{n:<26} {v:>10.1}");
+        println!(
+            "\n{:<26} {:>10} {:>13}",
+            "per operation", "ns med", "min..max"
+        );
+        for (n, all) in &self.per_op {
+            println!("{n:<26} {:>10.1} {:>13}", median(all), spread(all));
         }
         println!("\ntargets:");
         let mut all = true;
@@ -253,8 +302,8 @@ impl Results {
                 }
                 None => println!("  {what:<46}      - (not measured)"),
             };
-        let raw = self.lat("pingpong_64").map(|s| s.p50);
-        let framed = self.lat("framed_pingpong_64").map(|s| s.p50);
+        let raw = self.p50("pingpong_64");
+        let framed = self.p50("framed_pingpong_64");
         target(
             "framed 64 B p50 / raw 64 B p50",
             framed.zip(raw).map(|(f, r)| f / r),
@@ -366,7 +415,7 @@ fn run_benchmark(plan: &Plan) -> BenchResult<bool> {
         "layers: processes on cpus {} and {}, timer {} ({:.0} MHz), {} round trips (+{} warm-up), {} bulk messages",
         plan.cpus.0, plan.cpus.1, clock.method(), clock.mhz(), plan.iters, plan.warmup, plan.bulk_messages
     );
-    let mut best = Results::default();
+    let mut all = Results::default();
     for k in 1..=plan.runs {
         let mut r = Results::default();
         latency_rows(&clock, plan, &mut r)?;
@@ -380,12 +429,15 @@ fn run_benchmark(plan: &Plan) -> BenchResult<bool> {
             r.push_op("rkyv_decode", decode);
         }
         r.print_ratios(k);
-        best.merge(r);
+        all.merge(r);
     }
     if plan.runs > 1 {
-        println!("\nbest of {} runs per row:", plan.runs);
+        println!(
+            "\nmedian of {} runs per row (min..max beside it):",
+            plan.runs
+        );
     }
-    Ok(best.print())
+    Ok(all.print())
 }
 
 fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {

@@ -529,9 +529,10 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         entry.intent.store(NO_INTENT, Ordering::Release);
         // Only this producer writes its counter: no read-modify-write needed.
         let done = entry.published.load(Ordering::Relaxed);
-        entry
-            .published
-            .store(done.wrapping_add((last - first + 1) as u64), Ordering::Relaxed);
+        entry.published.store(
+            done.wrapping_add((last - first + 1) as u64),
+            Ordering::Relaxed,
+        );
         self.last = last;
         notify(&self.backend, &self.seg.header().consumer_wake);
     }
