@@ -407,3 +407,37 @@ fn root_stats_and_lists_a_ring_another_user_owns() {
     let (seg, _p, _c) = shared_ring("cli-other", Some(NOBODY), 0o600);
     assert_stat_and_list(seg.name(), myelon);
 }
+
+#[test]
+fn stat_of_a_multi_producer_ring_lists_its_producers_and_abandoned_slots() {
+    use myelon::{attach_shared_multi_consumer, build_shared_multi_producer};
+    let seg = SegmentGuard::new("cli-mp");
+    let mut a = build_shared_multi_producer::<Event>(seg.name(), 16)
+        .with_source_id(11)
+        .build(Event::default)
+        .unwrap();
+    let mut b = build_shared_multi_producer::<Event>(seg.name(), 16)
+        .with_source_id(22)
+        .build(Event::default)
+        .unwrap();
+    let mut c = attach_shared_multi_consumer::<Event>(seg.name(), 16)
+        .with_consumer_id("cli-mp-c")
+        .build_consumer()
+        .unwrap();
+    a.publish(|e| fill(e, 0)).unwrap();
+    b.claim_batch(2, None).unwrap().abort(); // given up: skipped and counted
+    b.publish(|e| fill(e, 1)).unwrap();
+    for _ in 0..2 {
+        c.consume_next_timeout(LONG).unwrap();
+    }
+    let out = ok(&["stat", seg.name()]);
+    assert!(out.contains("multi-producer ring"), "{out}");
+    let me = std::process::id().to_string();
+    // source, pid, state, published, skipped, claiming
+    assert_eq!(row(&out, "11"), ["11", &me, "live", "1", "0", "-"]);
+    assert_eq!(row(&out, "22"), ["22", &me, "live", "1", "2", "-"]);
+    assert!(
+        out.contains("abandoned_slots (skipped per consumer): cli-mp-c 2"),
+        "{out}"
+    );
+}
