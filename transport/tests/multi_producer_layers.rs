@@ -234,3 +234,53 @@ fn sixteen_producers_fit_the_table_and_a_dead_ones_entry_is_reused() {
         .iter()
         .all(|p| p.liveness == ConsumerLiveness::Live));
 }
+
+#[test]
+fn late_join_and_same_id_rejoin_on_a_multi_producer_ring() {
+    let world = SimBackend::new_world();
+    let name = unique("mprejoin");
+    let builder = |b: &SimBackend, s: u64| {
+        MultiProducerBuilder::<u64, _>::with_backend(b.clone(), &name, 16)
+            .with_source_id(s)
+            .build(|| 0)
+            .unwrap()
+    };
+    let (mut a, mut b) = (builder(&world, 1), builder(&world.sibling(), 2));
+    let consumer = |backend: &SimBackend, id: &str| {
+        SharedDisruptorBuilder::<Sourced<u64>, _>::with_backend(backend.clone(), &name, 16)
+            .with_consumer_id(id)
+            .build_consumer()
+            .unwrap()
+    };
+    let crashing = world.sibling();
+    let mut c = consumer(&crashing, "c");
+    for i in 0..4 {
+        a.publish(|e| *e = i).unwrap();
+        b.publish(|e| *e = 100 + i).unwrap();
+    }
+    for _ in 0..3 {
+        c.try_consume_next().unwrap().unwrap();
+    }
+    // A claim in progress: a late joiner starts after it (at the claim cursor + 1)...
+    let claim = a.claim_batch(1, None).unwrap();
+    let held = claim.first_sequence();
+    let mut late = consumer(&world.sibling(), "late");
+    assert_eq!(late.next_sequence(), held + 1);
+    claim.commit();
+    b.publish(|e| *e = 104).unwrap();
+    let e = late.try_consume_next().unwrap().unwrap();
+    assert_eq!((e.source, e.event), (2, 104));
+    // ...and a consumer killed mid-stream rejoins under its id where it stopped.
+    crashing.kill();
+    drop(c);
+    let mut c = consumer(&world.sibling(), "c");
+    assert!(c.resumed());
+    assert_eq!(c.next_sequence(), 3);
+    let rest: Vec<(u64, u64)> = std::iter::from_fn(|| c.try_consume_next().unwrap())
+        .map(|e| (e.source, e.event))
+        .collect();
+    assert_eq!(
+        rest,
+        vec![(2, 101), (1, 2), (2, 102), (1, 3), (2, 103), (1, 0), (2, 104)]
+    );
+}
