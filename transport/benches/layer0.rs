@@ -173,6 +173,10 @@ fn latency_rows(clock: &Clock, plan: &Plan, run: usize, report: &mut Report) -> 
         #[cfg(feature = "tokio")]
         ("wake_async", wakeup::Waiter::Async),
     ];
+    if plan.wants("wake_futex") {
+        let stats = wakeup::futex_floor::run(clock, plan, &mut names)?;
+        report.add(run, "wake_futex", Value::Latency(stats));
+    }
     for (name, waiter) in waiters {
         if plan.wants(name) {
             let stats = wakeup::run::<Ev64>(clock, plan, &mut names, waiter)?;
@@ -235,6 +239,7 @@ fn run_peer(role: &str, args: &[String]) -> BenchResult<()> {
         r if r == pingpong::role::<Ev64>() => pingpong::peer::<Ev64>(&args),
         r if r == pingpong::role::<Ev1k>() => pingpong::peer::<Ev1k>(&args),
         stream::ROLE => stream::peer(&args),
+        wakeup::futex_floor::ROLE => wakeup::futex_floor::peer(&args),
         r if r == wakeup::Waiter::Block.role() => {
             wakeup::peer::<Ev64>(&args, wakeup::Waiter::Block)
         }

@@ -281,6 +281,14 @@ fn late_join_and_same_id_rejoin_on_a_multi_producer_ring() {
         .collect();
     assert_eq!(
         rest,
-        vec![(2, 101), (1, 2), (2, 102), (1, 3), (2, 103), (1, 0), (2, 104)]
+        vec![
+            (2, 101),
+            (1, 2),
+            (2, 102),
+            (1, 3),
+            (2, 103),
+            (1, 0),
+            (2, 104)
+        ]
     );
 }

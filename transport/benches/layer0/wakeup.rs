@@ -136,3 +136,92 @@ pub fn peer<E: Payload>(args: &[String], waiter: Waiter) -> BenchResult<()> {
         }
     }
 }
+
+/// The floor of a wake-up: the same trip with no ring at all. B sleeps in a bare futex wait on a
+/// word of a shared page (the backend's `wait`, the very call a `Block` consumer ends in); A,
+/// after the gap, stores the trip number there and wakes it (`wake_all`); B stores the number
+/// into an acknowledgement word, on which A spins. What a futex wake-up costs on this machine,
+/// measured in the same run as `wake_block` and `wake_async`.
+pub mod futex_floor {
+    use super::{trips, GAP};
+    use crate::clock::{Clock, Stats};
+    use crate::proc::{BenchResult, Names, Peer};
+    use crate::spin::spin_until;
+    use crate::Plan;
+    use myelon::backend::{AtomicU32, Region, RingBackend, ShmBackend, ShmRegion};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    /// Peer role.
+    pub const ROLE: &str = "wake-futex";
+    /// Tells the peer to exit.
+    const STOP: u32 = u32::MAX;
+    /// The acknowledgement word sits on its own 128-byte line.
+    const ACK_OFFSET: usize = 128;
+
+    fn words(region: &ShmRegion) -> BenchResult<(&AtomicU32, &AtomicU32)> {
+        if region.len() < ACK_OFFSET + 4 {
+            return Err("futex floor region too small".into());
+        }
+        // SAFETY: both offsets are in bounds (checked) and 4-aligned (page base + 0 / + 128);
+        // zero-filled bytes are a valid `AtomicU32` (a transparent wrapper of std's), only
+        // ever accessed atomically; the references live no longer than the region borrow.
+        Ok(unsafe {
+            (
+                &*(region.as_ptr() as *const AtomicU32),
+                &*(region.as_ptr().add(ACK_OFFSET) as *const AtomicU32),
+            )
+        })
+    }
+
+    /// Parent side (A).
+    pub fn run(clock: &Clock, plan: &Plan, names: &mut Names) -> BenchResult<Stats> {
+        let name = names.fresh("wfutex");
+        let region = ShmBackend.create(&name, 4096)?;
+        region.finish(0o600)?;
+        let (word, ack) = words(&region)?;
+        let mut peer = Peer::spawn(ROLE, plan.cpus.1, &[name])?;
+        let n = trips(plan);
+        let mut ticks = Vec::with_capacity(n as usize);
+        for i in 1..=(n + n / 10) as u32 {
+            std::thread::sleep(GAP);
+            let t0 = clock.now();
+            word.store(i, Ordering::Release);
+            ShmBackend.wake_all(word);
+            spin_until(
+                || Ok((ack.load(Ordering::Acquire) == i).then_some(())),
+                || peer.check_alive(),
+            )?;
+            let t1 = clock.now();
+            if u64::from(i) > n / 10 {
+                ticks.push(t1.wrapping_sub(t0));
+            }
+        }
+        word.store(STOP, Ordering::Release);
+        ShmBackend.wake_all(word);
+        peer.finish(plan.peer_timeout)?;
+        Ok(Stats::from_ticks(clock, &ticks))
+    }
+
+    /// Peer side (B): sleeps in the futex until the word moves, acknowledges, until `STOP`.
+    pub fn peer(args: &[String]) -> BenchResult<()> {
+        let [name] = args else {
+            return Err("futex floor peer: expected <name>".into());
+        };
+        let region = ShmBackend.open(name)?;
+        let (word, ack) = words(&region)?;
+        let mut seen = 0u32;
+        loop {
+            let now = word.load(Ordering::Acquire);
+            if now == STOP {
+                return Ok(());
+            }
+            if now != seen {
+                seen = now;
+                ack.store(now, Ordering::Release);
+                continue;
+            }
+            ShmBackend.wait(word, seen, Duration::from_millis(100));
+        }
+    }
+}
