@@ -131,6 +131,8 @@ pub struct MpLedger {
     pub(super) seen: BTreeSet<String>,
     /// Ids reserved by the ring's creator.
     pub reserved: Vec<String>,
+    /// The producer actor that created the main ring (its region handle owns the name).
+    pub creator: Option<ActorId>,
     /// Sources whose producer detached after every source was done.
     pub finished: BTreeSet<u64>,
     /// Holes skipped so far, by kind (coverage).
@@ -175,6 +177,13 @@ impl MpLedger {
         self.incarnations[i] - 1
     }
 
+    /// The source of the producer actor that created the main ring.
+    pub fn creator_source(&self) -> Option<u64> {
+        self.creator
+            .and_then(|a| self.producers.get(&a))
+            .map(|p| p.source)
+    }
+
     /// Whether `actor` is a producer.
     pub fn is_producer(&self, actor: ActorId) -> bool {
         self.producers.contains_key(&actor)
@@ -183,6 +192,13 @@ impl MpLedger {
     /// Whether producer `actor`'s build returned.
     pub fn producer_attached(&self, actor: ActorId) -> bool {
         self.producers.get(&actor).is_some_and(|p| p.attached)
+    }
+
+    /// Whether every source's producer attached once.
+    pub fn all_attached(&self) -> bool {
+        self.incarnations.iter().all(|n| *n > 0)
+            && (1..=self.done.len() as u64)
+                .all(|s| self.producers.values().any(|p| p.source == s && p.attached))
     }
 
     /// The epoch a producer or consumer found: whether it is the main ring's.
@@ -311,6 +327,9 @@ impl MpLedger {
         let Some((code, data)) = point else {
             return;
         };
+        if code == P::SegmentInit as u16 && self.creator.is_none() {
+            self.creator = Some(actor);
+        }
         if code == P::ClaimCas as u16 {
             p.cas_at = Some(data);
             return;
