@@ -240,7 +240,11 @@ impl Path {
 
     /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed
     /// `dst api coverage` run in CI requires them too).
-    pub const RARE: [Path; 2] = [Path::RegistryBusy, Path::IdInUseRetry];
+    pub const RARE: [Path; 3] = [
+        Path::RegistryBusy,
+        Path::IdInUseRetry,
+        Path::MultiSawProducerDead,
+    ];
 
     /// Its name in reports.
     pub fn name(self) -> String {
