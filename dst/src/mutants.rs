@@ -123,6 +123,26 @@ pub const MUTANTS: &[Mutant] = &[
         "framed producer fill_and_commit: two fragments of a long message trade places",
         &["torn-read"],
     ),
+    api(
+        "mp_skip_live_claim",
+        "ring/multi live_producers: the hole check ignores live producers' intents",
+        &["hole", "loss", "overwrite", "torn-read"],
+    ),
+    api(
+        "mp_intent_after_cas",
+        "ring/multi try_claim: the intent is stored after the claim's compare-and-swap",
+        &["hole", "loss", "overwrite", "torn-read"],
+    ),
+    api(
+        "mp_clear_intent_before_stamp",
+        "ring/multi publish_range: the intent is cleared before the stamps",
+        &["hole", "loss", "overwrite", "torn-read"],
+    ),
+    api(
+        "mp_double_claim",
+        "ring/multi try_claim: a plain store instead of the compare-and-swap",
+        &["double-claim", "total-order", "loss", "overwrite", "torn-read", "source-order"],
+    ),
     steps(
         "alert_timer_not_reset",
         "liveness monitor: the stall timer is not reset by progress",

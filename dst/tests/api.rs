@@ -59,11 +59,29 @@ fn random_seeds_pass_and_reach_every_public_path() {
     assert!(missing.is_empty(), "never reached: {missing:?}");
 }
 
+/// Multi-producer seeds: 0x17 (two producers, crashes, the first to catch `mp_double_claim`),
+/// 0x99, 0xd8, 0xed (the first to catch `mp_skip_live_claim`, `mp_clear_intent_before_stamp`,
+/// `mp_intent_after_cas`), and 0x66e, 0x671, 0x943, 0x38da, which found the bugs
+/// `KNOWN_BUG_WORKAROUNDS` steers clear of (they pass with the workarounds on).
+const MULTI_PRODUCER: [u64; 8] = [0x17, 0x99, 0xd8, 0xed, 0x66e, 0x671, 0x943, 0x38da];
+
+#[test]
+fn multi_producer_seeds_pass_and_run_a_multi_producer_ring() {
+    for seed in MULTI_PRODUCER {
+        let o = run_seed(seed, false);
+        assert!(o.failure.is_none(), "seed {seed:#x}: {:?}", o.failure);
+        assert!(
+            o.coverage.has(Path::MultiClosed),
+            "seed {seed:#x} ran no multi-producer ring"
+        );
+    }
+}
+
 #[test]
 fn a_seed_is_one_trace() {
     // 0xa4 has anonymous consumers that leave, crash and are reaped: their generated labels
     // (a process-wide counter) must not reach the trace.
-    for seed in [3u64, 0x2339, 0xbeef, 0xa4] {
+    for seed in [3u64, 0x2339, 0xbeef, 0xa4, 0x17, 0x671] {
         let a = run_seed(seed, false);
         let b = run_seed(seed, false);
         assert_eq!(a.stats.trace_hash, b.stats.trace_hash, "seed {seed:#x}");

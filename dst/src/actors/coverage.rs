@@ -134,11 +134,33 @@ pub enum Path {
     /// The producer freed a dead anonymous consumer's entry (its label left
     /// `Producer::consumers()`).
     AnonymousReaped,
+    /// Multi-producer: `MultiProducer::publish` / `try_publish` / `publish_batch`.
+    MultiPublish,
+    /// Multi-producer: `claim_batch` / `try_claim_batch` + `MultiClaim::commit`.
+    MultiClaim,
+    /// Multi-producer: a claim given up (`MultiClaim::abort` or dropped unpublished).
+    MultiAbort,
+    /// Multi-producer: `try_publish` / `try_claim_batch` found the ring full.
+    MultiFull,
+    /// Multi-producer: a producer crashed inside a claim or publish call, or holding a claim.
+    MultiProducerCrashMidClaim,
+    /// Multi-producer: a crashed producer restarted (same source id, new numbering epoch).
+    MultiProducerRestart,
+    /// Multi-producer: a consumer skipped a claim whose producer died before stamping it.
+    HoleSkipped,
+    /// Multi-producer: a consumer skipped a given-up claim (skip markers).
+    SkipMarkerSkipped,
+    /// Multi-producer: a consumer got `ProducerDead` (no live producer) and carried on.
+    MultiSawProducerDead,
+    /// Multi-producer: a crashed consumer rejoined under its id.
+    MultiRejoin,
+    /// Multi-producer: a consumer read until `Closed` (the last producer detached).
+    MultiClosed,
 }
 
 impl Path {
     /// Every path, in report order.
-    pub const ALL: [Path; 64] = [
+    pub const ALL: [Path; 75] = [
         Path::BuildProducer,
         Path::Publish,
         Path::TryPublish,
@@ -203,11 +225,26 @@ impl Path {
         Path::AnonymousLeave,
         Path::AnonymousCrash,
         Path::AnonymousReaped,
+        Path::MultiPublish,
+        Path::MultiClaim,
+        Path::MultiAbort,
+        Path::MultiFull,
+        Path::MultiProducerCrashMidClaim,
+        Path::MultiProducerRestart,
+        Path::HoleSkipped,
+        Path::SkipMarkerSkipped,
+        Path::MultiSawProducerDead,
+        Path::MultiRejoin,
+        Path::MultiClosed,
     ];
 
     /// Situations rare enough that a few thousand seeds may miss them (the 20,000-seed
     /// `dst api coverage` run in CI requires them too).
-    pub const RARE: [Path; 2] = [Path::RegistryBusy, Path::IdInUseRetry];
+    pub const RARE: [Path; 3] = [
+        Path::RegistryBusy,
+        Path::IdInUseRetry,
+        Path::MultiSawProducerDead,
+    ];
 
     /// Its name in reports.
     pub fn name(self) -> String {

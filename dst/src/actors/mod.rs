@@ -14,6 +14,7 @@
 pub mod coverage;
 pub mod framed;
 pub mod hook;
+pub mod multi;
 pub mod oracle;
 pub mod programs;
 pub mod sched;
@@ -55,6 +56,9 @@ pub struct Scenario {
     pub producer_crashes: bool,
     /// Fault knobs.
     pub faults: Faults,
+    /// A multi-producer ring instead (a fraction of the seeds, from their own stream: the
+    /// other seeds keep their scenarios).
+    pub multi: Option<multi::MpPlan>,
 }
 
 impl Scenario {
@@ -148,8 +152,10 @@ impl Scenario {
         if let Some(l) = plan.liveness.as_mut() {
             l.managed_only = anonymous > 0 && r3.chance(30);
         }
+        let multi = multi::MpPlan::generate(seed, capacity, faults);
         Scenario {
             seed,
+            multi,
             capacity,
             layer,
             producer_crashes,
@@ -384,6 +390,9 @@ pub fn run_seed(seed: u64, trace: bool) -> SeedOutcome {
 
 /// Runs a scenario.
 pub fn run_scenario(sc: &Scenario, trace: bool) -> SeedOutcome {
+    if let Some(plan) = &sc.multi {
+        return multi::run(sc, plan, trace);
+    }
     let world = SimBackend::new_world();
     let shared = Shared {
         ledger: Rc::new(RefCell::new(Ledger::new())),

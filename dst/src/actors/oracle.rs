@@ -34,11 +34,20 @@ pub enum Oracle {
     Wedge,
     /// An actor panicked.
     Panic,
+    /// Multi-producer: two producers claimed (and wrote) one sequence.
+    DoubleClaim,
+    /// Multi-producer: a consumer received a source's events out of its order.
+    SourceOrder,
+    /// Multi-producer: two consumers received different events at one sequence.
+    TotalOrder,
+    /// Multi-producer: a consumer skipped a sequence that is no hole (unclaimed, or claimed by
+    /// a live producer that did not give it up), or `abandoned_slots` miscounts its skips.
+    BadHole,
 }
 
 impl Oracle {
     /// Every oracle, for listings.
-    pub const ALL: [Oracle; 12] = [
+    pub const ALL: [Oracle; 16] = [
         Oracle::Gap,
         Oracle::Duplicate,
         Oracle::TornRead,
@@ -51,6 +60,10 @@ impl Oracle {
         Oracle::Deadlock,
         Oracle::Wedge,
         Oracle::Panic,
+        Oracle::DoubleClaim,
+        Oracle::SourceOrder,
+        Oracle::TotalOrder,
+        Oracle::BadHole,
     ];
 
     /// Short name (as printed, and as mutants name them).
@@ -68,6 +81,10 @@ impl Oracle {
             Oracle::Deadlock => "deadlock",
             Oracle::Wedge => "wedge",
             Oracle::Panic => "panic",
+            Oracle::DoubleClaim => "double-claim",
+            Oracle::SourceOrder => "source-order",
+            Oracle::TotalOrder => "total-order",
+            Oracle::BadHole => "hole",
         }
     }
 

@@ -130,6 +130,9 @@ pub(crate) fn live_producers<E: ShmEvent, B: RingBackend>(
             covering = true;
         }
     }
+    // Mutant: the hole check ignores the live producers' intents (skips a live claim).
+    #[cfg(myelon_mutant = "mp_skip_live_claim")]
+    let covering = false;
     (any, covering)
 }
 
@@ -351,13 +354,31 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
                 rescanned = true;
                 continue;
             }
-            self.backend.sched_point(SchedPoint::ClaimIntent, c + 1);
-            entry.intent.store(c + 1, Ordering::SeqCst);
-            self.backend.sched_point(SchedPoint::ClaimCas, c + 1);
-            if cursor
-                .compare_exchange(c, last, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
+            #[cfg(not(myelon_mutant = "mp_intent_after_cas"))]
             {
+                self.backend.sched_point(SchedPoint::ClaimIntent, c + 1);
+                entry.intent.store(c + 1, Ordering::SeqCst);
+            }
+            self.backend.sched_point(SchedPoint::ClaimCas, c + 1);
+            #[cfg(not(myelon_mutant = "mp_double_claim"))]
+            let won = cursor
+                .compare_exchange(c, last, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
+            // Mutant: a plain store instead of the compare-and-swap (two producers may claim
+            // one slot).
+            #[cfg(myelon_mutant = "mp_double_claim")]
+            let won = {
+                cursor.store(last, Ordering::SeqCst);
+                true
+            };
+            // Mutant: the intent is stored after the claim (a hole check in between finds no
+            // live producer covering the claimed sequence).
+            #[cfg(myelon_mutant = "mp_intent_after_cas")]
+            {
+                self.backend.sched_point(SchedPoint::ClaimIntent, c + 1);
+                entry.intent.store(c + 1, Ordering::SeqCst);
+            }
+            if won {
                 return Ok(Some(c + 1));
             }
             spin_hint();
@@ -518,6 +539,13 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         for seq in first..=last {
             self.slot(seq).source = self.source;
         }
+        // Mutant: the intent is cleared before the stamps (the claim looks abandoned while its
+        // live producer is still stamping it).
+        #[cfg(myelon_mutant = "mp_clear_intent_before_stamp")]
+        self.seg
+            .producer_entry(self.index)
+            .intent
+            .store(NO_INTENT, Ordering::SeqCst);
         for seq in first..=last {
             self.backend.sched_point(SchedPoint::SlotStamp, seq);
             // Pairs with the consumer's `Acquire` load of the stamp (I3).
