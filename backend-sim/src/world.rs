@@ -81,6 +81,10 @@ struct Entry {
     /// Whether its creator lifted the unfinished mark (as `fchmod` to the final mode does on a
     /// real platform).
     finished: bool,
+    /// The owner's handle went away without removing the name (a multi-producer ring whose
+    /// creator detached first): as when a real owner closes its locked descriptor, the owner
+    /// counts as gone from then on, whether or not its process lives.
+    owner_released: bool,
 }
 
 #[derive(Debug, Default)]
@@ -220,6 +224,7 @@ impl SimWorld {
                 region: Arc::clone(&region),
                 owner_pid,
                 finished: false,
+                owner_released: false,
             },
         );
         Ok(region)
@@ -260,6 +265,24 @@ impl SimWorld {
             }
         }
         same
+    }
+
+    /// The owner's handle of `region` went away and left its name (see `Entry::owner_released`).
+    pub fn release_owner(&self, region: &Arc<SimRegion>) {
+        let mut st = self.lock();
+        for e in st.regions.values_mut() {
+            if Arc::ptr_eq(&e.region, region) {
+                e.owner_released = true;
+            }
+        }
+    }
+
+    /// Whether the owner's handle of `region` went away (see [`SimWorld::release_owner`]).
+    pub fn owner_released(&self, region: &Arc<SimRegion>) -> bool {
+        self.lock()
+            .regions
+            .values()
+            .any(|e| Arc::ptr_eq(&e.region, region) && e.owner_released)
     }
 
     /// Names of all regions, sorted.
@@ -315,7 +338,7 @@ impl SimWorld {
     ) -> Result<bool, SimError> {
         let mut st = self.lock();
         let dead = match st.regions.get(name) {
-            Some(e) => st.alive.get(&e.owner_pid) != Some(&true),
+            Some(e) => e.owner_released || st.alive.get(&e.owner_pid) != Some(&true),
             None => false,
         };
         if dead {

@@ -143,6 +143,11 @@ pub const MUTANTS: &[Mutant] = &[
         "ring/multi try_claim: a plain store instead of the compare-and-swap",
         &["double-claim", "total-order", "loss", "overwrite", "torn-read", "source-order"],
     ),
+    api(
+        "mp_lap_unpublished",
+        "ring/multi refresh_limit: the limit ignores other producers' unpublished claims (a slot is lapped before its late stamp)",
+        &["loss", "overwrite", "torn-read", "total-order", "source-order"],
+    ),
     steps(
         "alert_timer_not_reset",
         "liveness monitor: the stall timer is not reset by progress",

@@ -61,8 +61,10 @@ fn random_seeds_pass_and_reach_every_public_path() {
 
 /// Multi-producer seeds: 0x17 (two producers, crashes, the first to catch `mp_double_claim`),
 /// 0x99, 0xd8, 0xed (the first to catch `mp_skip_live_claim`, `mp_clear_intent_before_stamp`,
-/// `mp_intent_after_cas`), and 0x66e, 0x671, 0x943, 0x38da, which found the bugs
-/// `KNOWN_BUG_WORKAROUNDS` steers clear of (they pass with the workarounds on).
+/// `mp_intent_after_cas`), and 0x66e, 0x943 (a producer lapped another's unpublished claim),
+/// 0x671 (the creator's handle unlinked the name of a ring other producers still used), 0x38da
+/// (a racing builder reclaimed a ready ring whose creator had died), which found three bugs of
+/// `ring::multi`, fixed since.
 const MULTI_PRODUCER: [u64; 8] = [0x17, 0x99, 0xd8, 0xed, 0x66e, 0x671, 0x943, 0x38da];
 
 #[test]

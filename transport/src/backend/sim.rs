@@ -132,6 +132,9 @@ unsafe impl Region for SimRegionHandle {
         self.is_owner
     }
     fn owner_state(&self) -> ProcessState {
+        if self.world.owner_released(&self.region) {
+            return ProcessState::Dead;
+        }
         map_state(self.world.process_state(self.owner_pid))
     }
     fn finish(&self, _mode: u32) -> Result<(), BackendError> {
@@ -176,11 +179,14 @@ impl Drop for SimRegionHandle {
     fn drop(&mut self) {
         self.world.release_handle(self.handle);
         // A killed owner removes nothing (its name stays, as after SIGKILL, for a reclaim).
-        if self.is_owner
-            && !self.keep_name.load(std::sync::atomic::Ordering::Relaxed)
-            && self.world.process_state(self.owner_pid) != SimProcessState::Dead
-        {
-            self.world.remove_region_if_same(&self.name, &self.region);
+        if self.is_owner && self.world.process_state(self.owner_pid) != SimProcessState::Dead {
+            if self.keep_name.load(std::sync::atomic::Ordering::Relaxed) {
+                // As a real owner's descriptor closing releases its lock: the name stays, its
+                // owner is gone.
+                self.world.release_owner(&self.region);
+            } else {
+                self.world.remove_region_if_same(&self.name, &self.region);
+            }
         }
     }
 }

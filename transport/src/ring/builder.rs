@@ -454,7 +454,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
         source: u64,
         mut factory: impl FnMut() -> X,
     ) -> MultiProcessResult<crate::ring::multi::MultiProducer<X, B>> {
-        use crate::ring::layout::RING_MULTI_PRODUCER;
+        use crate::ring::layout::{try_header_of, RING_MULTI_PRODUCER};
         use crate::ring::multi::{register_producer, MultiProducer, Sourced};
         self.check_deferred()?;
         if let Some(core) = self.producer_core()? {
@@ -518,14 +518,30 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                 }
                 Err(e) => return Err(e.into()),
             }
-            let region = match create_reclaiming(&self.backend, &self.name, geom.total_len) {
+            let region = match self.backend.create(&self.name, geom.total_len) {
                 Ok(r) => r,
-                // Someone else created it (or a live producer keeps a closed one): look again.
-                Err(MultiProcessError::Backend(BackendError::AlreadyExists { .. })) => {
-                    self.backend.sleep(RECLAIM_RETRY);
+                Err(BackendError::AlreadyExists { .. }) => {
+                    // Something is there. A ready multi-producer ring is attached to (back at the
+                    // top), even when its creator is dead: its consumers and other producers
+                    // are on it (found by the DST, seed 0x38da: a racing builder reclaimed the
+                    // ring a crashed creator had just made ready, under its consumers). Only
+                    // what is closed, unfinished, or another kind of ring of a dead owner is
+                    // reclaimed.
+                    let ready_multi = self.backend.open(&self.name).is_ok_and(|r| {
+                        matches!(peek_state(&r), Some((MAGIC, STATE_READY)))
+                            && try_header_of(&r).is_some_and(|h| {
+                                h.ring_flags.load(Ordering::Relaxed) & RING_MULTI_PRODUCER != 0
+                            })
+                    });
+                    if !ready_multi {
+                        match reclaim_if_stale(&self.backend, &self.name)? {
+                            Reclaim::Removed => {}
+                            Reclaim::Busy | Reclaim::Keep => self.backend.sleep(RECLAIM_RETRY),
+                        }
+                    }
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             let seg = Segment::<Sourced<X>, B>::new(region, geom).map_err(|_| {
                 MultiProcessError::Corrupt {

@@ -325,7 +325,58 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
             .producer
             .value
             .fetch_add(0, Ordering::SeqCst);
-        self.limit = registry::gating_minimum(&self.seg, &self.backend, c) + self.capacity;
+        let gating = registry::gating_minimum(&self.seg, &self.backend, c);
+        // Mutant: the limit ignores the other producers' unpublished claims (seed 0x66e).
+        #[cfg(myelon_mutant = "mp_lap_unpublished")]
+        let gating = gating.max(self.unpublished_bound(gating));
+        #[cfg(not(myelon_mutant = "mp_lap_unpublished"))]
+        let gating = self.unpublished_bound(gating);
+        self.limit = gating + self.capacity;
+    }
+
+    /// `bound`, lowered to just below the oldest claim another *live* producer has not
+    /// published yet: a slot is reused only once its claim is done. Consumers alone do not
+    /// ensure it — a consumer that joins after an unpublished claim does not gate it, and with
+    /// no consumer the gating minimum is the claim cursor itself — so without this a producer
+    /// could lap a slower producer's claimed slot, and that producer's late stamp would land
+    /// over the newer event (found by the DST, seed 0x66e). A dead producer's claim does not
+    /// count (it will never write again; consumers skip it). Reads the intents after the
+    /// claim cursor's read-modify-write and the scan's fence, so a claim made before that
+    /// read is seen here, and one made after it lies beyond it. Probes a producer's lock slot
+    /// only when its intent is the one that binds.
+    fn unpublished_bound(&self, bound: i64) -> i64 {
+        let mut dead = 0u32;
+        loop {
+            let mut oldest: Option<(usize, i64)> = None;
+            for i in 0..MAX_PRODUCERS {
+                if i == self.index || dead & (1 << i) != 0 {
+                    continue;
+                }
+                let p = self.seg.producer_entry(i);
+                if p.state.load(Ordering::SeqCst) != PRODUCER_ACTIVE {
+                    continue;
+                }
+                let intent = p.intent.load(Ordering::SeqCst);
+                // Sequences start at 0: a negative intent is not one a producer wrote.
+                if intent == NO_INTENT || intent < 0 {
+                    continue;
+                }
+                if oldest.is_none_or(|(_, o)| intent < o) {
+                    oldest = Some((i, intent));
+                }
+            }
+            let Some((i, intent)) = oldest else {
+                return bound;
+            };
+            if intent > bound {
+                return bound;
+            }
+            if self.seg.region().slot_state(producer_lock_slot(i)) == ProcessState::Dead {
+                dead |= 1 << i;
+                continue;
+            }
+            return intent - 1;
+        }
     }
 
     /// Tries once to claim `n` (1..=capacity) consecutive slots. `Ok(None)`: not enough room.
@@ -837,6 +888,7 @@ impl<E: ShmEvent, B: RingBackend> MultiProducerBuilder<E, B> {
         }
     }
 
+    #[cfg(all(feature = "mmap", not(loom)))]
     pub(crate) fn from_inner(inner: SharedDisruptorBuilder<Sourced<E>, B>) -> Self {
         MultiProducerBuilder {
             inner,

@@ -26,28 +26,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Steer clear of two bugs of `ring::multi` these seeds found (open; see the README's DST
-/// section). `false` reproduces them (seeds 0x66e, 0x943: the first; 0x671: the second):
-///
-/// 1. **Lapping an unpublished claim.** The claim limit is the gating minimum (consumer
-///    cursors, or the claim cursor when no consumer gates) plus the capacity; it ignores
-///    sequences that another producer claimed but has not stamped. A consumer that joins at the
-///    live tail (claim cursor + 1), or no consumer at all, lets a producer claim `s + capacity`
-///    while `s` is still being written: both write the slot, and the slower producer's late
-///    stamp of `s` overwrites the stamp of `s + capacity`, whose event is then lost (skipped as
-///    a hole) or torn. Workaround: consumers are always reserved (they gate from 0).
-/// 2. **The creator unlinks the name on detach.** The region handle of the producer that
-///    created the ring owns the name and unlinks it when dropped, even while other producers
-///    are attached: a producer that restarts (or attaches) after that creates a new ring, and
-///    the old one is never closed (its consumers wait for ever). Workaround: the creator
-///    detaches last.
-/// 3. **A dead creator's ring is reclaimed while in use.** A producer whose first look found no
-///    ring tries to create it; if the creator dies meanwhile, `create_reclaiming` takes the
-///    ring for abandoned (its creating process is dead) and unlinks it, though it is READY with
-///    other producers and consumers on it, and creates a new one (seed 0x38da). Workaround:
-///    no producer crashes before every source attached once.
-pub const KNOWN_BUG_WORKAROUNDS: bool = true;
-
 /// What a multi-producer seed runs.
 #[derive(Debug, Clone)]
 pub struct MpPlan {
@@ -84,7 +62,7 @@ impl MpPlan {
             events,
             max_batch: r.range(1, capacity as u64) as usize,
             consumers,
-            reserved: r.chance(50) || KNOWN_BUG_WORKAROUNDS,
+            reserved: r.chance(50),
             abort_pct: [0, 5, 20][r.below(3) as usize],
             faults,
         })
@@ -179,8 +157,7 @@ impl Observer for MpChecker {
         // A producer is crashed only once attached: a crash while creating the ring would
         // leave a half-made segment the others wait on (the single-producer seeds cover it).
         let l = self.sh.ledger.borrow();
-        !self.sources.contains_key(&actor)
-            || (l.producer_attached(actor) && (!KNOWN_BUG_WORKAROUNDS || l.all_attached()))
+        !self.sources.contains_key(&actor) || l.producer_attached(actor)
     }
 
     fn on_exit(&mut self, actor: ActorId, exit: &Exit) -> Result<(), String> {

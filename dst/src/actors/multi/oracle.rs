@@ -177,13 +177,6 @@ impl MpLedger {
         self.incarnations[i] - 1
     }
 
-    /// The source of the producer actor that created the main ring.
-    pub fn creator_source(&self) -> Option<u64> {
-        self.creator
-            .and_then(|a| self.producers.get(&a))
-            .map(|p| p.source)
-    }
-
     /// Whether `actor` is a producer.
     pub fn is_producer(&self, actor: ActorId) -> bool {
         self.producers.contains_key(&actor)
@@ -192,13 +185,6 @@ impl MpLedger {
     /// Whether producer `actor`'s build returned.
     pub fn producer_attached(&self, actor: ActorId) -> bool {
         self.producers.get(&actor).is_some_and(|p| p.attached)
-    }
-
-    /// Whether every source's producer attached once.
-    pub fn all_attached(&self) -> bool {
-        self.incarnations.iter().all(|n| *n > 0)
-            && (1..=self.done.len() as u64)
-                .all(|s| self.producers.values().any(|p| p.source == s && p.attached))
     }
 
     /// The epoch a producer or consumer found: whether it is the main ring's.
