@@ -36,6 +36,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
         Work::PingPong { size } => line_pingpong(ctx, work, size),
         Work::Bulk { .. } => Ok(Outcome::Bandwidth(memcpy(ctx))),
         Work::Stream { .. } => Err("floor: no stream floor".into()),
+        Work::FanIn { .. } => Err("floor: no fan-in floor".into()),
     }
 }
 
