@@ -205,7 +205,9 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 let load_after = proc::loadavg();
                 let value = match outcome {
                     Ok(Outcome::Latency(ns)) => Value::Lat(Pcts::from_ns(&ns)),
-                    Ok(Outcome::OneWay(ns)) => Value::OneWay(Pcts::from_ns(&ns)),
+                    Ok(Outcome::OneWay(ns)) => {
+                        Value::OneWay(Pcts::from_ns(&ns), stats::fast_share(&ns))
+                    }
                     Ok(Outcome::Rate(r)) => Value::Mps(r / 1e6),
                     Ok(Outcome::Bandwidth(b)) => Value::Gbps(b),
                     Err(e) => {
@@ -220,9 +222,12 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                         "p50={:.0}ns p99={:.0}ns p99.9={:.0}ns",
                         p.p50, p.p99, p.p999
                     ),
-                    Value::OneWay(p) => format!(
-                        "one-way p50={:.0}ns p99={:.0}ns p99.9={:.0}ns",
-                        p.p50, p.p99, p.p999
+                    Value::OneWay(p, f) => format!(
+                        "one-way p50={:.0}ns p99={:.0}ns p99.9={:.0}ns <=10us={:.0}%",
+                        p.p50,
+                        p.p99,
+                        p.p999,
+                        f * 100.0
                     ),
                     Value::Mps(v) => format!("{v:.2} M events/s"),
                     Value::Gbps(v) => format!("{v:.2} GB/s"),

@@ -14,6 +14,11 @@
 //! Every shared-memory name of every contender starts with the run prefix, which holds the
 //! supervisor's pid, so the cleanup never touches a name that is not this run's.
 
+// The workspace's clippy.toml sends shared-memory atomics through the transport's `sync` facade
+// (so loom sees them). This file's atomics are process-local: a name counter, the watchdog's
+// deadline shared between two threads of the driver, the supervisor's signal-handler pid.
+#![allow(clippy::disallowed_types)]
+
 use std::error::Error;
 use std::io::Read;
 use std::path::PathBuf;

@@ -27,13 +27,26 @@ impl Pcts {
     }
 }
 
+/// The one-way latency under which an event counts as "fast" (the consumer was running when it
+/// was sent) in the fan-in share column.
+pub const FAST_NS: f64 = 10_000.0;
+
+/// The share of `ns` at most [`FAST_NS`] (0 when empty).
+pub fn fast_share(ns: &[f64]) -> f64 {
+    if ns.is_empty() {
+        return 0.0;
+    }
+    ns.iter().filter(|v| **v <= FAST_NS).count() as f64 / ns.len() as f64
+}
+
 /// One measured value.
 #[derive(Debug, Clone, Copy)]
 pub enum Value {
     /// Round-trip percentiles, ns.
     Lat(Pcts),
-    /// One-way latency percentiles (fan-in: receive time − send stamp), ns.
-    OneWay(Pcts),
+    /// One-way latency percentiles (fan-in: receive time − send stamp), ns, and the share of
+    /// events that took at most [`FAST_NS`].
+    OneWay(Pcts, f64),
     /// Million events per second.
     Mps(f64),
     /// GB/s.
@@ -56,7 +69,7 @@ impl Sample {
     /// The headline figure: p50 ns, M events/s or GB/s.
     pub fn headline(&self) -> f64 {
         match self.value {
-            Value::Lat(p) | Value::OneWay(p) => p.p50,
+            Value::Lat(p) | Value::OneWay(p, _) => p.p50,
             Value::Mps(v) | Value::Gbps(v) => v,
         }
     }
@@ -88,6 +101,8 @@ pub struct Row {
     pub ratio: Option<f64>,
     /// Lowest and highest 1-minute load average read before/after the row's runs.
     pub load: (f64, f64),
+    /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
+    pub fast: Option<f64>,
 }
 
 /// Aggregates the samples into rows, in first-seen order.
@@ -114,13 +129,13 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
             let ss = pick(g, c);
             let head = spread(&mut ss.iter().map(|s| s.headline()).collect::<Vec<_>>());
             let tail = match ss[0].value {
-                Value::Lat(_) | Value::OneWay(_) => {
+                Value::Lat(_) | Value::OneWay(..) => {
                     let p = |f: fn(&Pcts) -> f64| {
                         spread(
                             &mut ss
                                 .iter()
                                 .filter_map(|s| match &s.value {
-                                    Value::Lat(p) | Value::OneWay(p) => Some(f(p)),
+                                    Value::Lat(p) | Value::OneWay(p, _) => Some(f(p)),
                                     _ => None,
                                 })
                                 .collect::<Vec<_>>(),
@@ -143,7 +158,16 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
             let load = loads
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+            let shares: Vec<f64> = ss
+                .iter()
+                .filter_map(|s| match s.value {
+                    Value::OneWay(_, f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            let fast = (!shares.is_empty()).then(|| spread(&mut shares.clone()).0);
             Row {
+                fast,
                 group: g.clone(),
                 contender: c,
                 runs: ss.len(),
@@ -283,12 +307,13 @@ fn fanin_markdown(rows: &[Row], out: &mut String) {
     let lat: Vec<&&Row> = sel.iter().filter(|r| r.tail.is_some()).collect();
     if !lat.is_empty() {
         out.push_str("#### Latency: **one-way** (not RTT), ns: receive time − send stamp, `CLOCK_MONOTONIC`, each producer paced at one event per 20 µs\n\n");
-        out.push_str("| row | contender | producers | runs | one-way p50 median (min–max) | p99 median | p99.9 median | load 1m |\n|---|---|---|---|---|---|---|---|\n");
+        out.push_str("The consumer busy-polls on its CPU; when that CPU is shared (other processes runnable), an event sent while the consumer is descheduled waits for its next time slice (milliseconds). The last column, the share of events delivered within 10 µs, shows how much of the distribution is the transport and how much is the scheduler.\n\n");
+        out.push_str("| row | contender | producers | runs | one-way p50 median (min–max) | p99 median | p99.9 median | ≤ 10 µs (median share) | load 1m |\n|---|---|---|---|---|---|---|---|---|\n");
         for r in lat {
             let (p99, p999) = r.tail.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | **{}** ({}–{}) | {} | {} | {} |",
+                "| {} | {} | {} | {} | **{}** ({}–{}) | {} | {} | {:.0}% | {} |",
                 r.group,
                 r.contender,
                 fanin_producers(&r.group),
@@ -298,6 +323,7 @@ fn fanin_markdown(rows: &[Row], out: &mut String) {
                 fmt_num(r.head.2),
                 fmt_num(p99),
                 fmt_num(p999),
+                r.fast.unwrap_or(0.0) * 100.0,
                 load(r)
             );
         }
@@ -315,10 +341,11 @@ pub fn csv(samples: &[Sample]) -> String {
                 ("rtt_p99_ns", p.p99),
                 ("rtt_p999_ns", p.p999),
             ],
-            Value::OneWay(p) => vec![
+            Value::OneWay(p, f) => vec![
                 ("oneway_p50_ns", p.p50),
                 ("oneway_p99_ns", p.p99),
                 ("oneway_p999_ns", p.p999),
+                ("oneway_le10us_share", f),
             ],
             Value::Mps(v) => vec![("mevents_per_s", v)],
             Value::Gbps(v) => vec![("gb_per_s", v)],
@@ -344,8 +371,8 @@ pub fn json(samples: &[Sample]) -> String {
                     "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"rtt_p999_ns\":{}",
                     p.p50, p.p99, p.p999
                 ),
-                Value::OneWay(p) => format!(
-                    "\"oneway_p50_ns\":{},\"oneway_p99_ns\":{},\"oneway_p999_ns\":{}",
+                Value::OneWay(p, f) => format!(
+                    "\"oneway_p50_ns\":{},\"oneway_p99_ns\":{},\"oneway_p999_ns\":{},\"oneway_le10us_share\":{f:.4}",
                     p.p50, p.p99, p.p999
                 ),
                 Value::Mps(v) => format!("\"mevents_per_s\":{v:.4}"),
