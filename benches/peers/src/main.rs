@@ -57,7 +57,8 @@ struct Args {
         default_value = "256,1024,4096,16384,65536"
     )]
     depths: Vec<usize>,
-    /// CPUs of the driver and of the peer.
+    /// CPUs of the driver and of the peer; an optional third: the second fan-in producer's
+    /// (default: the peer CPU, shared by both producers).
     #[arg(long, value_delimiter = ',', default_value = "0,1")]
     cpus: Vec<usize>,
     /// Name of the result files: results/<name>.md, .csv, .json, -*.svg.
@@ -91,6 +92,14 @@ fn groups(a: &Args) -> Vec<Group> {
             label: format!("bulk_1MiB_{tag}"),
             work: Work::Bulk { checksum },
         });
+    }
+    for (latency, tag) in [(false, "throughput"), (true, "latency")] {
+        for producers in [1, 2] {
+            g.push(Group {
+                label: format!("fanin_64_{tag}{}", if producers == 1 { "_1p" } else { "" }),
+                work: Work::FanIn { producers, latency },
+            });
+        }
     }
     g
 }
@@ -128,9 +137,10 @@ fn machine() -> String {
 
 fn run_driver(a: &Args) -> BenchResult<bool> {
     let runs = a.runs.unwrap_or(if a.quick { 1 } else { 5 }).max(1);
-    let (cpu0, cpu1) = match a.cpus.as_slice() {
-        [x, y] => (*x, *y),
-        _ => return Err("--cpus takes two CPUs: A,B".into()),
+    let (cpu0, cpu1, cpu2) = match a.cpus.as_slice() {
+        [x, y] => (*x, *y, *y),
+        [x, y, z] => (*x, *y, *z),
+        _ => return Err("--cpus takes two or three CPUs: A,B[,C]".into()),
     };
     // Before pinning: `nproc` reports the CPUs this process may use.
     let machine = machine();
@@ -138,6 +148,7 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
     let ctx = Ctx {
         clock: clock::Clock::calibrate(),
         cpus: (cpu0, cpu1),
+        cpu2,
         warmup: a.warmup.unwrap_or(if a.quick { 2_000 } else { 20_000 }),
         iters: a
             .iters
@@ -171,7 +182,12 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
     let groups = groups(a);
     for run in 1..=runs {
         for g in &groups {
-            for c in ALL {
+            let order: &[Contender] = if matches!(g.work, Work::FanIn { .. }) {
+                &contenders::FANIN_ORDER
+            } else {
+                &ALL
+            };
+            for &c in order {
                 let name = label(g, c);
                 if !c.supports(g.work, first_depth) || !wanted(&name, c) {
                     continue;
@@ -189,6 +205,9 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 let load_after = proc::loadavg();
                 let value = match outcome {
                     Ok(Outcome::Latency(ns)) => Value::Lat(Pcts::from_ns(&ns)),
+                    Ok(Outcome::OneWay(ns)) => {
+                        Value::OneWay(Pcts::from_ns(&ns), stats::fast_share(&ns))
+                    }
                     Ok(Outcome::Rate(r)) => Value::Mps(r / 1e6),
                     Ok(Outcome::Bandwidth(b)) => Value::Gbps(b),
                     Err(e) => {
@@ -202,6 +221,13 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                     Value::Lat(p) => format!(
                         "p50={:.0}ns p99={:.0}ns p99.9={:.0}ns",
                         p.p50, p.p99, p.p999
+                    ),
+                    Value::OneWay(p, f) => format!(
+                        "one-way p50={:.0}ns p99={:.0}ns p99.9={:.0}ns <=10us={:.0}%",
+                        p.p50,
+                        p.p99,
+                        p.p999,
+                        f * 100.0
                     ),
                     Value::Mps(v) => format!("{v:.2} M events/s"),
                     Value::Gbps(v) => format!("{v:.2} GB/s"),
@@ -231,6 +257,23 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
         ctx.bulk_messages,
         ctx.bulk_depth,
     );
+    if samples.iter().any(|s| stats::is_fanin(&s.group)) {
+        let (t2, l2) = (
+            contenders::fanin::Plan::new(&ctx, 2, false),
+            contenders::fanin::Plan::new(&ctx, 2, true),
+        );
+        md.push_str(&format!(
+            "- fan-in: producers on CPU {cpu1} and CPU {cpu2} ({}), the consumer (driver) on CPU {cpu0}; ring depth {}; throughput: {} events in all ({} per producer of two); latency: {} timed events in all ({} per producer of two) after {} warm-up, one event per producer every {} µs\n\n",
+            if cpu1 == cpu2 { "the same CPU: the two producer processes share it" } else { "one CPU each" },
+            contenders::fanin::DEPTH,
+            ctx.events,
+            t2.per_producer,
+            ctx.iters,
+            l2.per_producer - l2.warmup,
+            ctx.warmup,
+            contenders::fanin::PERIOD_NS / 1000,
+        ));
+    }
     md.push_str(&stats::markdown(&rows));
     if !failures.is_empty() {
         md.push_str("### Rows that failed\n\n");

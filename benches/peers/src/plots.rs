@@ -6,7 +6,7 @@ use crate::stats::Row;
 use plotters::prelude::*;
 use std::path::Path;
 
-const COLORS: [RGBColor; 7] = [
+const COLORS: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -14,6 +14,7 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
 ];
 
 fn color(contender: &str) -> RGBColor {
@@ -115,7 +116,10 @@ fn chart(
 pub fn latency(rows: &[Row], path: &Path) -> BenchResult<()> {
     let groups: Vec<String> = {
         let mut g: Vec<String> = Vec::new();
-        for r in rows.iter().filter(|r| r.tail.is_some()) {
+        for r in rows
+            .iter()
+            .filter(|r| r.tail.is_some() && !crate::stats::is_fanin(&r.group))
+        {
             if !g.contains(&r.group) {
                 g.push(r.group.clone());
             }

@@ -14,6 +14,11 @@
 //! Every shared-memory name of every contender starts with the run prefix, which holds the
 //! supervisor's pid, so the cleanup never touches a name that is not this run's.
 
+// The workspace's clippy.toml sends shared-memory atomics through the transport's `sync` facade
+// (so loom sees them). This file's atomics are process-local: a name counter, the watchdog's
+// deadline shared between two threads of the driver, the supervisor's signal-handler pid.
+#![allow(clippy::disallowed_types)]
+
 use std::error::Error;
 use std::io::Read;
 use std::path::PathBuf;
@@ -147,6 +152,44 @@ impl Drop for Peer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Several peers running the same role (the fan-in producers). Spawned one after the other: if
+/// any spawn fails, the ones already started are killed and reaped (their [`Peer`] drops); the
+/// same when the group is dropped before [`Peers::finish`], or when one of them fails to finish.
+pub struct Peers {
+    peers: Vec<Peer>,
+}
+
+impl Peers {
+    /// Starts one peer per entry of `cpus`, pinned to it, peer `k` with the arguments `args(k)`.
+    pub fn spawn(
+        role: &str,
+        cpus: &[usize],
+        args: impl Fn(usize) -> Vec<String>,
+    ) -> BenchResult<Peers> {
+        let mut peers = Vec::with_capacity(cpus.len());
+        for (k, &cpu) in cpus.iter().enumerate() {
+            peers.push(Peer::spawn(role, cpu, &args(k))?);
+        }
+        Ok(Peers { peers })
+    }
+
+    /// `Err` if any peer has already exited.
+    pub fn check_alive(&mut self) -> BenchResult<()> {
+        self.peers.iter_mut().try_for_each(Peer::check_alive)
+    }
+
+    /// Waits for every peer to exit successfully (each within `timeout`); their outputs. At the
+    /// first failure the others are killed and reaped.
+    pub fn finish(self, timeout: Duration) -> BenchResult<Vec<String>> {
+        let mut outs = Vec::with_capacity(self.peers.len());
+        let mut rest = self.peers.into_iter();
+        for p in rest.by_ref() {
+            outs.push(p.finish(timeout)?);
+        }
+        Ok(outs)
     }
 }
 

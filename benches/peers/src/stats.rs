@@ -27,11 +27,26 @@ impl Pcts {
     }
 }
 
+/// The one-way latency under which an event counts as "fast" (the consumer was running when it
+/// was sent) in the fan-in share column.
+pub const FAST_NS: f64 = 10_000.0;
+
+/// The share of `ns` at most [`FAST_NS`] (0 when empty).
+pub fn fast_share(ns: &[f64]) -> f64 {
+    if ns.is_empty() {
+        return 0.0;
+    }
+    ns.iter().filter(|v| **v <= FAST_NS).count() as f64 / ns.len() as f64
+}
+
 /// One measured value.
 #[derive(Debug, Clone, Copy)]
 pub enum Value {
     /// Round-trip percentiles, ns.
     Lat(Pcts),
+    /// One-way latency percentiles (fan-in: receive time − send stamp), ns, and the share of
+    /// events that took at most [`FAST_NS`].
+    OneWay(Pcts, f64),
     /// Million events per second.
     Mps(f64),
     /// GB/s.
@@ -54,7 +69,7 @@ impl Sample {
     /// The headline figure: p50 ns, M events/s or GB/s.
     pub fn headline(&self) -> f64 {
         match self.value {
-            Value::Lat(p) => p.p50,
+            Value::Lat(p) | Value::OneWay(p, _) => p.p50,
             Value::Mps(v) | Value::Gbps(v) => v,
         }
     }
@@ -86,6 +101,8 @@ pub struct Row {
     pub ratio: Option<f64>,
     /// Lowest and highest 1-minute load average read before/after the row's runs.
     pub load: (f64, f64),
+    /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
+    pub fast: Option<f64>,
 }
 
 /// Aggregates the samples into rows, in first-seen order.
@@ -112,13 +129,13 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
             let ss = pick(g, c);
             let head = spread(&mut ss.iter().map(|s| s.headline()).collect::<Vec<_>>());
             let tail = match ss[0].value {
-                Value::Lat(_) => {
+                Value::Lat(_) | Value::OneWay(..) => {
                     let p = |f: fn(&Pcts) -> f64| {
                         spread(
                             &mut ss
                                 .iter()
                                 .filter_map(|s| match &s.value {
-                                    Value::Lat(p) => Some(f(p)),
+                                    Value::Lat(p) | Value::OneWay(p, _) => Some(f(p)),
                                     _ => None,
                                 })
                                 .collect::<Vec<_>>(),
@@ -141,7 +158,16 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
             let load = loads
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+            let shares: Vec<f64> = ss
+                .iter()
+                .filter_map(|s| match s.value {
+                    Value::OneWay(_, f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            let fast = (!shares.is_empty()).then(|| spread(&mut shares.clone()).0);
             Row {
+                fast,
                 group: g.clone(),
                 contender: c,
                 runs: ss.len(),
@@ -164,12 +190,29 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// The markdown tables (latency, stream, bulk).
+/// Whether a group is a fan-in row (`fanin_64_throughput`, `fanin_64_latency`, `.._1p`).
+pub fn is_fanin(group: &str) -> bool {
+    group.starts_with("fanin")
+}
+
+/// Producers of a fan-in group: 1 for the `_1p` reference rows, 2 otherwise.
+pub fn fanin_producers(group: &str) -> usize {
+    if group.ends_with("_1p") {
+        1
+    } else {
+        2
+    }
+}
+
+/// The markdown tables (latency, stream, bulk, fan-in).
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::new();
     let ratio = |r: &Row| r.ratio.map_or("–".into(), |x| format!("{x:.2}"));
     let load = |r: &Row| format!("{:.2}–{:.2}", r.load.0, r.load.1);
-    let lat: Vec<&Row> = rows.iter().filter(|r| r.tail.is_some()).collect();
+    let lat: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.tail.is_some() && !is_fanin(&r.group))
+        .collect();
     if !lat.is_empty() {
         out.push_str("### Ping-pong: round-trip time (RTT), ns\n\n");
         out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | load 1m |\n|---|---|---|---|---|---|---|---|\n");
@@ -228,7 +271,64 @@ pub fn markdown(rows: &[Row]) -> String {
         }
         out.push('\n');
     }
+    fanin_markdown(rows, &mut out);
     out
+}
+
+/// The fan-in section: throughput, then one-way latency.
+fn fanin_markdown(rows: &[Row], out: &mut String) {
+    let sel: Vec<&Row> = rows.iter().filter(|r| is_fanin(&r.group)).collect();
+    if sel.is_empty() {
+        return;
+    }
+    let load = |r: &Row| format!("{:.2}–{:.2}", r.load.0, r.load.1);
+    out.push_str("### Fan-in: 2 producers → 1 consumer\n\n");
+    out.push_str("Each producer is its own process; both are pinned to the peer CPU (a 2-vCPU machine: they share it, time-sliced by the kernel), the consumer is the driver on the other CPU. 64-byte events, ring depth (iceoryx2: subscriber buffer) 4096, every event checked (per-producer order, nothing lost). The `_1p` rows are the same workload with one producer: `myelon_raw` there is the single-producer ring, the reference for `myelon_mp`.\n\n");
+    let tput: Vec<&&Row> = sel.iter().filter(|r| r.tail.is_none()).collect();
+    if !tput.is_empty() {
+        out.push_str("#### Throughput: M events/s, the consumer's first event to its last\n\n");
+        out.push_str("| row | contender | producers | runs | M ev/s median (min–max) | load 1m |\n|---|---|---|---|---|---|\n");
+        for r in tput {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{}** ({}–{}) | {} |",
+                r.group,
+                r.contender,
+                fanin_producers(&r.group),
+                r.runs,
+                fmt_num(r.head.0),
+                fmt_num(r.head.1),
+                fmt_num(r.head.2),
+                load(r)
+            );
+        }
+        out.push('\n');
+    }
+    let lat: Vec<&&Row> = sel.iter().filter(|r| r.tail.is_some()).collect();
+    if !lat.is_empty() {
+        out.push_str("#### Latency: **one-way** (not RTT), ns: receive time − send stamp, `CLOCK_MONOTONIC`, each producer paced at one event per 20 µs\n\n");
+        out.push_str("The consumer busy-polls on its CPU; when that CPU is shared (other processes runnable), an event sent while the consumer is descheduled waits for its next time slice (milliseconds). The last column, the share of events delivered within 10 µs, shows how much of the distribution is the transport and how much is the scheduler.\n\n");
+        out.push_str("| row | contender | producers | runs | one-way p50 median (min–max) | p99 median | p99.9 median | ≤ 10 µs (median share) | load 1m |\n|---|---|---|---|---|---|---|---|---|\n");
+        for r in lat {
+            let (p99, p999) = r.tail.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{}** ({}–{}) | {} | {} | {:.0}% | {} |",
+                r.group,
+                r.contender,
+                fanin_producers(&r.group),
+                r.runs,
+                fmt_num(r.head.0),
+                fmt_num(r.head.1),
+                fmt_num(r.head.2),
+                fmt_num(p99),
+                fmt_num(p999),
+                r.fast.unwrap_or(0.0) * 100.0,
+                load(r)
+            );
+        }
+        out.push('\n');
+    }
 }
 
 /// Every sample as CSV: `group,contender,run,metric,value,load_before,load_after`.
@@ -240,6 +340,12 @@ pub fn csv(samples: &[Sample]) -> String {
                 ("rtt_p50_ns", p.p50),
                 ("rtt_p99_ns", p.p99),
                 ("rtt_p999_ns", p.p999),
+            ],
+            Value::OneWay(p, f) => vec![
+                ("oneway_p50_ns", p.p50),
+                ("oneway_p99_ns", p.p99),
+                ("oneway_p999_ns", p.p999),
+                ("oneway_le10us_share", f),
             ],
             Value::Mps(v) => vec![("mevents_per_s", v)],
             Value::Gbps(v) => vec![("gb_per_s", v)],
@@ -263,6 +369,10 @@ pub fn json(samples: &[Sample]) -> String {
             let v = match s.value {
                 Value::Lat(p) => format!(
                     "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"rtt_p999_ns\":{}",
+                    p.p50, p.p99, p.p999
+                ),
+                Value::OneWay(p, f) => format!(
+                    "\"oneway_p50_ns\":{},\"oneway_p99_ns\":{},\"oneway_p999_ns\":{},\"oneway_le10us_share\":{f:.4}",
                     p.p50, p.p99, p.p999
                 ),
                 Value::Mps(v) => format!("\"mevents_per_s\":{v:.4}"),

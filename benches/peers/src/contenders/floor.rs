@@ -7,6 +7,11 @@
 //! * bulk: single-thread `memcpy` of 1 MiB into `bulk_depth` rotating destinations (the
 //!   producer's copy into ring slots, without a second process). The bulk mode does not matter.
 
+// The workspace's clippy.toml sends shared-memory atomics through the transport's `sync` facade
+// (crate-private, there so that loom models see them). The floor's words are the bench's own
+// mapping, not a ring, and are never loom-modelled: std's atomics, deliberately.
+#![allow(clippy::disallowed_types)]
+
 use super::{arg, spin_until, Ctx, Outcome, Work, BULK_BYTES};
 use crate::clock::time_trips;
 use crate::proc::{fresh_name, BenchResult, Peer};
@@ -36,6 +41,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
         Work::PingPong { size } => line_pingpong(ctx, work, size),
         Work::Bulk { .. } => Ok(Outcome::Bandwidth(memcpy(ctx))),
         Work::Stream { .. } => Err("floor: no stream floor".into()),
+        Work::FanIn { .. } => Err("floor: no fan-in floor".into()),
     }
 }
 

@@ -4,13 +4,18 @@
 //! receiver reads the sample in place. The subscriber buffer holds `depth` samples, history is
 //! off, overflow is off and the publisher retries until delivered, so nothing is lost.
 //!
+//! Fan-in (`fanin.rs`): an n:m service (`max_publishers(2)`, one subscriber, the same settings:
+//! buffer = 4096, history 0, no overflow, `RetryUntilDelivered`) created by the driver with its
+//! subscriber; each producer process opens it and creates its own publisher. The subscriber
+//! reads the samples in place (`receive`), from whichever publisher iceoryx2 gives it next.
+//!
 //! Every file iceoryx2 creates carries the run prefix (its `global.prefix` setting, in
 //! `/dev/shm`) or lives under the run's own root directory (`global.root_path`), both of which
 //! the supervisor removes.
 
 use super::{
-    arg, bulk_gbps, pingpong_depth, spin_until, stream_rate, BulkTally, Ctx, Outcome, StreamTally,
-    Work, ATTACH_TIMEOUT, BULK_BYTES, EVENT_BYTES,
+    arg, bulk_gbps, fanin, pingpong_depth, spin_until, stream_rate, BulkTally, Ctx, Outcome,
+    StreamTally, Work, ATTACH_TIMEOUT, BULK_BYTES, EVENT_BYTES,
 };
 use crate::clock::time_trips;
 use crate::msg;
@@ -105,6 +110,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
         Work::PingPong { size } => pingpong(ctx, work, size),
         Work::Stream { depth } => oneway(ctx, work, depth, EVENT_BYTES, ctx.events),
         Work::Bulk { .. } => oneway(ctx, work, ctx.bulk_depth, BULK_BYTES, ctx.bulk_messages),
+        Work::FanIn { .. } => fanin_run(ctx, work),
     }
 }
 
@@ -112,6 +118,7 @@ pub fn peer(work: Work, args: &[String]) -> BenchResult<()> {
     match work {
         Work::PingPong { size } => echo(args, size),
         Work::Stream { .. } | Work::Bulk { .. } => receive(work, args),
+        Work::FanIn { .. } => fanin_peer(work, args),
     }
 }
 
@@ -220,4 +227,72 @@ fn receive(work: Work, args: &[String]) -> BenchResult<()> {
         }
     }
     Ok(())
+}
+
+/// Publishers a fan-in service admits (n:m; the one-producer reference row uses one of them).
+const FANIN_PUBLISHERS: usize = 2;
+
+fn fanin_service(node: &Node<ipc::Service>, name: &str) -> BenchResult<Factory> {
+    let name: ServiceName = name.try_into()?;
+    Ok(node
+        .service_builder(&name)
+        .publish_subscribe::<[u64]>()
+        .max_publishers(FANIN_PUBLISHERS)
+        .max_subscribers(1)
+        .history_size(0)
+        .subscriber_max_buffer_size(fanin::DEPTH)
+        .enable_safe_overflow(false)
+        .open_or_create()?)
+}
+
+fn fanin_run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
+    let Work::FanIn { producers, .. } = work else {
+        return Err(format!("{ROLE}: unsupported {work:?}").into());
+    };
+    if producers > FANIN_PUBLISHERS {
+        return Err(
+            format!("{ROLE}: the fan-in service admits {FANIN_PUBLISHERS} publishers").into(),
+        );
+    }
+    let node = node()?;
+    let name = fresh_name("/n");
+    let s = fanin_service(&node, &name)?;
+    let sub = subscriber(&s, fanin::DEPTH)?;
+    let attach = |peers: &mut crate::proc::Peers| -> BenchResult<Sub> {
+        // The subscriber exists; wait until every producer has its publisher.
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        while s.dynamic_config().number_of_publishers() < producers {
+            peers.check_alive()?;
+            if Instant::now() >= deadline {
+                return Err(format!("{ROLE}: the publishers never connected").into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(sub)
+    };
+    fanin::drive(ctx, work, ROLE, &name, attach, |c, t| {
+        if let Some(m) = c.receive()? {
+            t.event(None, m.payload());
+        }
+        Ok(())
+    })
+}
+
+fn fanin_peer(work: Work, args: &[String]) -> BenchResult<()> {
+    let src = fanin::source();
+    fanin::produce(
+        work,
+        args,
+        |a| {
+            let node = node()?;
+            let s = fanin_service(&node, &a.name)?;
+            let p = publisher(&s, fanin::WORDS)?;
+            Ok((node, s, p, a.producer))
+        },
+        |(_, _, p, k), i, stamp| {
+            let mut s = p.loan_slice_uninit(fanin::WORDS)?.write_from_slice(&src);
+            fanin::fill(s.payload_mut(), &src, *k, i, stamp);
+            Ok(s.send()? > 0)
+        },
+    )
 }

@@ -8,10 +8,16 @@
 //!   and stamps, and reports events/s from its first to its last event.
 //! * `bulk <checksum|headtail>` — one-way 1 MiB messages; the peer sums every word and compares
 //!   with the expected sum, or reads the head and tail words only; GB/s as the peer saw it.
+//! * `fanin <producers> <tput|lat>` — fan-in (`fanin.rs`): `producers` peers publish 64-byte
+//!   events into one ring that the driver consumes, as fast as they can (M events/s) or one
+//!   every 20 µs each (one-way latency). Only `myelon_mp`, `iceoryx2` and, with one producer,
+//!   `myelon_raw` run it.
 
+pub mod fanin;
 pub mod floor;
 pub mod iceoryx;
 pub mod myelon_framed;
+pub mod myelon_mp;
 pub mod myelon_raw;
 pub mod published_framed;
 pub mod published_raw;
@@ -33,6 +39,8 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Ctx {
     pub clock: Clock,
     pub cpus: (usize, usize),
+    /// The second fan-in producer's CPU (the peer CPU unless `--cpus` names a third).
+    pub cpu2: usize,
     pub warmup: u64,
     pub iters: u64,
     pub events: u64,
@@ -60,9 +68,20 @@ pub fn pingpong_depth(size: usize) -> usize {
 /// One workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
-    PingPong { size: usize },
-    Stream { depth: usize },
-    Bulk { checksum: bool },
+    PingPong {
+        size: usize,
+    },
+    Stream {
+        depth: usize,
+    },
+    Bulk {
+        checksum: bool,
+    },
+    /// `producers` processes into one ring; throughput, or paced one-way latency.
+    FanIn {
+        producers: usize,
+        latency: bool,
+    },
 }
 
 impl Work {
@@ -74,6 +93,11 @@ impl Work {
             Work::Bulk { checksum } => vec![
                 "bulk".into(),
                 if checksum { "checksum" } else { "headtail" }.into(),
+            ],
+            Work::FanIn { producers, latency } => vec![
+                "fanin".into(),
+                producers.to_string(),
+                if latency { "lat" } else { "tput" }.into(),
             ],
         }
     }
@@ -89,6 +113,13 @@ impl Work {
                 },
                 rest,
             )),
+            [k, n, m, rest @ ..] if k == "fanin" => Ok((
+                Work::FanIn {
+                    producers: n.parse()?,
+                    latency: m == "lat",
+                },
+                rest,
+            )),
             _ => Err(format!("bad workload arguments {args:?}").into()),
         }
     }
@@ -99,6 +130,8 @@ impl Work {
 pub enum Outcome {
     /// Round-trip times, ns.
     Latency(Vec<f64>),
+    /// One-way latencies (receive time − send stamp, `CLOCK_MONOTONIC`), ns.
+    OneWay(Vec<f64>),
     /// Events per second.
     Rate(f64),
     /// GB/s (10^9 bytes per second).
@@ -116,9 +149,12 @@ pub enum Contender {
     PublishedFramed,
     Iceoryx2,
     Uds,
+    /// This tree's multi-producer ring (fan-in rows only).
+    MyelonMp,
 }
 
-pub const ALL: [Contender; 7] = [
+/// Last, so that the existing contenders keep their order and their plot colours.
+pub const ALL: [Contender; 8] = [
     Contender::Floor,
     Contender::MyelonRaw,
     Contender::MyelonFramed,
@@ -126,6 +162,15 @@ pub const ALL: [Contender; 7] = [
     Contender::PublishedFramed,
     Contender::Iceoryx2,
     Contender::Uds,
+    Contender::MyelonMp,
+];
+
+/// The fan-in rows' order: the single-producer ring (one producer only), the multi-producer
+/// ring, iceoryx2.
+pub const FANIN_ORDER: [Contender; 3] = [
+    Contender::MyelonRaw,
+    Contender::MyelonMp,
+    Contender::Iceoryx2,
 ];
 
 impl Contender {
@@ -138,6 +183,7 @@ impl Contender {
             Contender::PublishedFramed => "published_framed",
             Contender::Iceoryx2 => "iceoryx2",
             Contender::Uds => "uds",
+            Contender::MyelonMp => "myelon_mp",
         }
     }
 
@@ -146,9 +192,13 @@ impl Contender {
     }
 
     /// Whether this contender takes part in `work` (the floor has no stream; a socket has no
-    /// ring depth, so it runs the stream once, at the first depth).
+    /// ring depth, so it runs the stream once, at the first depth). Fan-in: the multi-producer
+    /// ring and iceoryx2, and the single-producer ring as the one-producer reference.
     pub fn supports(&self, work: Work, first_depth: usize) -> bool {
         match (self, work) {
+            (Contender::MyelonMp | Contender::Iceoryx2, Work::FanIn { .. }) => true,
+            (Contender::MyelonRaw, Work::FanIn { producers, .. }) => producers == 1,
+            (_, Work::FanIn { .. }) | (Contender::MyelonMp, _) => false,
             (Contender::Floor, Work::Stream { .. }) => false,
             (Contender::Uds, Work::Stream { depth }) => depth == first_depth,
             _ => true,
@@ -165,6 +215,7 @@ impl Contender {
             Contender::PublishedFramed => published_framed::run(ctx, work),
             Contender::Iceoryx2 => iceoryx::run(ctx, work),
             Contender::Uds => uds::run(ctx, work),
+            Contender::MyelonMp => myelon_mp::run(ctx, work),
         }
     }
 
@@ -178,6 +229,7 @@ impl Contender {
             Contender::PublishedFramed => published_framed::peer(work, args),
             Contender::Iceoryx2 => iceoryx::peer(work, args),
             Contender::Uds => uds::peer(work, args),
+            Contender::MyelonMp => myelon_mp::peer(work, args),
         }
     }
 }

@@ -2,9 +2,13 @@
 //! fixed-size events of exactly the message size (`Msg<W>`). The producer fills the slot in place
 //! (`publish(|slot| ..)`); the consumer reads in place (`try_consume_next_leased`, or
 //! `try_consume_batch` for the stream, at most depth/4 per call).
+//!
+//! Fan-in with one producer (the reference the multi-producer rows are read against): the same
+//! workload as `myelon_mp` (`fanin.rs`), the peer building the single-producer ring (consumer `c`
+//! reserved, buffering until it attaches), the driver consuming it the same way.
 
 use super::{
-    arg, bulk_gbps, pingpong_depth, retry, spin_until, stream_rate, BulkTally, Ctx, Outcome,
+    arg, bulk_gbps, fanin, pingpong_depth, retry, spin_until, stream_rate, BulkTally, Ctx, Outcome,
     StreamTally, Work, ATTACH_TIMEOUT,
 };
 use crate::clock::time_trips;
@@ -52,6 +56,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
         Work::PingPong { size: 65536 } => pingpong::<W64K>(ctx, work),
         Work::Stream { depth } => stream(ctx, work, depth),
         Work::Bulk { .. } => bulk(ctx, work),
+        Work::FanIn { producers: 1, .. } => fanin_run(ctx, work),
         other => Err(format!("{ROLE}: unsupported {other:?}").into()),
     }
 }
@@ -63,6 +68,7 @@ pub fn peer(work: Work, args: &[String]) -> BenchResult<()> {
         Work::PingPong { size: 65536 } => echo::<W64K>(args),
         Work::Stream { depth } => stream_peer(args, depth),
         Work::Bulk { checksum } => bulk_peer(args, checksum),
+        Work::FanIn { producers: 1, .. } => fanin_peer(work, args),
         other => Err(format!("{ROLE}: unsupported {other:?}").into()),
     }
 }
@@ -180,4 +186,47 @@ fn bulk_peer(args: &[String], checksum: bool) -> BenchResult<()> {
     }
     t.print();
     Ok(())
+}
+
+fn fanin_run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
+    let Work::FanIn { latency, .. } = work else {
+        return Err(format!("{ROLE}: unsupported {work:?}").into());
+    };
+    let name = fresh_name("r");
+    let attach = |peers: &mut crate::proc::Peers| -> BenchResult<SharedConsumer<Msg<W64>>> {
+        retry(ATTACH_TIMEOUT, || {
+            peers.check_alive()?;
+            Ok(attach_shared_consumer::<Msg<W64>>(&name, fanin::DEPTH)
+                .with_consumer_id("c")
+                .with_attach_timeout(ATTACH_TIMEOUT)
+                .build_consumer()?)
+        })
+    };
+    if latency {
+        fanin::drive(ctx, work, ROLE, &name, attach, |c, t| {
+            if let Some(e) = c.try_consume_next_leased()? {
+                t.event(None, &e.words);
+            }
+            Ok(())
+        })
+    } else {
+        let max = fanin::DEPTH / 4;
+        fanin::drive(ctx, work, ROLE, &name, attach, |c, t| {
+            c.try_consume_batch(max, |e, _, _| t.event(None, &e.words))?;
+            Ok(())
+        })
+    }
+}
+
+fn fanin_peer(work: Work, args: &[String]) -> BenchResult<()> {
+    let src = fanin::source();
+    fanin::produce(
+        work,
+        args,
+        |a| Ok((producer::<W64>(&a.name, fanin::DEPTH, "c")?, a.producer)),
+        |(p, k), i, stamp| {
+            p.publish(|e| fanin::fill(&mut e.words, &src, *k, i, stamp));
+            Ok(true)
+        },
+    )
 }

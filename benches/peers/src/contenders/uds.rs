@@ -112,6 +112,9 @@ fn read_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> BenchResult<()> {
 }
 
 pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
+    if let Work::FanIn { .. } = work {
+        return Err(format!("{ROLE}: unsupported {work:?}").into());
+    }
     let name = fresh_name("u");
     let l = UnixListener::bind_addr(&addr(&name)?)?;
     let mut args = work.args();
@@ -121,7 +124,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
             w + i
         }
         Work::Stream { .. } => ctx.events,
-        Work::Bulk { .. } => ctx.bulk_messages,
+        Work::Bulk { .. } | Work::FanIn { .. } => ctx.bulk_messages,
     };
     args.extend([name, n.to_string()]);
     let mut peer = Peer::spawn(ROLE, ctx.cpus.1, &args)?;
@@ -146,7 +149,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
                 ticks.iter().map(|t| ctx.clock.ns(*t)).collect(),
             ))
         }
-        Work::Stream { .. } | Work::Bulk { .. } => {
+        Work::Stream { .. } | Work::Bulk { .. } | Work::FanIn { .. } => {
             let size = if matches!(work, Work::Bulk { .. }) {
                 BULK_BYTES
             } else {
@@ -188,6 +191,7 @@ pub fn peer(work: Work, args: &[String]) -> BenchResult<()> {
             }
             t.print();
         }
+        Work::FanIn { .. } => return Err(format!("{ROLE}: unsupported {work:?}").into()),
     }
     Ok(())
 }
