@@ -79,6 +79,11 @@ impl ManagedHook {
         self.monitor
     }
 
+    /// Whether a blocked episode is open (room found later must close it through `on_room`).
+    pub(crate) fn in_episode(&self) -> bool {
+        self.monitor.in_episode()
+    }
+
     /// The sticky failure, if the monitor has failed.
     pub(crate) fn precheck(&self) -> Result<(), RequiredConsumerError> {
         match self.monitor.failed() {

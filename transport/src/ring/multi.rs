@@ -514,7 +514,13 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
     }
 
     /// Claims `n` slots waiting at most `timeout` (`None`: no bound).
+    #[inline]
     fn claim_waiting(&mut self, n: i64, timeout: Option<Duration>) -> MultiProcessResult<i64> {
+        // Fast path: room now, no clock read (two clock reads per publish made `publish` ~6x
+        // slower than `try_publish`).
+        if let Some(s) = self.try_claim(n)? {
+            return Ok(s);
+        }
         let mut hook = Deadline::new(self.backend.now(), timeout);
         self.claim_with(n, &mut hook, |e| e)
     }
@@ -552,6 +558,12 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         let mut hook = ManagedHook::new(monitor);
         let r = match hook.precheck() {
             Err(e) => Err(MultiProcessError::Liveness(e)),
+            Ok(()) if !hook.in_episode() => match self.try_claim(n) {
+                // Fast path, as `claim_waiting`'s: room now, no episode to close.
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => self.claim_with(n, &mut hook, MultiProcessError::Liveness),
+                Err(e) => Err(e),
+            },
             Ok(()) => self.claim_with(n, &mut hook, MultiProcessError::Liveness),
         };
         self.liveness = Some(hook.into_monitor());
