@@ -114,7 +114,8 @@ async fn run_frames<F: FramedTransportFrame>(
             tracing::warn!(len = bytes.len(), "sample shorter than a bridge header: dropped");
             continue;
         };
-        let mut now = books.current(header.source);
+        let before = books.current(header.source);
+        let mut now = before;
         match books.tracker.classify(header.source, header.seq) {
             Delivery::InOrder => {}
             Delivery::Gap { missing } => {
@@ -138,14 +139,14 @@ async fn run_frames<F: FramedTransportFrame>(
             }
         }
         if let Some(f) = &mut books.file {
-            f.intent(&books.current(header.source), header.seq)?;
+            f.intent(&before, header.seq)?;
         }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
                 // Not published (the publish future is cancellation-safe): no intent pending.
                 if let Some(f) = &mut books.file {
-                    f.record(&books.current(header.source))?;
+                    f.record(&before)?;
                 }
                 break;
             }

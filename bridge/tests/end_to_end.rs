@@ -105,13 +105,14 @@ fn consumer_role() {
     let (mut next, mut received, mut missing, mut repeated, mut rings) = (0u64, 0u64, 0u64, 0u64, 1u64);
     let mut reached = false;
     loop {
-        let idx = match c.recv_timeout(LONG) {
-            Ok(m) => {
-                let idx = index_of(&m).expect("message shorter than its index");
-                assert!(idx < count, "index {idx} out of range");
-                assert!(*m == *message(seed, idx, MAX_LEN), "message {idx}: content differs");
-                idx
-            }
+        let got = c.recv_timeout(LONG).map(|m| {
+            let idx = index_of(&m).expect("message shorter than its index");
+            assert!(idx < count, "index {idx} out of range");
+            assert!(*m == *message(seed, idx, MAX_LEN), "message {idx}: content differs");
+            idx
+        });
+        let idx = match got {
+            Ok(idx) => idx,
             Err(TransportError::Ring(MultiProcessError::ProducerDead)) if !strict => {
                 let old = c.inner().ring_epoch();
                 drop(c);
