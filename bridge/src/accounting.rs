@@ -112,8 +112,8 @@ pub struct Counters {
     /// zenoh → ring: samples shorter than a header (dropped).
     pub malformed: AtomicU64,
     /// zenoh → ring: messages a restarted receiver cannot tell were delivered or not (the
-    /// previous incarnation died between writing its intent and its record; at most one per
-    /// source and restart). Each is counted as a gap too.
+    /// previous incarnation died between writing its intent and its record, and its ring is
+    /// gone; at most one per source and restart). Each is counted as a gap too.
     pub uncertain: AtomicU64,
     /// Both: frames the ring-side consumer dropped (partial messages at a rejoin, bad frames).
     pub ring_dropped: AtomicU64,

@@ -3,16 +3,21 @@
 //! A small file of fixed slots, one per source:
 //!
 //! ```text
-//! 0        8      16       24        32    40          48
-//! | source | next | pending | gaps | duplicates | delivered |
+//! 0        8      16        24     32           40          48               56         64
+//! | source | next | pending | gaps | duplicates | delivered | pending_cursor | reserved |
 //! ```
 //! (little-endian u64s, after an 8-byte magic). Before a message is published into the ring,
-//! its sequence is written as `pending` (the intent); after, the slot is rewritten with the new
-//! `next` and `pending = NONE` (the record). Both are positioned writes to the page cache: they
-//! survive the bridge being killed (not the machine crashing: there is no fsync). A bridge
-//! killed between the two leaves a `pending` it cannot resolve: the message may or may not be
-//! in the ring. A restart counts it as `uncertain` (and as missing, so the accounting errs by at
-//! most one message per source and restart, and says so).
+//! its sequence is written as `pending` with the ring's producer cursor as `pending_cursor` (the
+//! intent); after, the slot is rewritten with the new `next` and `pending = NONE` (the record).
+//! Both are positioned writes to the page cache: they survive the bridge being killed (not the
+//! machine crashing: there is no fsync).
+//!
+//! A bridge killed between the two leaves a `pending` message: it may or may not be in the
+//! ring. The restarted bridge settles that before it replaces the ring: the dead incarnation's
+//! segment is still there, and its producer cursor past `pending_cursor` means the message was
+//! committed. Only if that segment is gone (removed by hand) is the message counted as
+//! `uncertain` (and as missing: the accounting then errs by at most one message per source and
+//! restart, and says so).
 
 use crate::accounting::SourceState;
 use crate::error::BridgeError;
@@ -22,7 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"MYBRST01";
-const SLOT: usize = 48;
+const SLOT: usize = 64;
 const NONE: u64 = u64::MAX;
 
 /// What the file says of one source.
@@ -40,6 +45,8 @@ pub struct SavedSource {
     pub duplicates: u64,
     /// Messages published into the ring so far.
     pub delivered: u64,
+    /// The ring's producer cursor when `pending` was about to be published.
+    pub pending_cursor: i64,
 }
 
 /// The open state file and the slot of each source.
@@ -108,10 +115,16 @@ impl StateFile {
 
     /// Writes the intent: `seq` of `source` is about to be published (the rest of the slot as
     /// in `current`).
-    pub fn intent(&mut self, current: &SavedSource, seq: u64) -> Result<(), BridgeError> {
+    pub fn intent(
+        &mut self,
+        current: &SavedSource,
+        seq: u64,
+        cursor: i64,
+    ) -> Result<(), BridgeError> {
         let at = self.slot_of(current.source);
         let slot = encode(&SavedSource {
             pending: Some(seq),
+            pending_cursor: cursor,
             ..*current
         });
         self.file.write_all_at(&slot, at).map_err(|e| self.io(e))
@@ -138,6 +151,7 @@ impl SavedSource {
             gaps: 0,
             duplicates: 0,
             delivered: 0,
+            pending_cursor: -1,
         }
     }
 
@@ -156,6 +170,8 @@ fn encode(s: &SavedSource) -> [u8; SLOT] {
         s.gaps,
         s.duplicates,
         s.delivered,
+        s.pending_cursor as u64,
+        0,
     ];
     for (chunk, w) in out.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&w.to_le_bytes());
@@ -177,6 +193,7 @@ fn decode(slot: &[u8]) -> SavedSource {
         gaps: w[3],
         duplicates: w[4],
         delivered: w[5],
+        pending_cursor: w[6] as i64,
     }
 }
 
@@ -191,15 +208,20 @@ mod tests {
         let (mut f, saved) = StateFile::open(&dir).expect("create");
         assert!(saved.is_empty());
         let mut a = SavedSource::fresh(7);
-        f.intent(&a, 0).expect("intent");
+        f.intent(&a, 0, -1).expect("intent");
         a.next = 1;
         a.delivered = 1;
         f.record(&a).expect("record");
         let b = SavedSource::fresh(9);
-        f.intent(&b, 4).expect("intent b"); // killed before its record
+        f.intent(&b, 4, 17).expect("intent b"); // killed before its record
         drop(f);
         let (_, saved) = StateFile::open(&dir).expect("reopen");
-        assert_eq!(saved, vec![a, SavedSource { pending: Some(4), ..b }]);
+        let b_pending = SavedSource {
+            pending: Some(4),
+            pending_cursor: 17,
+            ..b
+        };
+        assert_eq!(saved, vec![a, b_pending]);
         std::fs::write(&dir, b"garbage!").expect("overwrite");
         assert!(matches!(
             StateFile::open(&dir),

@@ -17,7 +17,9 @@ use crate::frames::with_frame;
 use crate::header::Header;
 use crate::state::{SavedSource, StateFile};
 use myelon::asynch::AsyncFramedProducer;
+use myelon::backend::ShmBackend;
 use myelon::build_shared_single_producer;
+use myelon::observability::RingInspector;
 use myelon::transport::{FramedTransportFrame, FramedTransportProducer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,9 +57,7 @@ impl Books {
         let mut books = HashMap::new();
         for mut s in saved {
             if let Some(pending) = s.pending.take() {
-                // Killed between intent and record: `pending` may or may not be in the ring.
-                tracing::warn!(source = s.source, seq = pending, "restart: one message of unknown fate");
-                Counters::add(&counters.uncertain, 1);
+                settle(&config.ring, &mut s, pending, counters);
             }
             Counters::add(&counters.gaps, s.gaps);
             Counters::add(&counters.duplicates, s.duplicates);
@@ -74,6 +74,35 @@ impl Books {
 
     fn current(&self, source: u64) -> SavedSource {
         self.saved.get(&source).copied().unwrap_or(SavedSource::fresh(source))
+    }
+}
+
+/// Settles a message the previous incarnation was publishing when it died: committed if the
+/// dead ring's producer cursor moved past the one recorded with the intent (the segment is
+/// still there: this runs before the ring is replaced), not committed if it did not, uncertain
+/// if the segment cannot be read.
+fn settle(ring: &str, s: &mut SavedSource, pending: u64, counters: &Counters) {
+    let cursor = RingInspector::open(ShmBackend, ring).map(|r| r.snapshot().producer_cursor);
+    match cursor {
+        Ok(c) if c > s.pending_cursor => {
+            let mut t = SourceTracker::with_states([(s.source, s.tracker_state())]);
+            let (delivery, state) = t.observe(s.source, pending);
+            match delivery {
+                Delivery::InOrder => {}
+                Delivery::Gap { missing } => s.gaps += missing,
+                Delivery::Duplicate => s.duplicates += 1,
+            }
+            s.next = state.next;
+            s.delivered += 1;
+            tracing::info!(source = s.source, seq = pending, "restart: the pending message was committed");
+        }
+        Ok(_) => {
+            tracing::info!(source = s.source, seq = pending, "restart: the pending message was not committed");
+        }
+        Err(e) => {
+            tracing::warn!(source = s.source, seq = pending, error = %e, "restart: cannot tell whether the pending message was committed");
+            Counters::add(&counters.uncertain, 1);
+        }
     }
 }
 
@@ -139,7 +168,8 @@ async fn run_frames<F: FramedTransportFrame>(
             }
         }
         if let Some(f) = &mut books.file {
-            f.intent(&before, header.seq)?;
+            let cursor = producer.get_ref().get_ref().cursor();
+            f.intent(&before, header.seq, cursor)?;
         }
         tokio::select! {
             biased;
