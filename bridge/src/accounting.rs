@@ -8,9 +8,11 @@
 //! duplicate). So the accounting survives the id wrapping and a sending bridge that restarts
 //! without knowing how often it had wrapped.
 
+// The counters are process-local (read by the binary and the tests), never in a shared segment:
+// std's atomics are right here (the workspace's clippy.toml reserves them for that case).
+#![allow(clippy::disallowed_types)]
+
 use std::collections::HashMap;
-// Process-local counters read by the binary and the tests; never in a shared segment.
-#[allow(clippy::disallowed_types)]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How one received message relates to what its source sent before.
@@ -68,7 +70,10 @@ impl SourceTracker {
     /// Records `seq` from `source` as received; returns what it was and the source's new state.
     pub fn observe(&mut self, source: u64, seq: u64) -> (Delivery, SourceState) {
         let delivery = self.classify(source, seq);
-        let state = self.sources.entry(source).or_insert(SourceState { next: 0 });
+        let state = self
+            .sources
+            .entry(source)
+            .or_insert(SourceState { next: 0 });
         match delivery {
             Delivery::InOrder => state.next = state.next.wrapping_add(1),
             Delivery::Gap { missing } => state.next = state.next.wrapping_add(missing + 1),
@@ -95,7 +100,6 @@ impl SourceTracker {
 
 /// Live counters of one bridge (both directions use the fields that apply to them).
 #[derive(Debug, Default)]
-#[allow(clippy::disallowed_types)] // process-local, see the import
 pub struct Counters {
     /// ring → zenoh: messages `put` on zenoh (a put that returned).
     pub sent: AtomicU64,

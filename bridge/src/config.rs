@@ -242,8 +242,13 @@ mod tests {
         assert_eq!(c.consumer_id, "zenoh-bridge");
         assert!(!c.multicast_scouting);
         c.validate().expect("valid");
-        assert!(BridgeConfig::from_toml("direction = \"sideways\"\nring = \"r\"\nkey = \"k\"").is_err());
-        assert!(BridgeConfig::from_toml("direction = \"ring-to-zenoh\"\nring = \"r\"\nkey = \"k\"\nbogus = 1").is_err());
+        assert!(
+            BridgeConfig::from_toml("direction = \"sideways\"\nring = \"r\"\nkey = \"k\"").is_err()
+        );
+        assert!(BridgeConfig::from_toml(
+            "direction = \"ring-to-zenoh\"\nring = \"r\"\nkey = \"k\"\nbogus = 1"
+        )
+        .is_err());
         let mut bad = c.clone();
         bad.capacity = 1000;
         assert!(bad.validate().is_err());

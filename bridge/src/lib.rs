@@ -55,4 +55,3 @@ pub async fn run(
         Direction::ZenohToRing => run_zenoh_to_ring(config, counters, ready, shutdown).await,
     }
 }
-

@@ -80,11 +80,25 @@ impl Cli {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
         }
-        set!(direction, ring, capacity, slot_bytes, key, mode, reliability, consumer_id, channel);
+        set!(
+            direction,
+            ring,
+            capacity,
+            slot_bytes,
+            key,
+            mode,
+            reliability,
+            consumer_id,
+            channel
+        );
         if self.state_file.is_some() {
             c.state_file = self.state_file;
         }
-        for (list, more) in [(&mut c.listen, self.listen), (&mut c.connect, self.connect), (&mut c.reserve, self.reserve)] {
+        for (list, more) in [
+            (&mut c.listen, self.listen),
+            (&mut c.connect, self.connect),
+            (&mut c.reserve, self.reserve),
+        ] {
             if !more.is_empty() {
                 *list = more;
             }
@@ -111,7 +125,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("myelon-bridge: tokio runtime: {e}");
@@ -128,7 +145,12 @@ fn main() -> ExitCode {
         }
     });
     rt.spawn(on_signal(stop_tx, Arc::clone(&done), Arc::clone(&counters)));
-    let result = rt.block_on(myelon_bridge::run(&config, Arc::clone(&counters), ready_tx, stop_rx));
+    let result = rt.block_on(myelon_bridge::run(
+        &config,
+        Arc::clone(&counters),
+        ready_tx,
+        stop_rx,
+    ));
     done.notify_one();
     println!("COUNTERS {}", counters.snapshot());
     match result {
@@ -145,7 +167,10 @@ fn main() -> ExitCode {
 /// process exits, as if killed (the message being sent is sent again by the next run).
 async fn on_signal(stop: watch::Sender<bool>, done: Arc<Notify>, counters: Arc<Counters>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -155,7 +180,10 @@ async fn on_signal(stop: watch::Sender<bool>, done: Arc<Notify>, counters: Arc<C
     }
     tracing::info!("signal: stopping");
     stop.send_replace(true);
-    if tokio::time::timeout(Duration::from_secs(5), done.notified()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), done.notified())
+        .await
+        .is_err()
+    {
         println!("COUNTERS {}", counters.snapshot());
         std::process::exit(3);
     }

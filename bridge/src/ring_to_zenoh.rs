@@ -39,7 +39,10 @@ pub async fn run_ring_to_zenoh(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), BridgeError> {
     config.validate()?;
-    with_frame!(config.slot_bytes, run_frames(config, counters, ready, shutdown))
+    with_frame!(
+        config.slot_bytes,
+        run_frames(config, counters, ready, shutdown)
+    )
 }
 
 /// Widens the producer's 32-bit message ids to a 64-bit sequence, counting wraps seen by this

@@ -34,7 +34,10 @@ pub async fn run_zenoh_to_ring(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), BridgeError> {
     config.validate()?;
-    with_frame!(config.slot_bytes, run_frames(config, counters, ready, shutdown))
+    with_frame!(
+        config.slot_bytes,
+        run_frames(config, counters, ready, shutdown)
+    )
 }
 
 /// The accounting: tracker, per-source saved totals, and the optional file.
@@ -62,18 +65,28 @@ impl Books {
             Counters::add(&counters.gaps, s.gaps);
             Counters::add(&counters.duplicates, s.duplicates);
             Counters::add(&counters.delivered, s.delivered);
-            tracing::info!(source = s.source, next = s.next, gaps = s.gaps, "restart: resuming source");
+            tracing::info!(
+                source = s.source,
+                next = s.next,
+                gaps = s.gaps,
+                "restart: resuming source"
+            );
             books.insert(s.source, s);
         }
         Ok(Books {
-            tracker: SourceTracker::with_states(books.values().map(|s| (s.source, s.tracker_state()))),
+            tracker: SourceTracker::with_states(
+                books.values().map(|s| (s.source, s.tracker_state())),
+            ),
             saved: books,
             file: Some(file),
         })
     }
 
     fn current(&self, source: u64) -> SavedSource {
-        self.saved.get(&source).copied().unwrap_or(SavedSource::fresh(source))
+        self.saved
+            .get(&source)
+            .copied()
+            .unwrap_or(SavedSource::fresh(source))
     }
 }
 
@@ -94,10 +107,18 @@ fn settle(ring: &str, s: &mut SavedSource, pending: u64, counters: &Counters) {
             }
             s.next = state.next;
             s.delivered += 1;
-            tracing::info!(source = s.source, seq = pending, "restart: the pending message was committed");
+            tracing::info!(
+                source = s.source,
+                seq = pending,
+                "restart: the pending message was committed"
+            );
         }
         Ok(_) => {
-            tracing::info!(source = s.source, seq = pending, "restart: the pending message was not committed");
+            tracing::info!(
+                source = s.source,
+                seq = pending,
+                "restart: the pending message was not committed"
+            );
         }
         Err(e) => {
             tracing::warn!(source = s.source, seq = pending, error = %e, "restart: cannot tell whether the pending message was committed");
@@ -140,7 +161,10 @@ async fn run_frames<F: FramedTransportFrame>(
         let bytes = sample.payload().to_bytes();
         let Some((header, body)) = Header::parse(&bytes) else {
             Counters::add(&counters.malformed, 1);
-            tracing::warn!(len = bytes.len(), "sample shorter than a bridge header: dropped");
+            tracing::warn!(
+                len = bytes.len(),
+                "sample shorter than a bridge header: dropped"
+            );
             continue;
         };
         let before = books.current(header.source);

@@ -69,7 +69,10 @@ fn producer_role() {
                 Err(e) => panic!("try_publish: {e}"),
             }
         }
-        assert!(i < count, "the ring never stayed full: all {count} published");
+        assert!(
+            i < count,
+            "the ring never stayed full: all {count} published"
+        );
         assert!(full_seen > 0);
         report("STUCK", i);
         assert_eq!(read_command().as_deref(), Some("GO"));
@@ -102,13 +105,17 @@ fn consumer_role() {
         report("ATTACHED", 1);
         assert_eq!(read_command().as_deref(), Some("GO"));
     }
-    let (mut next, mut received, mut missing, mut repeated, mut rings) = (0u64, 0u64, 0u64, 0u64, 1u64);
+    let (mut next, mut received, mut missing, mut repeated, mut rings) =
+        (0u64, 0u64, 0u64, 0u64, 1u64);
     let mut reached = false;
     loop {
         let got = c.recv_timeout(LONG).map(|m| {
             let idx = index_of(&m).expect("message shorter than its index");
             assert!(idx < count, "index {idx} out of range");
-            assert!(*m == *message(seed, idx, MAX_LEN), "message {idx}: content differs");
+            assert!(
+                *m == *message(seed, idx, MAX_LEN),
+                "message {idx}: content differs"
+            );
             idx
         });
         let idx = match got {
@@ -201,12 +208,24 @@ impl Rig {
     fn sender(&self, cap: usize, reliability: &str) -> BridgeProc {
         BridgeProc::spawn(
             "ring-to-zenoh",
-            &sender_args(self.ring_a.name(), cap, &self.key, self.sender_port, reliability),
+            &sender_args(
+                self.ring_a.name(),
+                cap,
+                &self.key,
+                self.sender_port,
+                reliability,
+            ),
         )
     }
 
     fn receiver(&self, cap: usize, extra: &[String]) -> BridgeProc {
-        let mut args = receiver_args(self.ring_b.name(), cap, &self.key, free_port(), self.sender_port);
+        let mut args = receiver_args(
+            self.ring_b.name(),
+            cap,
+            &self.key,
+            free_port(),
+            self.sender_port,
+        );
         args.extend_from_slice(extra);
         let mut r = BridgeProc::spawn("zenoh-to-ring", &args);
         r.expect("READY", LONG);
@@ -238,7 +257,10 @@ fn hundred_thousand_messages_end_to_end() {
     assert_eq!(sent["sent"], N);
     assert_eq!(got["received"], N);
     assert_eq!(got["delivered"], N);
-    assert_eq!((got["gaps"], got["duplicates"], got["malformed"]), (0, 0, 0));
+    assert_eq!(
+        (got["gaps"], got["duplicates"], got["malformed"]),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -260,7 +282,11 @@ fn receiving_bridge_killed_and_restarted() {
     let received = num(consumer.expect("RECEIVED", LONG));
     let missing = num(consumer.expect("MISSING", LONG));
     let repeated = num(consumer.expect("REPEATED", LONG));
-    assert_eq!(num(consumer.expect("RINGS", LONG)), 2, "the consumer followed ring B's restart");
+    assert_eq!(
+        num(consumer.expect("RINGS", LONG)),
+        2,
+        "the consumer followed ring B's restart"
+    );
     consumer.finish(LONG);
     producer.send("CLOSE");
     producer.finish(LONG);
@@ -271,14 +297,27 @@ fn receiving_bridge_killed_and_restarted() {
          bridge counted gaps {} duplicates {} uncertain {} delivered {}",
         sent["sent"], got["gaps"], got["duplicates"], got["uncertain"], got["delivered"]
     );
-    assert_eq!(sent["sent"], N, "the sender put every message once (it did not restart)");
-    assert_eq!(received + missing - repeated, N, "the consumer's own books balance");
+    assert_eq!(
+        sent["sent"], N,
+        "the sender put every message once (it did not restart)"
+    );
+    assert_eq!(
+        received + missing - repeated,
+        N,
+        "the consumer's own books balance"
+    );
     // The bridge's (source, seq) accounting explains the difference exactly: the restarted
     // bridge settled the message its predecessor was publishing from the dead ring's cursor, so
     // nothing is left uncertain.
-    assert_eq!(got["uncertain"], 0, "the dead ring B was there to settle the pending message");
+    assert_eq!(
+        got["uncertain"], 0,
+        "the dead ring B was there to settle the pending message"
+    );
     assert_eq!(got["duplicates"], repeated);
-    assert_eq!(got["gaps"], missing, "every message lost is counted, and only those");
+    assert_eq!(
+        got["gaps"], missing,
+        "every message lost is counted, and only those"
+    );
     assert_eq!(got["delivered"], received);
     assert_eq!(sent["sent"] - got["gaps"] + got["duplicates"], received);
     assert_eq!(got["malformed"], 0);
@@ -312,7 +351,11 @@ fn sending_bridge_killed_and_restarted() {
          sender sent {}; receiver counted gaps {} duplicates {} delivered {}",
         sent["sent"], got["gaps"], got["duplicates"], got["delivered"]
     );
-    assert_eq!(received + missing - repeated, N, "the consumer's own books balance");
+    assert_eq!(
+        received + missing - repeated,
+        N,
+        "the consumer's own books balance"
+    );
     // The same source id across the restart (the ring's epoch), so the receiver's accounting
     // sees the resent messages as duplicates and what the dead sender had queued as gaps.
     assert_eq!(got["duplicates"], repeated);
@@ -346,7 +389,10 @@ fn stalled_consumer_stops_the_producer_then_nothing_is_lost() {
     let sent = sender.counters();
     let got = receiver.terminate();
     assert_eq!(sent["sent"], N);
-    assert_eq!((got["delivered"], got["gaps"], got["duplicates"]), (N, 0, 0));
+    assert_eq!(
+        (got["delivered"], got["gaps"], got["duplicates"]),
+        (N, 0, 0)
+    );
 }
 
 struct RemoveOnDrop(std::path::PathBuf);

@@ -40,7 +40,12 @@ struct Params {
 
 impl Params {
     fn from_env() -> Params {
-        let get = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let get = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Params {
             messages: get("B_MESSAGES"),
             latency_messages: get("B_LAT"),
@@ -93,7 +98,13 @@ struct Tally {
 
 impl Tally {
     fn new(p: Params) -> Tally {
-        Tally { p, first_ns: 0, burst_end_ns: 0, lat_ns: Vec::new(), next: 0 }
+        Tally {
+            p,
+            first_ns: 0,
+            burst_end_ns: 0,
+            lat_ns: Vec::new(),
+            next: 0,
+        }
     }
     /// Takes one message; true when all arrived.
     fn take(&mut self, m: &[u8]) -> bool {
@@ -211,8 +222,13 @@ fn role_zenoh_sub(key: &str, listen: &str, connect: &str) {
     let p = Params::from_env();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let s = zenoh::open(zenoh_config(listen, Some(connect))).await.expect("open");
-        let sub = s.declare_subscriber(key.to_string()).await.expect("subscriber");
+        let s = zenoh::open(zenoh_config(listen, Some(connect)))
+            .await
+            .expect("open");
+        let sub = s
+            .declare_subscriber(key.to_string())
+            .await
+            .expect("subscriber");
         println!("ATTACHED");
         let mut t = Tally::new(p);
         loop {
@@ -267,7 +283,10 @@ impl Proc {
     }
     fn term(&mut self) {
         // Ends a bridge the way an operator would: it prints its counters and exits.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -307,17 +326,39 @@ fn strings(a: &[&str]) -> Vec<String> {
 /// One run through the bridges; returns the consumer's RESULT line.
 fn run_bridged(p: &Params, run: usize) -> String {
     let tag = format!("myelon-bench-{}-{run}", std::process::id());
-    let (ring_a, ring_b, key) = (format!("{tag}-a"), format!("{tag}-b"), format!("bench/{tag}"));
+    let (ring_a, ring_b, key) = (
+        format!("{tag}-a"),
+        format!("{tag}-b"),
+        format!("bench/{tag}"),
+    );
     let (ps, pr) = (port(), port());
     let mut prod = Proc::spawn(me("ring-producer", &[&ring_a], p));
     prod.expect("CREATED");
     let cap = CAP.to_string();
     let common = |dir: &str, ring: &str, listen: u16| {
-        strings(&["--direction", dir, "--ring", ring, "--capacity", &cap, "--slot-bytes", "1024", "--key", &key, "--listen", &format!("tcp/127.0.0.1:{listen}")])
+        strings(&[
+            "--direction",
+            dir,
+            "--ring",
+            ring,
+            "--capacity",
+            &cap,
+            "--slot-bytes",
+            "1024",
+            "--key",
+            &key,
+            "--listen",
+            &format!("tcp/127.0.0.1:{listen}"),
+        ])
     };
     let mut sender = Proc::spawn(bridge(&common("ring-to-zenoh", &ring_a, ps)));
     let mut args = common("zenoh-to-ring", &ring_b, pr);
-    args.extend(strings(&["--connect", &format!("tcp/127.0.0.1:{ps}"), "--reserve", "final"]));
+    args.extend(strings(&[
+        "--connect",
+        &format!("tcp/127.0.0.1:{ps}"),
+        "--reserve",
+        "final",
+    ]));
     let mut receiver = Proc::spawn(bridge(&args));
     receiver.expect("READY");
     sender.expect("READY");
@@ -337,7 +378,11 @@ fn run_bridged(p: &Params, run: usize) -> String {
 fn run_plain(p: &Params, run: usize) -> String {
     let key = format!("bench/plain-{}-{run}", std::process::id());
     let (ps, pr) = (port(), port());
-    let (ls, lr, cs) = (format!("tcp/127.0.0.1:{ps}"), format!("tcp/127.0.0.1:{pr}"), format!("tcp/127.0.0.1:{ps}"));
+    let (ls, lr, cs) = (
+        format!("tcp/127.0.0.1:{ps}"),
+        format!("tcp/127.0.0.1:{pr}"),
+        format!("tcp/127.0.0.1:{ps}"),
+    );
     let mut publ = Proc::spawn(me("zenoh-pub", &[&key, &ls], p));
     let mut sub = Proc::spawn(me("zenoh-sub", &[&key, &lr, &cs], p));
     sub.expect("ATTACHED");
@@ -389,9 +434,15 @@ fn main() {
         size: arg(&args, "--size", 256) as usize,
         gap: Duration::from_micros(arg(&args, "--gap-us", 100)),
     };
-    assert!(p.size >= 16 && p.size <= 1012, "--size must be 16..=1012 (one 1 KiB slot)");
+    assert!(
+        p.size >= 16 && p.size <= 1012,
+        "--size must be 16..=1012 (one 1 KiB slot)"
+    );
     let runs = arg(&args, "--runs", 3) as usize;
-    let mut table: Vec<(&str, Vec<String>)> = vec![("ring → zenoh → ring (2 bridges)", vec![]), ("plain zenoh pub/sub", vec![])];
+    let mut table: Vec<(&str, Vec<String>)> = vec![
+        ("ring → zenoh → ring (2 bridges)", vec![]),
+        ("plain zenoh pub/sub", vec![]),
+    ];
     for run in 0..runs {
         let b = run_bridged(&p, run);
         println!("run {run} bridged: {b}");
@@ -402,7 +453,10 @@ fn main() {
     }
     println!(
         "\n{} messages of {} B flat out, then {} paced one per {} µs; medians of {runs} runs\n",
-        p.messages, p.size, p.latency_messages, p.gap.as_micros()
+        p.messages,
+        p.size,
+        p.latency_messages,
+        p.gap.as_micros()
     );
     println!("| path | msgs/s | MiB/s | latency p50 (µs) | latency p99 (µs) |");
     println!("|---|---:|---:|---:|---:|");

@@ -111,7 +111,11 @@ impl BridgeProc {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
-                Err(e) => panic!("bridge {}: no {prefix:?} ({e:?})\n{}", self.name, self.transcript()),
+                Err(e) => panic!(
+                    "bridge {}: no {prefix:?} ({e:?})\n{}",
+                    self.name,
+                    self.transcript()
+                ),
             }
         }
     }
@@ -128,7 +132,12 @@ impl BridgeProc {
     pub fn counters(&mut self) -> HashMap<String, u64> {
         let line = self.expect("COUNTERS ", LONG);
         let status = self.child.wait_deadline(Instant::now() + LONG);
-        assert!(status.is_some(), "bridge {} did not exit\n{}", self.name, self.transcript());
+        assert!(
+            status.is_some(),
+            "bridge {} did not exit\n{}",
+            self.name,
+            self.transcript()
+        );
         parse_counters(&line)
     }
 
@@ -170,11 +179,30 @@ pub fn parse_counters(line: &str) -> HashMap<String, u64> {
 }
 
 /// Arguments of a ring → zenoh bridge.
-pub fn sender_args(ring: &str, cap: usize, key: &str, listen: u16, reliability: &str) -> Vec<String> {
+pub fn sender_args(
+    ring: &str,
+    cap: usize,
+    key: &str,
+    listen: u16,
+    reliability: &str,
+) -> Vec<String> {
     [
-        "--direction", "ring-to-zenoh", "--ring", ring, "--capacity", &cap.to_string(),
-        "--slot-bytes", "1024", "--key", key, "--listen", &endpoint(listen),
-        "--reliability", reliability, "--consumer-id", "bridge-out",
+        "--direction",
+        "ring-to-zenoh",
+        "--ring",
+        ring,
+        "--capacity",
+        &cap.to_string(),
+        "--slot-bytes",
+        "1024",
+        "--key",
+        key,
+        "--listen",
+        &endpoint(listen),
+        "--reliability",
+        reliability,
+        "--consumer-id",
+        "bridge-out",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -184,9 +212,22 @@ pub fn sender_args(ring: &str, cap: usize, key: &str, listen: u16, reliability: 
 /// Arguments of a zenoh → ring bridge that connects to the sender.
 pub fn receiver_args(ring: &str, cap: usize, key: &str, listen: u16, connect: u16) -> Vec<String> {
     [
-        "--direction", "zenoh-to-ring", "--ring", ring, "--capacity", &cap.to_string(),
-        "--slot-bytes", "1024", "--key", key, "--listen", &endpoint(listen),
-        "--connect", &endpoint(connect), "--reserve", "final",
+        "--direction",
+        "zenoh-to-ring",
+        "--ring",
+        ring,
+        "--capacity",
+        &cap.to_string(),
+        "--slot-bytes",
+        "1024",
+        "--key",
+        key,
+        "--listen",
+        &endpoint(listen),
+        "--connect",
+        &endpoint(connect),
+        "--reserve",
+        "final",
     ]
     .iter()
     .map(|s| s.to_string())
