@@ -40,6 +40,20 @@ pub enum Reliability {
     Lossy,
 }
 
+/// Which layer the ring carries. Both are bridged the same way: a typed ring (Layer 2/3) is a
+/// framed ring whose messages are codec bytes, and the bridge passes bytes through unchanged,
+/// so a typed consumer on the far side decodes them as it would locally (same codec, same
+/// message type). The setting documents the intent; it changes nothing on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// Layer 1: byte messages.
+    #[default]
+    Framed,
+    /// Layers 2/3: codec-encoded messages (carried as their bytes).
+    Typed,
+}
+
 /// Slot size of the ring (`FixedFrame<{slot - 12}>`): it is part of the ring's type, so the
 /// bridge must be told the one the ring was created with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -78,6 +92,9 @@ pub struct BridgeConfig {
     /// The ring's slot size.
     #[serde(default)]
     pub slot_bytes: SlotSize,
+    /// The ring's layer (bytes pass through either way; see [`Layer`]).
+    #[serde(default)]
+    pub layer: Layer,
     /// The zenoh key expression messages are put on / subscribed to.
     pub key: String,
     /// zenoh mode.
@@ -138,6 +155,7 @@ impl BridgeConfig {
             ring: ring.into(),
             capacity: default_capacity(),
             slot_bytes: SlotSize::default(),
+            layer: Layer::default(),
             key: key.into(),
             mode: Mode::default(),
             listen: Vec::new(),
@@ -252,6 +270,13 @@ mod tests {
         let mut bad = c.clone();
         bad.capacity = 1000;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let c = BridgeConfig::from_toml(include_str!("../bridge.example.toml")).expect("parses");
+        c.validate().expect("valid");
+        c.zenoh_config().expect("zenoh config");
     }
 
     #[test]

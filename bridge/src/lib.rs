@@ -31,7 +31,7 @@ mod state;
 mod zenoh_to_ring;
 
 pub use accounting::{Counters, CountersSnapshot, Delivery, SourceTracker};
-pub use config::{BridgeConfig, Direction, Mode, Reliability, SlotSize};
+pub use config::{BridgeConfig, Direction, Layer, Mode, Reliability, SlotSize};
 pub use error::BridgeError;
 pub use header::{Header, HEADER_LEN};
 pub use ring_to_zenoh::run_ring_to_zenoh;

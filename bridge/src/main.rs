@@ -5,7 +5,7 @@
 //! ring, SIGTERM or SIGINT). Logs go to stderr (`RUST_LOG`, default `info`).
 
 use clap::Parser;
-use myelon_bridge::{BridgeConfig, Counters, Direction, Mode, Reliability, SlotSize};
+use myelon_bridge::{BridgeConfig, Counters, Direction, Layer, Mode, Reliability, SlotSize};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,6 +31,9 @@ struct Cli {
     /// The ring's slot size in bytes (frame header included).
     #[arg(long, value_enum)]
     slot_bytes: Option<SlotSize>,
+    /// framed or typed: bridged the same way (typed messages are codec bytes in a framed ring).
+    #[arg(long, value_enum)]
+    layer: Option<Layer>,
     /// zenoh key expression.
     #[arg(long)]
     key: Option<String>,
@@ -85,6 +88,7 @@ impl Cli {
             ring,
             capacity,
             slot_bytes,
+            layer,
             key,
             mode,
             reliability,
