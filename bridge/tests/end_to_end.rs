@@ -7,6 +7,11 @@
 //!   the way through and started again (same state file); the consumer reattaches to the new
 //!   ring B and counts what it missed and got twice; the bridge's (source, seq) accounting must
 //!   explain exactly that difference (sent - gaps + duplicates = received).
+//! * `sending_bridge_killed_and_restarted`: the same for the ring → zenoh bridge (it rejoins
+//!   ring A under its consumer id); accounting exact.
+//! * `lossy_mode_counts_what_zenoh_drops`: lossy mode against a stalled consumer: zenoh drops,
+//!   and the gaps the receiving bridge counts are exactly the messages the consumer missed
+//!   (up to the last one it received: a drop at the very end has no later message to reveal it).
 //! * `stalled_consumer_stops_the_producer_then_nothing_is_lost`: lossless mode; the final
 //!   consumer does not read until the original producer reports that its ring stayed full
 //!   (a publish timed out); then every message arrives, in order.
@@ -43,7 +48,8 @@ fn child_role() {
 
 /// Creates ring A (reserving the bridge's id), publishes COUNT messages, then waits for CLOSE.
 /// With STALL_PROBE=1 it first publishes until a publish times out (the ring stayed full for
-/// 2 s), reports `STUCK <published>` and waits for GO.
+/// 2 s), reports `STUCK <published>` and waits for GO. With PHASE1=k it reports `PHASE1 k`
+/// after k messages and waits for GO.
 fn producer_role() {
     let ring = env_str("RING");
     let (count, seed) = (env_u64("COUNT"), env_u64("SEED"));
@@ -77,7 +83,12 @@ fn producer_role() {
         report("STUCK", i);
         assert_eq!(read_command().as_deref(), Some("GO"));
     }
+    let phase1 = std::env::var("PHASE1").ok().and_then(|v| v.parse::<u64>().ok());
     while i < count {
+        if Some(i) == phase1 {
+            report("PHASE1", i);
+            assert_eq!(read_command().as_deref(), Some("GO"));
+        }
         p.publish(&message(seed, i, MAX_LEN)).expect("publish");
         i += 1;
     }
@@ -95,11 +106,13 @@ fn attach_b(ring: &str, cap: usize) -> FramedTransportConsumer<Frame> {
 /// Receives from ring B until message COUNT-1. STRICT=1: every message must be the next one.
 /// Otherwise (a bridge restart in the middle) it counts missing and repeated indices, follows
 /// ring B to its next incarnation when its producer dies, and reports `REACHED` once a third
-/// has arrived. STALL=1: reports `ATTACHED` and waits for GO before reading.
+/// has arrived. STALL=1: reports `ATTACHED` and waits for GO before reading. UNTIL_CLOSED=1:
+/// reads until ring B is closed instead (the last messages may never come).
 fn consumer_role() {
     let ring = env_str("RING");
     let cap = env_u64("CAP") as usize;
     let (count, seed, strict) = (env_u64("COUNT"), env_u64("SEED"), env_u64("STRICT") == 1);
+    let until_closed = std::env::var("UNTIL_CLOSED").is_ok_and(|v| v == "1");
     let mut c = attach_b(&ring, cap);
     if env_u64("STALL") == 1 {
         report("ATTACHED", 1);
@@ -135,6 +148,7 @@ fn consumer_role() {
                 rings += 1;
                 continue;
             }
+            Err(TransportError::Ring(MultiProcessError::Closed)) if until_closed => break,
             Err(e) => panic!("recv after {received} messages (next {next}): {e}"),
         };
         received += 1;
@@ -151,10 +165,11 @@ fn consumer_role() {
             reached = true;
             report("REACHED", next);
         }
-        if next == count {
+        if next == count && !until_closed {
             break;
         }
     }
+    report("NEXT", next);
     report("RECEIVED", received);
     report("MISSING", missing);
     report("REPEATED", repeated);
@@ -183,7 +198,12 @@ impl Rig {
     }
 
     fn producer(&self, cap: usize, count: u64, stall_probe: bool) -> ChildProc {
+        self.producer_with(cap, count, stall_probe, count)
+    }
+
+    fn producer_with(&self, cap: usize, count: u64, stall_probe: bool, phase1: u64) -> ChildProc {
         let mut p = Spawn::new(ENTRY, "producer")
+            .env("PHASE1", phase1)
             .env("RING", self.ring_a.name())
             .env("CAP", cap)
             .env("COUNT", count)
@@ -195,7 +215,12 @@ impl Rig {
     }
 
     fn consumer(&self, cap: usize, count: u64, strict: bool, stall: bool) -> ChildProc {
+        self.consumer_with(cap, count, strict, stall, false)
+    }
+
+    fn consumer_with(&self, cap: usize, count: u64, strict: bool, stall: bool, until_closed: bool) -> ChildProc {
         Spawn::new(ENTRY, "consumer")
+            .env("UNTIL_CLOSED", u64::from(until_closed))
             .env("RING", self.ring_b.name())
             .env("CAP", cap)
             .env("COUNT", count)
@@ -393,6 +418,48 @@ fn stalled_consumer_stops_the_producer_then_nothing_is_lost() {
         (got["delivered"], got["gaps"], got["duplicates"]),
         (N, 0, 0)
     );
+}
+
+#[test]
+fn lossy_mode_counts_what_zenoh_drops() {
+    const N: u64 = 60_000;
+    const PHASE1: u64 = 40_000;
+    const CAP: usize = 64;
+    let rig = Rig::new("lossy", 0x5EED_0005);
+    let mut producer = rig.producer_with(CAP, N, false, PHASE1);
+    let mut sender = rig.sender(CAP, "lossy");
+    let mut receiver = rig.receiver(CAP, &["--channel".to_string(), "16".to_string()]);
+    sender.expect("READY", LONG);
+    let mut consumer = rig.consumer_with(CAP, N, false, true, true);
+    consumer.expect("ATTACHED", LONG);
+    // Phase 1 against a stalled consumer: far more than the path can hold, and a lossy sender
+    // does not wait, so zenoh must drop. Phase 2 after the consumer resumes: the messages that
+    // arrive after the dropped ones make the drops visible as gaps.
+    assert_eq!(num(producer.expect("PHASE1", LONG)), PHASE1);
+    consumer.send("GO");
+    producer.send("GO");
+    assert_eq!(num(producer.expect("PUBLISHED", LONG)), N);
+    producer.send("CLOSE");
+    producer.finish(LONG);
+    let sent = sender.counters();
+    // Stopping the receiving bridge closes ring B: the consumer drains it and stops.
+    let got = receiver.terminate();
+    let received = num(consumer.expect("RECEIVED", LONG));
+    let missing = num(consumer.expect("MISSING", LONG));
+    let repeated = num(consumer.expect("REPEATED", LONG));
+    let next = num(consumer.expect("NEXT", LONG));
+    consumer.finish(LONG);
+    println!(
+        "lossy: sent {} received {received}, gaps counted {} (consumer: missing {missing}), \
+         tail after the last message received {}",
+        sent["sent"], got["gaps"], N - next
+    );
+    assert_eq!(sent["sent"], N, "a lossy sender puts everything (zenoh drops)");
+    assert!(got["gaps"] > 0, "nothing dropped: the stall did not congest zenoh");
+    assert_eq!(got["gaps"], missing, "every drop before the last message received is counted");
+    assert_eq!((got["duplicates"], repeated), (0, 0));
+    assert_eq!(got["delivered"], received);
+    assert_eq!(received + missing, next);
 }
 
 struct RemoveOnDrop(std::path::PathBuf);
