@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! cargo run --manifest-path bridge/Cargo.toml --release --bin bridge-bench -- \
-//!     --runs 3 --messages 200000 --latency-messages 5000 --size 256
+//!     --runs 3 --messages 200000 --latency-messages 2000 --gap-us 1000 --size 256
 //! ```
 //! Each run has two phases with the same sender and receiver processes: a burst of
-//! `--messages` published flat out (throughput: first to last message at the receiver), then
-//! `--latency-messages` published one every `--gap-us` (latency: the publisher's wall clock in
-//! the message, against the receiver's at arrival; both processes on this machine). Lossless
+//! `--messages` published flat out (throughput: first to last message at the receiver), then,
+//! once the receiver has the whole burst, `--latency-messages` published one every `--gap-us`
+//! (latency: the publisher's wall clock in the message, against the receiver's at arrival; both
+//! processes on this machine). Lossless
 //! mode throughout. Prints one line per run and a Markdown table of medians.
 //!
 //! Roles (run by the bench itself): `ring-producer`, `ring-consumer`, `zenoh-pub`, `zenoh-sub`.
@@ -72,13 +73,15 @@ fn fill(buf: &mut Vec<u8>, i: u64, size: usize) {
     buf.resize(size.max(16), 0xA5);
 }
 
-/// Publishes both phases through `publish`.
-fn send_all(p: &Params, mut publish: impl FnMut(&[u8])) {
+/// Publishes both phases through `publish`; between them waits for `LAT` on stdin (sent once
+/// the receiver has the whole burst, so no backlog of the burst inflates the latencies).
+fn send_all(p: &Params, stdin: &mut impl BufRead, mut publish: impl FnMut(&[u8])) {
     let mut buf = Vec::new();
     for i in 0..p.messages {
         fill(&mut buf, i, p.size);
         publish(&buf);
     }
+    wait_line(stdin, "LAT");
     for i in p.messages..p.total() {
         // Paced: a sleep here is the load's shape, not a wait for a condition.
         std::thread::sleep(p.gap);
@@ -118,6 +121,7 @@ impl Tally {
         }
         if i + 1 == self.p.messages {
             self.burst_end_ns = t;
+            println!("BURST");
         }
         if i >= self.p.messages {
             self.lat_ns.push(t.saturating_sub(sent));
@@ -162,7 +166,7 @@ fn role_ring_producer(ring: &str) {
     println!("CREATED");
     let mut stdin = std::io::stdin().lock();
     wait_line(&mut stdin, "GO");
-    send_all(&p, |m| {
+    send_all(&p, &mut stdin, |m| {
         prod.publish(m).expect("publish");
     });
     println!("PUBLISHED");
@@ -210,7 +214,7 @@ fn role_zenoh_pub(key: &str, listen: &str) {
         println!("READY");
         let mut stdin = std::io::stdin().lock();
         wait_line(&mut stdin, "GO");
-        send_all(&p, |m| {
+        send_all(&p, &mut stdin, |m| {
             zenoh::Wait::wait(publ.put(m.to_vec())).expect("put");
         });
         println!("PUBLISHED");
@@ -298,6 +302,18 @@ impl Drop for Proc {
     }
 }
 
+/// Removes the rings' shared-memory names on the way out, even after a panic (Linux: POSIX
+/// shared memory lives in /dev/shm).
+struct Unlink(Vec<String>);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = std::fs::remove_file(format!("/dev/shm/{}", name.trim_start_matches('/')));
+        }
+    }
+}
+
 fn port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -351,7 +367,10 @@ fn run_bridged(p: &Params, run: usize) -> String {
             &format!("tcp/127.0.0.1:{listen}"),
         ])
     };
-    let mut sender = Proc::spawn(bridge(&common("ring-to-zenoh", &ring_a, ps)));
+    let _unlink = Unlink(vec![ring_a.clone(), ring_b.clone()]);
+    let mut args = common("ring-to-zenoh", &ring_a, ps);
+    args.extend(strings(&["--consumer-id", "bridge-out"]));
+    let mut sender = Proc::spawn(bridge(&args));
     let mut args = common("zenoh-to-ring", &ring_b, pr);
     args.extend(strings(&[
         "--connect",
@@ -365,6 +384,8 @@ fn run_bridged(p: &Params, run: usize) -> String {
     let mut cons = Proc::spawn(me("ring-consumer", &[&ring_b], p));
     cons.expect("ATTACHED");
     prod.send("GO");
+    cons.expect("BURST");
+    prod.send("LAT");
     let result = cons.expect("RESULT");
     prod.expect("PUBLISHED");
     prod.send("CLOSE");
@@ -388,6 +409,8 @@ fn run_plain(p: &Params, run: usize) -> String {
     sub.expect("ATTACHED");
     publ.expect("READY");
     publ.send("GO");
+    sub.expect("BURST");
+    publ.send("LAT");
     let result = sub.expect("RESULT");
     publ.expect("PUBLISHED");
     publ.send("CLOSE");
@@ -430,9 +453,9 @@ fn main() {
     }
     let p = Params {
         messages: arg(&args, "--messages", 200_000),
-        latency_messages: arg(&args, "--latency-messages", 5_000),
+        latency_messages: arg(&args, "--latency-messages", 2_000),
         size: arg(&args, "--size", 256) as usize,
-        gap: Duration::from_micros(arg(&args, "--gap-us", 100)),
+        gap: Duration::from_micros(arg(&args, "--gap-us", 1000)),
     };
     assert!(
         p.size >= 16 && p.size <= 1012,
