@@ -97,51 +97,19 @@ async fn run_frames<F: FramedTransportFrame>(
         "attached to the ring"
     );
     let mut consumer: AsyncFramedConsumer<F> = consumer.into_async();
-
     let session = zenoh::open(config.zenoh_config()?)
         .await
         .map_err(|e| BridgeError::zenoh("open session", e))?;
     let lossless = config.reliability == Reliability::Lossless;
-    let publisher = session
-        .declare_publisher(config.key.clone())
-        .congestion_control(if lossless {
-            CongestionControl::Block
-        } else {
-            CongestionControl::Drop
-        })
-        .reliability(zenoh::qos::Reliability::Reliable)
-        .await
-        .map_err(|e| BridgeError::zenoh("declare publisher", e))?;
-    let (matching_tx, mut matching) = watch::channel(false);
-    let matching_tx = Arc::new(matching_tx);
-    let listener_tx = Arc::clone(&matching_tx);
-    let _listener = publisher
-        .matching_listener()
-        .callback(move |s| {
-            listener_tx.send_replace(s.matching());
-        })
-        .await
-        .map_err(|e| BridgeError::zenoh("declare matching listener", e))?;
-    // The listener reports changes; the status now covers a subscriber matched before it.
-    if publisher
-        .matching_status()
-        .await
-        .map_err(|e| BridgeError::zenoh("matching status", e))?
-        .matching()
-    {
-        matching_tx.send_replace(true);
-    }
+    let out = Outbound::declare(&session, config, lossless).await?;
+    let mut matching = out.matching.clone();
 
     let mut widen = Widen::default();
-    let mut announced = false;
     loop {
         if lossless && !wait_for_subscriber(&mut matching, &mut shutdown).await {
             break;
         }
-        if !announced {
-            ready.send_replace(true);
-            announced = true;
-        }
+        ready.send_if_modified(|r| !std::mem::replace(r, true));
         let msg = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
@@ -149,33 +117,17 @@ async fn run_frames<F: FramedTransportFrame>(
         };
         let msg = match msg {
             Ok(m) => m,
-            Err(TransportError::Ring(MultiProcessError::Closed)) => {
-                tracing::info!(ring = %config.ring, "ring closed by its producer: stopping");
-                break;
-            }
-            Err(e @ TransportError::Ring(MultiProcessError::ProducerDead)) => {
-                tracing::warn!(ring = %config.ring, "the ring's producer died: stopping");
-                return Err(BridgeError::ring(&config.ring, e));
-            }
-            Err(e) => {
-                // A message the framed consumer dropped (partial at a rejoin, a bad frame, too
-                // large): the receiver sees it as a gap in the message ids.
-                Counters::add(&counters.ring_dropped, 1);
-                tracing::warn!(ring = %config.ring, error = %e, "ring message dropped");
-                continue;
-            }
+            Err(e) => match ring_error(config, &counters, e) {
+                Ok(Flow::Continue) => continue,
+                Ok(Flow::Stop) => break,
+                Err(e) => return Err(e),
+            },
         };
         let header = Header {
             source,
             seq: widen.seq(msg.message_id()),
         };
-        let mut payload = Vec::with_capacity(HEADER_LEN + msg.len());
-        header.write_to(&mut payload);
-        payload.extend_from_slice(&msg);
-        publisher
-            .put(payload)
-            .await
-            .map_err(|e| BridgeError::zenoh("put", e))?;
+        out.put(header, &msg).await?;
         // Released only now: a bridge killed before this line sends the message again.
         drop(msg);
         Counters::add(&counters.sent, 1);
@@ -183,6 +135,98 @@ async fn run_frames<F: FramedTransportFrame>(
     let sent = counters.snapshot().sent;
     tracing::info!(ring = %config.ring, sent, "ring → zenoh bridge stopped");
     Ok(())
+}
+
+/// Whether to go on after a receive error.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// What a failed ring receive means: the end (closed), an error (the producer died), or a
+/// message the framed consumer dropped (partial at a rejoin, a bad frame, too large), which
+/// the far side sees as a gap in the message ids.
+fn ring_error(
+    config: &BridgeConfig,
+    counters: &Counters,
+    e: TransportError,
+) -> Result<Flow, BridgeError> {
+    match e {
+        TransportError::Ring(MultiProcessError::Closed) => {
+            tracing::info!(ring = %config.ring, "ring closed by its producer: stopping");
+            Ok(Flow::Stop)
+        }
+        e @ TransportError::Ring(MultiProcessError::ProducerDead) => {
+            tracing::warn!(ring = %config.ring, "the ring's producer died: stopping");
+            Err(BridgeError::ring(&config.ring, e))
+        }
+        e => {
+            Counters::add(&counters.ring_dropped, 1);
+            tracing::warn!(ring = %config.ring, error = %e, "ring message dropped");
+            Ok(Flow::Continue)
+        }
+    }
+}
+
+/// The zenoh side: the publisher and whether a subscriber matches it.
+struct Outbound<'s> {
+    publisher: zenoh::pubsub::Publisher<'s>,
+    matching: watch::Receiver<bool>,
+    _listener: zenoh::matching::MatchingListener<()>,
+}
+
+impl<'s> Outbound<'s> {
+    async fn declare(
+        session: &'s zenoh::Session,
+        config: &BridgeConfig,
+        lossless: bool,
+    ) -> Result<Outbound<'s>, BridgeError> {
+        let publisher = session
+            .declare_publisher(config.key.clone())
+            .congestion_control(if lossless {
+                CongestionControl::Block
+            } else {
+                CongestionControl::Drop
+            })
+            .reliability(zenoh::qos::Reliability::Reliable)
+            .await
+            .map_err(|e| BridgeError::zenoh("declare publisher", e))?;
+        let (matching_tx, matching) = watch::channel(false);
+        let matching_tx = Arc::new(matching_tx);
+        let listener_tx = Arc::clone(&matching_tx);
+        let listener = publisher
+            .matching_listener()
+            .callback(move |s| {
+                listener_tx.send_replace(s.matching());
+            })
+            .await
+            .map_err(|e| BridgeError::zenoh("declare matching listener", e))?;
+        // The listener reports changes; the status now covers a subscriber matched before it.
+        let now = publisher
+            .matching_status()
+            .await
+            .map_err(|e| BridgeError::zenoh("matching status", e))?;
+        if now.matching() {
+            matching_tx.send_replace(true);
+        }
+        Ok(Outbound {
+            publisher,
+            matching,
+            _listener: listener,
+        })
+    }
+
+    /// Puts header + message and returns once zenoh took it (lossless: blocks while zenoh's
+    /// queues are full).
+    async fn put(&self, header: Header, msg: &[u8]) -> Result<(), BridgeError> {
+        let mut payload = Vec::with_capacity(HEADER_LEN + msg.len());
+        header.write_to(&mut payload);
+        payload.extend_from_slice(msg);
+        self.publisher
+            .put(payload)
+            .await
+            .map_err(|e| BridgeError::zenoh("put", e))
+    }
 }
 
 /// Waits until a subscriber matches the publisher; false if shut down first.

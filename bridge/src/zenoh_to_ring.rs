@@ -90,6 +90,20 @@ impl Books {
     }
 }
 
+/// Adds one message that was handled (published, or dropped as a duplicate) to the counters.
+fn count(counters: &Counters, delivery: Delivery, published: bool) {
+    match delivery {
+        Delivery::InOrder => {}
+        Delivery::Gap { missing } => Counters::add(&counters.gaps, missing),
+        Delivery::Duplicate => Counters::add(&counters.duplicates, 1),
+    }
+    if published {
+        Counters::add(&counters.delivered, 1);
+    } else {
+        Counters::add(&counters.duplicates_dropped, 1);
+    }
+}
+
 /// Settles a message the previous incarnation was publishing when it died: committed if the
 /// dead ring's producer cursor moved past the one recorded with the intent (the segment is
 /// still there: this runs before the ring is replaced), not committed if it did not, uncertain
@@ -133,13 +147,19 @@ async fn run_frames<F: FramedTransportFrame>(
     ready: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), BridgeError> {
-    let mut books = Books::open(config, &counters)?;
+    let books = Books::open(config, &counters)?;
     let builder = build_shared_single_producer::<F>(&config.ring, config.capacity)
         .with_consumer_ids(config.reserve.iter().cloned());
-    let mut producer: AsyncFramedProducer<F> = FramedTransportProducer::<F>::from_builder(builder)
+    let producer = FramedTransportProducer::<F>::from_builder(builder)
         .map_err(|e| BridgeError::ring(&config.ring, e))?
         .into_async();
     tracing::info!(ring = %config.ring, reserve = ?config.reserve, "ring created");
+    let mut inbound = Inbound {
+        config,
+        counters: &counters,
+        books,
+        producer,
+    };
 
     let session = zenoh::open(config.zenoh_config()?)
         .await
@@ -158,65 +178,106 @@ async fn run_frames<F: FramedTransportFrame>(
             s = subscriber.recv_async() => s.map_err(|e| BridgeError::zenoh("receive", e))?,
         };
         Counters::add(&counters.received, 1);
-        let bytes = sample.payload().to_bytes();
-        let Some((header, body)) = Header::parse(&bytes) else {
-            Counters::add(&counters.malformed, 1);
+        if inbound
+            .handle(&sample.payload().to_bytes(), &mut shutdown)
+            .await?
+            == Flow::Stop
+        {
+            break;
+        }
+    }
+    tracing::info!(ring = %config.ring, counters = %counters.snapshot(), "zenoh → ring bridge stopped");
+    Ok(())
+}
+
+/// Whether to go on after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The receiving side's state: accounting and the ring it produces.
+struct Inbound<'a, F: FramedTransportFrame> {
+    config: &'a BridgeConfig,
+    counters: &'a Counters,
+    books: Books,
+    producer: AsyncFramedProducer<F>,
+}
+
+impl<F: FramedTransportFrame> Inbound<'_, F> {
+    /// Accounts for one zenoh payload and publishes its message (unless it is a duplicate to
+    /// drop). `Stop` if shutdown was asked for while waiting for room in the ring.
+    async fn handle(
+        &mut self,
+        bytes: &[u8],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Flow, BridgeError> {
+        let Some((header, body)) = Header::parse(bytes) else {
+            Counters::add(&self.counters.malformed, 1);
             tracing::warn!(
                 len = bytes.len(),
                 "sample shorter than a bridge header: dropped"
             );
-            continue;
+            return Ok(Flow::Continue);
         };
-        let before = books.current(header.source);
+        let before = self.books.current(header.source);
+        let delivery = self.books.tracker.classify(header.source, header.seq);
         let mut now = before;
-        match books.tracker.classify(header.source, header.seq) {
+        match delivery {
             Delivery::InOrder => {}
             Delivery::Gap { missing } => {
-                Counters::add(&counters.gaps, missing);
                 now.gaps += missing;
                 tracing::warn!(source = header.source, seq = header.seq, missing, "gap");
             }
             Delivery::Duplicate => {
-                Counters::add(&counters.duplicates, 1);
                 now.duplicates += 1;
                 tracing::debug!(source = header.source, seq = header.seq, "duplicate");
-                if config.drop_duplicates {
-                    Counters::add(&counters.duplicates_dropped, 1);
-                    books.tracker.observe(header.source, header.seq);
-                    if let Some(f) = &mut books.file {
-                        f.record(&now)?;
-                    }
-                    books.saved.insert(header.source, now);
-                    continue;
-                }
             }
         }
-        if let Some(f) = &mut books.file {
-            let cursor = producer.get_ref().get_ref().cursor();
-            f.intent(&before, header.seq, cursor)?;
+        let publish = !(delivery == Delivery::Duplicate && self.config.drop_duplicates);
+        if publish {
+            if self.publish(&before, header.seq, body, shutdown).await? == Flow::Stop {
+                return Ok(Flow::Stop);
+            }
+            now.delivered += 1;
+        }
+        let (_, state) = self.books.tracker.observe(header.source, header.seq);
+        now.next = state.next;
+        if let Some(f) = &mut self.books.file {
+            f.record(&now)?;
+        }
+        self.books.saved.insert(header.source, now);
+        count(self.counters, delivery, publish);
+        Ok(Flow::Continue)
+    }
+
+    /// Publishes `body` into the ring between the intent and (by the caller) the record.
+    async fn publish(
+        &mut self,
+        before: &SavedSource,
+        seq: u64,
+        body: &[u8],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Flow, BridgeError> {
+        if let Some(f) = &mut self.books.file {
+            let cursor = self.producer.get_ref().get_ref().cursor();
+            f.intent(before, seq, cursor)?;
         }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
-                // Not published (the publish future is cancellation-safe): no intent pending.
-                if let Some(f) = &mut books.file {
-                    f.record(&before)?;
+                // Not published (the publish future is cancellation-safe): nothing of this
+                // message is recorded, and no intent stays pending.
+                if let Some(f) = &mut self.books.file {
+                    f.record(before)?;
                 }
-                break;
+                Ok(Flow::Stop)
             }
-            r = producer.publish(body) => {
-                r.map_err(|e| BridgeError::ring(&config.ring, e))?;
+            r = self.producer.publish(body) => {
+                r.map_err(|e| BridgeError::ring(&self.config.ring, e))?;
+                Ok(Flow::Continue)
             }
         }
-        let (_, state) = books.tracker.observe(header.source, header.seq);
-        now.next = state.next;
-        now.delivered += 1;
-        if let Some(f) = &mut books.file {
-            f.record(&now)?;
-        }
-        books.saved.insert(header.source, now);
-        Counters::add(&counters.delivered, 1);
     }
-    tracing::info!(ring = %config.ring, counters = %counters.snapshot(), "zenoh → ring bridge stopped");
-    Ok(())
 }

@@ -83,7 +83,9 @@ fn producer_role() {
         report("STUCK", i);
         assert_eq!(read_command().as_deref(), Some("GO"));
     }
-    let phase1 = std::env::var("PHASE1").ok().and_then(|v| v.parse::<u64>().ok());
+    let phase1 = std::env::var("PHASE1")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     while i < count {
         if Some(i) == phase1 {
             report("PHASE1", i);
@@ -218,7 +220,14 @@ impl Rig {
         self.consumer_with(cap, count, strict, stall, false)
     }
 
-    fn consumer_with(&self, cap: usize, count: u64, strict: bool, stall: bool, until_closed: bool) -> ChildProc {
+    fn consumer_with(
+        &self,
+        cap: usize,
+        count: u64,
+        strict: bool,
+        stall: bool,
+        until_closed: bool,
+    ) -> ChildProc {
         Spawn::new(ENTRY, "consumer")
             .env("UNTIL_CLOSED", u64::from(until_closed))
             .env("RING", self.ring_b.name())
@@ -452,11 +461,22 @@ fn lossy_mode_counts_what_zenoh_drops() {
     println!(
         "lossy: sent {} received {received}, gaps counted {} (consumer: missing {missing}), \
          tail after the last message received {}",
-        sent["sent"], got["gaps"], N - next
+        sent["sent"],
+        got["gaps"],
+        N - next
     );
-    assert_eq!(sent["sent"], N, "a lossy sender puts everything (zenoh drops)");
-    assert!(got["gaps"] > 0, "nothing dropped: the stall did not congest zenoh");
-    assert_eq!(got["gaps"], missing, "every drop before the last message received is counted");
+    assert_eq!(
+        sent["sent"], N,
+        "a lossy sender puts everything (zenoh drops)"
+    );
+    assert!(
+        got["gaps"] > 0,
+        "nothing dropped: the stall did not congest zenoh"
+    );
+    assert_eq!(
+        got["gaps"], missing,
+        "every drop before the last message received is counted"
+    );
     assert_eq!((got["duplicates"], repeated), (0, 0));
     assert_eq!(got["delivered"], received);
     assert_eq!(received + missing, next);
