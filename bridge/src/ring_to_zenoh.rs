@@ -170,9 +170,11 @@ fn ring_error(
 
 /// The zenoh side: the publisher and whether a subscriber matches it.
 struct Outbound<'s> {
+    // Dropped first (fields drop in order): the listener is undeclared while its publisher is
+    // still there (the other way round zenoh logs an error).
+    _listener: zenoh::matching::MatchingListener<()>,
     publisher: zenoh::pubsub::Publisher<'s>,
     matching: watch::Receiver<bool>,
-    _listener: zenoh::matching::MatchingListener<()>,
 }
 
 impl<'s> Outbound<'s> {
@@ -210,9 +212,9 @@ impl<'s> Outbound<'s> {
             matching_tx.send_replace(true);
         }
         Ok(Outbound {
+            _listener: listener,
             publisher,
             matching,
-            _listener: listener,
         })
     }
 
