@@ -27,6 +27,7 @@
 mod common;
 
 mod consumer_kills;
+mod multi_producer_kills;
 mod pid_namespace;
 mod producer_kills;
 mod reclaimers;
@@ -57,6 +58,9 @@ fn child_role() {
         "verifier" => verifier_role(),
         "watcher" => producer_kills::watcher_role(),
         "streamer" => producer_kills::streamer_role(),
+        "mp_survivor" => multi_producer_kills::survivor_role(),
+        "mp_victim" => multi_producer_kills::victim_role(),
+        "mp_reader" => multi_producer_kills::reader_role(),
         "racer" => reclaimers::racer_role(),
         "doomed" => reclaimers::doomed_role(),
         "ns_consumer" => pid_namespace::ns_consumer_role(),
