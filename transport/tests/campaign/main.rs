@@ -1,5 +1,6 @@
-//! The reliability campaign (issue 10, item 6): real processes killed with SIGKILL at random
-//! instants, racing reclaimers, a consumer in another PID namespace, and a soak with
+//! The reliability campaign (issue 10, item 6; issue 15, item 4): real processes killed with
+//! SIGKILL at random instants (consumers, the producer, one producer of a multi-producer ring),
+//! racing reclaimers, a consumer in another PID namespace, and a soak with
 //! attach/detach churn. Every test prints its figures (`campaign <test>: runs=.. kills=..
 //! lost=.. hangs=..`); `-- --nocapture` shows them.
 //!
@@ -10,8 +11,8 @@
 //!   cargo test -p myelon --all-features --test campaign -- --nocapture --test-threads=1
 //! ```
 //!
-//! * `MYELON_CAMPAIGN_RUNS` (default 500): consumer kills; producer kills are a quarter of it
-//!   and reclaim races a tenth.
+//! * `MYELON_CAMPAIGN_RUNS` (default 500): consumer kills; producer kills are a quarter of it,
+//!   reclaim races a tenth, and kills of one producer of a multi-producer ring a twenty-fifth.
 //! * `MYELON_SOAK_SECS` (default 10): length of the soak.
 //! * `MYELON_CAMPAIGN_SEED`: the seed of the random kill instants (printed by every test).
 //! * `MYELON_REQUIRE_ROOT_TESTS=1`: the PID-namespace tests fail instead of skipping without
