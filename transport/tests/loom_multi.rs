@@ -112,7 +112,10 @@ fn two_producers(batch: usize, preemptions: usize) {
         let got = read_through(&mut c, 2 * batch as i64 - 1, &done, 2);
         let [(pa, la), (pb, lb)] = threads.map(|t| t.join().unwrap());
         let (fa, fb) = (la + 1 - batch as i64, lb + 1 - batch as i64);
-        assert!(la < fb || lb < fa, "two claims overlap: {fa}..={la} and {fb}..={lb}");
+        assert!(
+            la < fb || lb < fa,
+            "two claims overlap: {fa}..={la} and {fb}..={lb}"
+        );
         assert_eq!(got.len(), 2 * batch, "events lost: read {got:?}");
         for (source, first) in [(1, fa), (2, fb)] {
             let mine: Vec<Read> = got.iter().copied().filter(|r| r.1 == source).collect();
@@ -283,13 +286,10 @@ fn late_join_while_a_producer_claims() {
     model(2).check(|| {
         let b = SimBackend::new_world();
         let mut p = producer(b.sibling(), 2, 1);
-        let joiner = SharedDisruptorBuilder::<Sourced<u64>, SimBackend>::with_backend(
-            b.sibling(),
-            NAME,
-            2,
-        )
-        .with_consumer_id("late")
-        .with_producer_check_interval(Duration::ZERO);
+        let joiner =
+            SharedDisruptorBuilder::<Sourced<u64>, SimBackend>::with_backend(b.sibling(), NAME, 2)
+                .with_consumer_id("late")
+                .with_producer_check_interval(Duration::ZERO);
         let done = Arc::new(AtomicUsize::new(0));
         let d = done.clone();
         let t = loom::thread::spawn(move || {
@@ -302,9 +302,7 @@ fn late_join_while_a_producer_claims() {
         let mut c = joiner.build_consumer().unwrap();
         let start = c.next_sequence();
         let got = read_through(&mut c, 2, &done, 1);
-        let want: Vec<Read> = (start..=2)
-            .map(|s| (s, 1, value(1, s as u64)))
-            .collect();
+        let want: Vec<Read> = (start..=2).map(|s| (s, 1, value(1, s as u64))).collect();
         assert_eq!(got, want, "joined at {start}");
         drop(c);
         drop(t.join().unwrap());

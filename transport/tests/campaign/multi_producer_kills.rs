@@ -2,8 +2,10 @@
 //!
 //! One ring (`ring::multi`), created by this test process, which stays attached as an idle
 //! producer (it never claims) so that the ring closes only at the end. Two `survivor` producer
-//! processes publish numbered events (claims of 1 to 3) without pause for the whole test; two
-//! `reader` consumer processes verify everything they receive. Run after run, a `victim`
+//! processes publish numbered events (claims of 1 to 3) for the whole test; two
+//! `reader` consumer processes verify everything they receive (the survivors pause 100 µs
+//! after each claim, so the ring has room and the kills fall in the victim's claims as well as
+//! in its waits for room). Run after run, a `victim`
 //! producer process attaches with the same source id as the one before it (the restarted
 //! producer of a real system), publishes numbered events (its own index space per
 //! incarnation), and is SIGKILLed a random delay after it is ready: wherever it is, waiting for
@@ -36,8 +38,8 @@ use crate::common::process::{
 use crate::common::Event;
 use myelon::backend::ShmBackend;
 use myelon::{
-    attach_shared_multi_consumer, build_shared_multi_producer, AutoWaitStrategy,
-    MultiProcessError, MultiProducer, Sourced,
+    attach_shared_multi_consumer, build_shared_multi_producer, AutoWaitStrategy, MultiProcessError,
+    MultiProducer, Sourced,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -53,6 +55,12 @@ const VICTIM: u64 = 3;
 const HOLDER: u64 = 100;
 /// Longest random delay from the victim's `READY` to its kill.
 const BEFORE_KILL: Duration = Duration::from_millis(5);
+/// A survivor's pause after each claim it publishes: load shaping, not a wait for anything.
+/// Flat out, the survivors keep the ring full, so the victim spends its life waiting for room
+/// and is nearly always killed there, before its claim (no hole); paced, the ring has room and
+/// the victim's claim windows get their share of the kills. The ring still fills up behind
+/// every hole while the readers wait on it, so the producers' side of moving on is exercised.
+const SURVIVOR_PACE: Duration = Duration::from_micros(100);
 /// How long a reader's receive waits before it looks at its commands again.
 const READER_POLL: Duration = Duration::from_millis(2);
 const BATCH: usize = 64;
@@ -139,6 +147,7 @@ pub fn survivor_role() {
         let k = claim_size(idx);
         claim_and_write(&mut p, source, idx, k, |_| {}).commit();
         idx += k as u64;
+        std::thread::sleep(SURVIVOR_PACE);
     }
     report("PUBLISHED", idx);
 }
@@ -182,7 +191,10 @@ impl Verify {
         );
         if SURVIVORS.contains(&src) {
             let next = self.next.entry(src).or_default();
-            assert_eq!(idx, *next, "survivor {src} at sequence {s}: gap, reorder or duplicate");
+            assert_eq!(
+                idx, *next,
+                "survivor {src} at sequence {s}: gap, reorder or duplicate"
+            );
             *next += 1;
             return;
         }
@@ -190,10 +202,16 @@ impl Verify {
         let (inc, i) = (idx >> 32, idx & 0xffff_ffff);
         match self.victim {
             Some((cur, next)) if cur == inc => {
-                assert_eq!(i, next, "victim incarnation {inc} at sequence {s}: gap, reorder or duplicate");
+                assert_eq!(
+                    i, next,
+                    "victim incarnation {inc} at sequence {s}: gap, reorder or duplicate"
+                );
             }
             Some((cur, next)) => {
-                assert!(inc > cur, "victim incarnation {inc} after {cur} at sequence {s}");
+                assert!(
+                    inc > cur,
+                    "victim incarnation {inc} after {cur} at sequence {s}"
+                );
                 assert_eq!(i, 0, "victim incarnation {inc} starts at {i}, sequence {s}");
                 self.incarnations.push((cur, next - 1));
             }
@@ -271,7 +289,10 @@ pub fn reader_role() {
             Err(e) => panic!("{id}: receive at {}: {e}", c.next_sequence()),
         }
     }
-    assert!(hole.is_none(), "{id}: a hole at the end of the stream: {hole:?}");
+    assert!(
+        hole.is_none(),
+        "{id}: a hole at the end of the stream: {hole:?}"
+    );
     let counts: Vec<String> = v.next.iter().map(|(s, n)| format!("{s}:{n}")).collect();
     report("COUNTS", counts.join(","));
     report("ABANDONED", c.abandoned_slots());
@@ -285,7 +306,10 @@ fn values(child: &ChildProc, key: &str) -> Vec<String> {
         .transcript()
         .lines()
         .filter(|l| !l.starts_with("[stderr]"))
-        .filter_map(|l| l.find(&pat).map(|at| l[at + pat.len()..].trim().to_string()))
+        .filter_map(|l| {
+            l.find(&pat)
+                .map(|at| l[at + pat.len()..].trim().to_string())
+        })
         .collect()
 }
 
@@ -517,7 +541,10 @@ fn multi_producer_kill_campaign() {
     let mut published = BTreeMap::new();
     for (s, p) in SURVIVORS.iter().zip(&mut survivors) {
         p.send("stop");
-        let n: u64 = p.expect("PUBLISHED", LONG).parse().expect("PUBLISHED count");
+        let n: u64 = p
+            .expect("PUBLISHED", LONG)
+            .parse()
+            .expect("PUBLISHED count");
         published.insert(*s, n);
         p.finish(LONG);
     }
@@ -527,7 +554,11 @@ fn multi_producer_kill_campaign() {
     for (id, r) in IDS.iter().zip(&mut readers) {
         let counts = r.expect("COUNTS", LONG);
         let want: Vec<String> = published.iter().map(|(s, n)| format!("{s}:{n}")).collect();
-        assert_eq!(counts, want.join(","), "{id}: survivors' events read vs published");
+        assert_eq!(
+            counts,
+            want.join(","),
+            "{id}: survivors' events read vs published"
+        );
         let skipped: u64 = r.expect("ABANDONED", LONG).parse().expect("ABANDONED");
         let inc = r.expect("INCARNATIONS", LONG);
         r.finish(LONG);
@@ -549,6 +580,13 @@ fn multi_producer_kill_campaign() {
     move_on.sort_unstable();
     t.past.sort_unstable();
     let with_claim = t.kills.iter().filter(|k| k.outstanding > 0).count();
+    // Events the victims reported published before their kills (each one checked read).
+    let reported: u64 = t
+        .kills
+        .iter()
+        .filter_map(|k| k.published)
+        .map(|p| p + 1)
+        .sum();
     figures(
         "multi_producer_kill_campaign",
         started,
@@ -557,9 +595,16 @@ fn multi_producer_kill_campaign() {
             ("producers", format!("{}+victim", SURVIVORS.len())),
             ("consumers", IDS.len().to_string()),
             ("killed_in_a_claim", with_claim.to_string()),
-            ("holes", seen_holes[0].len().to_string()),
-            ("abandoned_slots", abandoned.to_string()),
-            ("events", published.values().sum::<u64>().to_string()),
+            ("holes_per_reader", seen_holes[0].len().to_string()),
+            (
+                "abandoned_slots_per_reader",
+                (abandoned / IDS.len() as u64).to_string(),
+            ),
+            (
+                "survivor_events",
+                published.values().sum::<u64>().to_string(),
+            ),
+            ("victim_events_reported", reported.to_string()),
             ("lost", lost.to_string()),
             ("hangs", t.hangs.to_string()),
             ("move_on_p50", quantile_ms(&move_on, 0.5)),
