@@ -392,8 +392,9 @@ fn one_kill(
         .spawn();
     await_marker(&mut victim, "READY", &mut t.hangs)?;
     random_pause(rng.delay(BEFORE_KILL));
-    let status = victim.kill();
+    // Timed from the signal, so the kill → move-on times include the kill itself.
     let killed_ns = mono_ns();
+    let status = victim.kill();
     assert_eq!(
         status.signal(),
         Some(libc::SIGKILL),
