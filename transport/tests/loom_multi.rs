@@ -4,9 +4,11 @@
 //!
 //! Under loom a ring has 2 producer entries and 2 consumer entries. Every model runs the real
 //! `MultiProducer` and `Consumer` over the simulated region; a producer's death is its
-//! simulated process killed (`SimBackend::kill`), which frees its lock slot as the kernel
-//! frees a dead process's lock, and makes its handles run no more ring code (no skip markers,
-//! no detach), as after `SIGKILL`.
+//! simulated process killed (`SimBackend::kill`, on its own thread), which frees its lock slot
+//! as the kernel frees a dead process's lock, makes its handles run no more ring code (no skip
+//! markers, no detach), as after `SIGKILL`, and, as a death learnt from the kernel does, makes
+//! everything it did before visible to whoever sees it dead (`loom_deaths` in
+//! `backend/sim.rs`).
 //!
 //! Consumers here poll with `consume_next_leased_timeout(Duration::ZERO)` and a producer-check
 //! interval of zero: one look at the slot, one producer check (skip markers, dead claimers),
