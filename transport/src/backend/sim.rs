@@ -86,8 +86,11 @@ impl SimBackend {
         self.pid
     }
 
-    /// Marks this simulated process dead, as after `SIGKILL`.
+    /// Marks this simulated process dead, as after `SIGKILL`. (Loom models: called on the
+    /// killed process's own thread, see `loom_deaths`.)
     pub fn kill(&self) {
+        #[cfg(loom)]
+        loom_deaths::record();
         self.world.kill_process(self.pid)
     }
 }
@@ -135,7 +138,7 @@ unsafe impl Region for SimRegionHandle {
         if self.world.owner_released(&self.region) {
             return ProcessState::Dead;
         }
-        map_state(self.world.process_state(self.owner_pid))
+        dead_seen(map_state(self.world.process_state(self.owner_pid)))
     }
     fn finish(&self, _mode: u32) -> Result<(), BackendError> {
         self.world.finish_region(&self.name, &self.region);
@@ -157,7 +160,7 @@ unsafe impl Region for SimRegionHandle {
         if self.world.slot_held(&self.region, slot, self.handle) {
             ProcessState::Alive
         } else {
-            ProcessState::Dead
+            dead_seen(ProcessState::Dead)
         }
     }
 }
@@ -352,9 +355,47 @@ impl RingBackend for SimBackend {
     }
     fn token_state(&self, token: u64) -> ProcessState {
         match u32::try_from(token) {
-            Ok(pid) if pid != 0 => map_state(self.world.process_state(pid)),
+            Ok(pid) if pid != 0 => dead_seen(map_state(self.world.process_state(pid))),
             _ => ProcessState::Unknown,
         }
+    }
+}
+
+/// A liveness verdict on its way out: under loom, a `Dead` one acquires the deaths before it
+/// (`loom_deaths`); otherwise the identity.
+#[inline]
+fn dead_seen(state: ProcessState) -> ProcessState {
+    #[cfg(loom)]
+    if state == ProcessState::Dead {
+        loom_deaths::observe();
+    }
+    state
+}
+
+/// Loom models only: the happens-before edge from a process's death to whoever learns of it.
+/// On a real platform a death is learnt from the kernel (a lock slot it released when the
+/// process died, its pid gone), and the kernel releases those only after the process's last
+/// store, under locks the observer's query takes too: everything the dead process did
+/// happens-before the observer's next instruction. The simulated world keeps its process table
+/// and lock slots outside loom's view, so this module makes that edge: a kill (on the killed
+/// process's thread) increments `DEATHS` with `Release`, and an observer that saw a death reads
+/// `DEATHS` with a read-modify-write (the latest value), which acquires every kill before it.
+#[cfg(loom)]
+mod loom_deaths {
+    use crate::ring::sync::{AtomicU64, Ordering};
+
+    loom::lazy_static! {
+        static ref DEATHS: AtomicU64 = AtomicU64::new(0);
+    }
+
+    /// A process dies (called on its own thread).
+    pub(super) fn record() {
+        DEATHS.fetch_add(1, Ordering::Release);
+    }
+
+    /// A death was seen.
+    pub(super) fn observe() {
+        DEATHS.fetch_add(0, Ordering::Acquire);
     }
 }
 

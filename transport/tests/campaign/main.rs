@@ -1,5 +1,6 @@
-//! The reliability campaign (issue 10, item 6): real processes killed with SIGKILL at random
-//! instants, racing reclaimers, a consumer in another PID namespace, and a soak with
+//! The reliability campaign (issue 10, item 6; issue 15, item 4): real processes killed with
+//! SIGKILL at random instants (consumers, the producer, one producer of a multi-producer ring),
+//! racing reclaimers, a consumer in another PID namespace, and a soak with
 //! attach/detach churn. Every test prints its figures (`campaign <test>: runs=.. kills=..
 //! lost=.. hangs=..`); `-- --nocapture` shows them.
 //!
@@ -10,8 +11,8 @@
 //!   cargo test -p myelon --all-features --test campaign -- --nocapture --test-threads=1
 //! ```
 //!
-//! * `MYELON_CAMPAIGN_RUNS` (default 500): consumer kills; producer kills are a quarter of it
-//!   and reclaim races a tenth.
+//! * `MYELON_CAMPAIGN_RUNS` (default 500): consumer kills; producer kills are a quarter of it,
+//!   reclaim races a tenth, and kills of one producer of a multi-producer ring a twenty-fifth.
 //! * `MYELON_SOAK_SECS` (default 10): length of the soak.
 //! * `MYELON_CAMPAIGN_SEED`: the seed of the random kill instants (printed by every test).
 //! * `MYELON_REQUIRE_ROOT_TESTS=1`: the PID-namespace tests fail instead of skipping without
@@ -27,6 +28,7 @@
 mod common;
 
 mod consumer_kills;
+mod multi_producer_kills;
 mod pid_namespace;
 mod producer_kills;
 mod reclaimers;
@@ -57,6 +59,9 @@ fn child_role() {
         "verifier" => verifier_role(),
         "watcher" => producer_kills::watcher_role(),
         "streamer" => producer_kills::streamer_role(),
+        "mp_survivor" => multi_producer_kills::survivor_role(),
+        "mp_victim" => multi_producer_kills::victim_role(),
+        "mp_reader" => multi_producer_kills::reader_role(),
         "racer" => reclaimers::racer_role(),
         "doomed" => reclaimers::doomed_role(),
         "ns_consumer" => pid_namespace::ns_consumer_role(),
