@@ -604,10 +604,12 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         self.backend.sched_point(SchedPoint::SlotWrite, seq);
         let slot = self.seg.slot(seq);
         slot.value.with_mut(|p| {
-            // SAFETY: I3 — `seq` lies in a range this producer claimed with the claim cursor's
-            // compare-and-swap (no other producer can claim it) and below the gating limit, so
-            // every gating consumer released its previous occupant; it is unpublished, so no
-            // consumer reads it; `&mut self` makes this the only reference handed out.
+            // I3: `seq` lies in a range this producer claimed with the claim cursor's
+            // compare-and-swap (no other producer can claim it), below the gating limit and
+            // below every live producer's unpublished claim, so every gating consumer released
+            // its previous occupant and its previous claimer is done with it (or dead).
+            // SAFETY: I3 as above; unpublished, so no consumer reads it; `&mut self` makes
+            // this the only reference handed out.
             unsafe { &mut *p }
         })
     }
