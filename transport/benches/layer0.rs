@@ -85,7 +85,7 @@ usage: layer0 [--quick] [--runs R] [--iters N] [--warmup N] [--events N]
   --only P,..    run only the rows whose name starts with one of the prefixes; rows:
                  timer floor floor_1line floor_slot56 floor_slot64 pingpong_56 pingpong_64
                  pingpong_1024 stream_publish_cap<C> stream_batch<B>_cap<C>
-                 wake_block wake_async (the last with --features tokio)";
+                 wake_futex wake_block wake_async (the last with --features tokio)";
 
 fn parse_plan(args: &[String]) -> Result<Plan, String> {
     let mut plan = Plan {
