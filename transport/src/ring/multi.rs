@@ -29,6 +29,9 @@
 //! cursor as "published", read with a read-modify-write before the scan's fence. That RMW is a
 //! modification of the cursor that a registering consumer's later read must see (or a later
 //! one), which is what the late-join argument in `registry.rs` needs of the announced cursor.
+//! The limit is then lowered below the oldest claim another live producer has not published
+//! yet (`unpublished_bound`): consumers alone do not keep a producer from lapping a slot whose
+//! claimer is still writing it.
 //!
 //! # Holes
 //!
