@@ -14,6 +14,7 @@
 
 use super::error::{TransportError, TransportResult};
 use super::frame::{fragment_meta, frames_for, FrameMeta, FramedTransportFrame};
+use super::producer::write_fragment;
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::backend::RingBackend;
 use crate::ring::multi::{MultiClaim, MultiProducer, MultiProducerBuilder, Sourced};
@@ -191,11 +192,7 @@ fn fill_frames<F: FramedTransportFrame, B: RingBackend>(
 ) -> u32 {
     for i in 0..frames {
         let meta = fragment_meta(id, i, frames, payload.len(), F::DATA_BYTES);
-        let start = i * F::DATA_BYTES;
-        let len = meta.len as usize;
-        let frame = claim.slot_mut(i);
-        frame.set_meta(&meta);
-        frame.data_mut()[..len].copy_from_slice(&payload[start..start + len]);
+        write_fragment(claim.slot_mut(i), &meta, &payload[i * F::DATA_BYTES..]);
     }
     claim.commit();
     id

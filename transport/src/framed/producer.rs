@@ -10,7 +10,7 @@
 //! `IncompleteMessage` and counts it as dropped.
 
 use super::error::{TransportError, TransportResult};
-use super::frame::{fragment_meta, frames_for, FramedTransportFrame};
+use super::frame::{fragment_meta, frames_for, FrameMeta, FramedTransportFrame};
 use super::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::backend::RingBackend;
 use crate::ring::builder::SharedDisruptorBuilder;
@@ -274,12 +274,18 @@ pub(crate) fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
         } else {
             start
         };
-        let len = meta.len as usize;
-        let frame = batch.slot_mut(i);
-        frame.set_meta(&meta);
-        frame.data_mut()[..len].copy_from_slice(&payload[start..start + len]);
+        write_fragment(batch.slot_mut(i), &meta, &payload[start..]);
     }
     batch.commit();
+}
+
+/// Writes one fragment: its header `meta` and its `meta.len` bytes from the front of `rest`
+/// (the single- and multi-producer framed producers both fill frames with it).
+#[inline]
+pub(crate) fn write_fragment<F: FramedTransportFrame>(frame: &mut F, meta: &FrameMeta, rest: &[u8]) {
+    let len = meta.len as usize;
+    frame.set_meta(meta);
+    frame.data_mut()[..len].copy_from_slice(&rest[..len]);
 }
 
 /// Room for one message of a known length, claimed in the ring: write the payload in place

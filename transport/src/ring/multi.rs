@@ -769,19 +769,7 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
 
     /// Blocks until every reserved consumer (explicit id or discovery prefix) has attached.
     pub fn wait_for_consumers(&self, timeout: Duration) -> MultiProcessResult<()> {
-        let start = self.backend.now();
-        loop {
-            let missing = registry::unclaimed(&self.seg);
-            if missing.is_empty() {
-                return Ok(());
-            }
-            let waited = self.backend.now().saturating_sub(start);
-            if waited >= timeout {
-                return Err(MultiProcessError::ConsumersNotAttached { missing, waited });
-            }
-            self.backend
-                .sleep(crate::ring::wait::default_discovery_poll_duration().min(timeout - waited));
-        }
+        registry::wait_for_consumers(&self.seg, &self.backend, timeout)
     }
 
     /// Detaches this producer; the last producer to detach closes the ring. Equivalent to

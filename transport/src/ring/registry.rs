@@ -452,6 +452,27 @@ pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     claim_first_free(seg, backend, idb, token, 0)
 }
 
+/// Blocks until every reserved consumer (explicit id or discovery prefix) of `seg` has
+/// attached, at most `timeout` (both producers' `wait_for_consumers`).
+pub(crate) fn wait_for_consumers<E: ShmEvent, B: RingBackend>(
+    seg: &Segment<E, B>,
+    backend: &B,
+    timeout: Duration,
+) -> MultiProcessResult<()> {
+    let start = backend.now();
+    loop {
+        let missing = unclaimed(seg);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let waited = backend.now().saturating_sub(start);
+        if waited >= timeout {
+            return Err(MultiProcessError::ConsumersNotAttached { missing, waited });
+        }
+        backend.sleep(crate::ring::wait::default_discovery_poll_duration().min(timeout - waited));
+    }
+}
+
 /// Claims the first free entry whose lock slot this handle can take. A free entry's slot is
 /// held only in the instant between a detach and its handle's unlock, both under the registry
 /// lock we hold, or by a consumer whose detach could not take the registry lock; such an entry
