@@ -113,8 +113,11 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// zenoh → ring: duplicates not published (with `drop_duplicates`).
     pub duplicates_dropped: AtomicU64,
-    /// zenoh → ring: samples shorter than a header (dropped).
+    /// zenoh → ring: samples shorter than a header or of another wire version (dropped).
     pub malformed: AtomicU64,
+    /// zenoh → ring: samples whose checksum did not match (damaged on the way; dropped, and
+    /// counted as a gap once the next message of their source arrives).
+    pub corrupt: AtomicU64,
     /// zenoh → ring: messages a restarted receiver cannot tell were delivered or not (the
     /// previous incarnation died between writing its intent and its record, and its ring is
     /// gone; at most one per source and restart). Each is counted as a gap too.
@@ -135,6 +138,7 @@ impl Counters {
             duplicates: l(&self.duplicates),
             duplicates_dropped: l(&self.duplicates_dropped),
             malformed: l(&self.malformed),
+            corrupt: l(&self.corrupt),
             uncertain: l(&self.uncertain),
             ring_dropped: l(&self.ring_dropped),
         }
@@ -156,6 +160,7 @@ pub struct CountersSnapshot {
     pub duplicates: u64,
     pub duplicates_dropped: u64,
     pub malformed: u64,
+    pub corrupt: u64,
     pub uncertain: u64,
     pub ring_dropped: u64,
 }
@@ -165,7 +170,7 @@ impl std::fmt::Display for CountersSnapshot {
         write!(
             f,
             "sent={} received={} delivered={} gaps={} duplicates={} duplicates_dropped={} \
-             malformed={} uncertain={} ring_dropped={}",
+             malformed={} corrupt={} uncertain={} ring_dropped={}",
             self.sent,
             self.received,
             self.delivered,
@@ -173,6 +178,7 @@ impl std::fmt::Display for CountersSnapshot {
             self.duplicates,
             self.duplicates_dropped,
             self.malformed,
+            self.corrupt,
             self.uncertain,
             self.ring_dropped
         )

@@ -1,13 +1,13 @@
 //! Bridges myelon framed rings over zenoh, so that a ring's messages reach consumers on other
 //! machines.
 //!
-//! Two directions, each one [`Bridge`] task:
+//! Two directions, each one task ([`run`] picks it from a [`BridgeConfig`]):
 //!
 //! * **ring → zenoh** ([`run_ring_to_zenoh`]): attaches to a local framed ring as a consumer
 //!   under a fixed consumer id, and `put`s every message on a key expression, in ring order,
-//!   prefixed with a 16-byte [`Header`] (source id, sequence). A message is released from the
-//!   ring only after its `put` returned, so a restarted bridge rejoins under its id at its
-//!   committed cursor and sends again what it had not finished sending.
+//!   prefixed with a 24-byte [`Header`] (source id, sequence, checksum, version). A message is
+//!   released from the ring only after its `put` returned, so a restarted bridge rejoins under
+//!   its id at its committed cursor and sends again what it had not finished sending.
 //! * **zenoh → ring** ([`run_zenoh_to_ring`]): subscribes to the key expression, strips the
 //!   header, accounts for it ([`SourceTracker`]: in order, gap, duplicate) and publishes the
 //!   payload bytes, unchanged, into a local framed ring of which it is the producer.
@@ -33,7 +33,7 @@ mod zenoh_to_ring;
 pub use accounting::{Counters, CountersSnapshot, Delivery, SourceTracker};
 pub use config::{BridgeConfig, Direction, Layer, Mode, Reliability, SlotSize};
 pub use error::BridgeError;
-pub use header::{Header, HEADER_LEN};
+pub use header::{Header, Rejected, HEADER_LEN, WIRE_VERSION};
 pub use ring_to_zenoh::run_ring_to_zenoh;
 pub use state::StateFile;
 pub use zenoh_to_ring::run_zenoh_to_ring;

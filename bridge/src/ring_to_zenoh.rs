@@ -3,7 +3,7 @@
 //! Order of operations per message, which the restart guarantee rests on:
 //!
 //! 1. receive the next whole message (a single-frame message stays leased in its slot);
-//! 2. `put` header + bytes on zenoh, and wait for the put to return (lossless: it blocks while
+//! 2. `put` header (with the message's checksum) + bytes on zenoh, and wait for the put to return (lossless: it blocks while
 //!    zenoh's queues are full, which is how a slow remote side stops this loop);
 //! 3. release the message (drop it), which advances the bridge's committed cursor.
 //!
@@ -222,7 +222,7 @@ impl<'s> Outbound<'s> {
     /// queues are full).
     async fn put(&self, header: Header, msg: &[u8]) -> Result<(), BridgeError> {
         let mut payload = Vec::with_capacity(HEADER_LEN + msg.len());
-        header.write_to(&mut payload);
+        header.write_to(msg, &mut payload);
         payload.extend_from_slice(msg);
         self.publisher
             .put(payload)

@@ -14,7 +14,7 @@ use crate::accounting::{Counters, Delivery, SourceTracker};
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::frames::with_frame;
-use crate::header::Header;
+use crate::header::{Header, Rejected};
 use crate::state::{SavedSource, StateFile};
 use myelon::asynch::AsyncFramedProducer;
 use myelon::backend::ShmBackend;
@@ -213,13 +213,23 @@ impl<F: FramedTransportFrame> Inbound<'_, F> {
         bytes: &[u8],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Flow, BridgeError> {
-        let Some((header, body)) = Header::parse(bytes) else {
-            Counters::add(&self.counters.malformed, 1);
-            tracing::warn!(
-                len = bytes.len(),
-                "sample shorter than a bridge header: dropped"
-            );
-            return Ok(Flow::Continue);
+        let (header, body) = match Header::parse(bytes) {
+            Ok(parsed) => parsed,
+            Err(Rejected::Checksum) => {
+                // Not even its header is trusted: the next good message of its source shows
+                // it as a gap.
+                Counters::add(&self.counters.corrupt, 1);
+                tracing::warn!(
+                    len = bytes.len(),
+                    "sample damaged on the way (checksum mismatch): dropped"
+                );
+                return Ok(Flow::Continue);
+            }
+            Err(why) => {
+                Counters::add(&self.counters.malformed, 1);
+                tracing::warn!(len = bytes.len(), ?why, "malformed sample: dropped");
+                return Ok(Flow::Continue);
+            }
         };
         let before = self.books.current(header.source);
         let delivery = self.books.tracker.classify(header.source, header.seq);
