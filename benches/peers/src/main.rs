@@ -73,7 +73,13 @@ struct Args {
 struct Group {
     label: String,
     work: Work,
+    /// Ping-pong only: no warm-up and [`FIRST_TRIPS`] timed trips on fresh rings (the first
+    /// messages after attach), instead of the steady-state counts.
+    first: bool,
 }
+
+/// Timed round trips of a `_first1000` row.
+const FIRST_TRIPS: u64 = 1000;
 
 fn groups(a: &Args) -> Vec<Group> {
     let mut g: Vec<Group> = [64, 1024, 65536]
@@ -81,16 +87,26 @@ fn groups(a: &Args) -> Vec<Group> {
         .map(|size| Group {
             label: format!("pingpong_{size}"),
             work: Work::PingPong { size },
+            first: false,
         })
         .collect();
+    // The first messages after attach (issue: within 2x of the steady state), right after the
+    // steady rows so both see the same machine state.
+    g.extend([64, 1024].into_iter().map(|size| Group {
+        label: format!("pingpong_{size}_first{FIRST_TRIPS}"),
+        work: Work::PingPong { size },
+        first: true,
+    }));
     g.extend(a.depths.iter().map(|&depth| Group {
         label: format!("stream_64_d{depth}"),
         work: Work::Stream { depth },
+        first: false,
     }));
     for (checksum, tag) in [(true, "checksum"), (false, "headtail")] {
         g.push(Group {
             label: format!("bulk_1MiB_{tag}"),
             work: Work::Bulk { checksum },
+            first: false,
         });
     }
     for (latency, tag) in [(false, "throughput"), (true, "latency")] {
@@ -98,6 +114,7 @@ fn groups(a: &Args) -> Vec<Group> {
             g.push(Group {
                 label: format!("fanin_64_{tag}{}", if producers == 1 { "_1p" } else { "" }),
                 work: Work::FanIn { producers, latency },
+                first: false,
             });
         }
     }
@@ -200,7 +217,16 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 }
                 let load_before = proc::loadavg();
                 watchdog.arm(ctx.peer_timeout + Duration::from_secs(60));
-                let outcome = c.run(&ctx, g.work);
+                let outcome = if g.first {
+                    let cold = Ctx {
+                        warmup: 0,
+                        iters: FIRST_TRIPS,
+                        ..ctx.clone()
+                    };
+                    c.run(&cold, g.work)
+                } else {
+                    c.run(&ctx, g.work)
+                };
                 watchdog.arm(Duration::from_secs(u32::MAX as u64));
                 let load_after = proc::loadavg();
                 let value = match outcome {

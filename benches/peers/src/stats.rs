@@ -211,7 +211,7 @@ pub fn markdown(rows: &[Row]) -> String {
     let load = |r: &Row| format!("{:.2}–{:.2}", r.load.0, r.load.1);
     let lat: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.tail.is_some() && !is_fanin(&r.group))
+        .filter(|r| r.tail.is_some() && !is_fanin(&r.group) && !is_first(&r.group))
         .collect();
     if !lat.is_empty() {
         out.push_str("### Ping-pong: round-trip time (RTT), ns\n\n");
@@ -271,8 +271,71 @@ pub fn markdown(rows: &[Row]) -> String {
         }
         out.push('\n');
     }
+    first_markdown(rows, &mut out);
     fanin_markdown(rows, &mut out);
     out
+}
+
+/// Whether a group is a `_first<N>` row (the first round trips after attach).
+pub fn is_first(group: &str) -> bool {
+    group
+        .rsplit_once("_first")
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The first round trips after attach against the same contender's steady state (its row
+/// without the `_first<N>` suffix, same run set): medians over runs of p50 and p99.
+fn first_markdown(rows: &[Row], out: &mut String) {
+    let sel: Vec<&Row> = rows.iter().filter(|r| is_first(&r.group)).collect();
+    if sel.is_empty() {
+        return;
+    }
+    out.push_str(
+        "### First round trips after attach (fresh rings, no warm-up) against the steady state, ns
+
+",
+    );
+    out.push_str("| row | contender | runs | first p50 median (min–max) | first p99 median | steady p50 | steady p99 | first p50 / steady p50 | first p99 / steady p99 |\n|---|---|---|---|---|---|---|---|---|\n");
+    for r in sel {
+        let steady_group = r.group.rsplit_once("_first").map_or("", |(g, _)| g);
+        let steady = rows
+            .iter()
+            .find(|s| s.group == steady_group && s.contender == r.contender);
+        let (p99, _) = r.tail.unwrap_or_default();
+        let (sp50, sp99) = steady.map_or((f64::NAN, f64::NAN), |s| {
+            (s.head.0, s.tail.unwrap_or_default().0)
+        });
+        let q = |a: f64, b: f64| {
+            if b.is_finite() && b > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "–".into()
+            }
+        };
+        let n = |v: f64| {
+            if v.is_finite() {
+                fmt_num(v)
+            } else {
+                "–".into()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} | {} |",
+            r.group,
+            r.contender,
+            r.runs,
+            fmt_num(r.head.0),
+            fmt_num(r.head.1),
+            fmt_num(r.head.2),
+            fmt_num(p99),
+            n(sp50),
+            n(sp99),
+            q(r.head.0, sp50),
+            q(p99, sp99),
+        );
+    }
+    out.push('\n');
 }
 
 /// The fan-in section: throughput, then one-way latency.
