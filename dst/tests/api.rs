@@ -64,8 +64,20 @@ fn random_seeds_pass_and_reach_every_public_path() {
 /// `mp_intent_after_cas`), and 0x66e, 0x943 (a producer lapped another's unpublished claim),
 /// 0x671 (the creator's handle unlinked the name of a ring other producers still used), 0x38da
 /// (a racing builder reclaimed a ready ring whose creator had died), which found three bugs of
-/// `ring::multi`, fixed since.
-const MULTI_PRODUCER: [u64; 8] = [0x17, 0x99, 0xd8, 0xed, 0x66e, 0x671, 0x943, 0x38da];
+/// `ring::multi`, fixed since; and 0x337ce58a671e (a builder that had seen the ring being
+/// created by a live creator removed it 2.4 ms later, once that creator had died, from under
+/// three producers), found by the CI's rotating 30,000 seeds.
+const MULTI_PRODUCER: [u64; 9] = [
+    0x17,
+    0x99,
+    0xd8,
+    0xed,
+    0x66e,
+    0x671,
+    0x943,
+    0x38da,
+    0x337c_e58a_671e,
+];
 
 #[test]
 fn multi_producer_seeds_pass_and_run_a_multi_producer_ring() {

@@ -534,7 +534,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                             })
                     });
                     if !ready_multi {
-                        match reclaim_if_stale(&self.backend, &self.name)? {
+                        match reclaim_if_stale(&self.backend, &self.name, true)? {
                             Reclaim::Removed => {}
                             Reclaim::Busy | Reclaim::Keep => self.backend.sleep(RECLAIM_RETRY),
                         }
@@ -651,13 +651,15 @@ fn create_reclaiming<B: RingBackend>(
     for _ in 0..4 {
         match backend.create(name, len) {
             Ok(r) => return Ok(r),
-            Err(BackendError::AlreadyExists { .. }) => match reclaim_if_stale(backend, name)? {
-                Reclaim::Removed => {}
-                // A prober (a consumer checking liveness) may hold the dead owner's lock for
-                // a moment; give it that moment.
-                Reclaim::Busy => backend.sleep(RECLAIM_RETRY),
-                Reclaim::Keep => break,
-            },
+            Err(BackendError::AlreadyExists { .. }) => {
+                match reclaim_if_stale(backend, name, false)? {
+                    Reclaim::Removed => {}
+                    // A prober (a consumer checking liveness) may hold the dead owner's lock for
+                    // a moment; give it that moment.
+                    Reclaim::Busy => backend.sleep(RECLAIM_RETRY),
+                    Reclaim::Keep => break,
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -687,10 +689,24 @@ enum Reclaim {
 /// written, it still carries the mark or the magic), while a foreign object — zero-filled or
 /// not, sized or not — is `ForeignObject` and never touched. The probe below only tells a
 /// prober's momentary lock on a dead owner's ring (`Busy`, retried) from a live owner (`Keep`).
-fn reclaim_if_stale<B: RingBackend>(backend: &B, name: &str) -> MultiProcessResult<Reclaim> {
+///
+/// `multi` (a multi-producer builder): a ring whose owner is alive when looked at is kept, not
+/// handed to `remove_if_abandoned`, which decides on the owner alone, later. A multi-producer
+/// ring outlives its creator: if the creator (still initialising it when looked at) died
+/// before that removal, other producers and consumers may be on the ring by then (found by the
+/// DST, seed 0x337ce58a671e: a builder stalled 2.4 ms between this look and the removal, and
+/// removed the ring from under three producers). The builder looks again instead.
+fn reclaim_if_stale<B: RingBackend>(
+    backend: &B,
+    name: &str,
+    multi: bool,
+) -> MultiProcessResult<Reclaim> {
     let dead_before = match backend.open(name) {
         // A multi-producer ring outlives its creator while another producer is attached.
         Ok(region) if crate::ring::multi::live_producer_in(&region) => return Ok(Reclaim::Keep),
+        Ok(region) if multi && region.owner_state() != ProcessState::Dead => {
+            return Ok(Reclaim::Keep)
+        }
         Ok(region) => region.owner_state() == ProcessState::Dead,
         Err(BackendError::NotFound { .. }) => return Ok(Reclaim::Removed),
         // Unsized or unfinished: its creator may be gone.
