@@ -66,8 +66,9 @@ fn random_seeds_pass_and_reach_every_public_path() {
 /// (a racing builder reclaimed a ready ring whose creator had died), which found three bugs of
 /// `ring::multi`, fixed since; and 0x337ce58a671e (a builder that had seen the ring being
 /// created by a live creator removed it 2.4 ms later, once that creator had died, from under
-/// three producers), found by the CI's rotating 30,000 seeds.
-const MULTI_PRODUCER: [u64; 9] = [
+/// three producers), found by the CI's rotating 30,000 seeds; 0x5ef11be0 (a builder removed a
+/// ready ring whose creator had just died while another producer was attaching to it).
+const MULTI_PRODUCER: [u64; 10] = [
     0x17,
     0x99,
     0xd8,
@@ -77,6 +78,7 @@ const MULTI_PRODUCER: [u64; 9] = [
     0x943,
     0x38da,
     0x337c_e58a_671e,
+    0x5ef1_1be0,
 ];
 
 #[test]

@@ -454,7 +454,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
         source: u64,
         mut factory: impl FnMut() -> X,
     ) -> MultiProcessResult<crate::ring::multi::MultiProducer<X, B>> {
-        use crate::ring::layout::{try_header_of, RING_MULTI_PRODUCER};
+        use crate::ring::layout::RING_MULTI_PRODUCER;
         use crate::ring::multi::{register_producer, MultiProducer, Sourced};
         self.check_deferred()?;
         if let Some(core) = self.producer_core()? {
@@ -527,12 +527,10 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                     // ring a crashed creator had just made ready, under its consumers). Only
                     // what is closed, unfinished, or another kind of ring of a dead owner is
                     // reclaimed.
-                    let ready_multi = self.backend.open(&self.name).is_ok_and(|r| {
-                        matches!(peek_state(&r), Some((MAGIC, STATE_READY)))
-                            && try_header_of(&r).is_some_and(|h| {
-                                h.ring_flags.load(Ordering::Relaxed) & RING_MULTI_PRODUCER != 0
-                            })
-                    });
+                    let ready_multi = self
+                        .backend
+                        .open(&self.name)
+                        .is_ok_and(|r| ready_multi_producer(&r));
                     if !ready_multi {
                         match reclaim_if_stale(&self.backend, &self.name, true)? {
                             Reclaim::Removed => {}
@@ -671,6 +669,15 @@ fn create_reclaiming<B: RingBackend>(
 
 const RECLAIM_RETRY: Duration = Duration::from_millis(1);
 
+/// Whether `region` is a ready multi-producer ring (which a multi-producer builder attaches to
+/// and never reclaims, its creator alive or not).
+fn ready_multi_producer<R: Region>(region: &R) -> bool {
+    use crate::ring::layout::{try_header_of, RING_MULTI_PRODUCER};
+    matches!(peek_state(region), Some((MAGIC, STATE_READY)))
+        && try_header_of(region)
+            .is_some_and(|h| h.ring_flags.load(Ordering::Relaxed) & RING_MULTI_PRODUCER != 0)
+}
+
 enum Reclaim {
     Removed,
     Busy,
@@ -690,12 +697,17 @@ enum Reclaim {
 /// not, sized or not — is `ForeignObject` and never touched. The probe below only tells a
 /// prober's momentary lock on a dead owner's ring (`Busy`, retried) from a live owner (`Keep`).
 ///
-/// `multi` (a multi-producer builder): a ring whose owner is alive when looked at is kept, not
-/// handed to `remove_if_abandoned`, which decides on the owner alone, later. A multi-producer
-/// ring outlives its creator: if the creator (still initialising it when looked at) died
-/// before that removal, other producers and consumers may be on the ring by then (found by the
-/// DST, seed 0x337ce58a671e: a builder stalled 2.4 ms between this look and the removal, and
-/// removed the ring from under three producers). The builder looks again instead.
+/// `multi` (a multi-producer builder): a ring whose owner is alive when looked at, and a ready
+/// multi-producer ring whatever its creator's state, are kept (the builder looks again and
+/// attaches), not handed to `remove_if_abandoned`, which decides on the owner alone, later. A
+/// multi-producer ring outlives its creator: if the creator died after this look, other
+/// producers and consumers may be on the ring by then (found by the DST: seed 0x337ce58a671e,
+/// a builder stalled 2.4 ms between a look at a ring still being created and the removal, and
+/// removed it from under three producers; seed 0x5ef11be0, a builder removed a ready ring
+/// whose creator had just died while a third producer was attaching to it). What is still
+/// removed cannot change under the builder: a ring its dead creator never finished, or a
+/// closed one. (The name may point to a newer object by the time of the removal; that object
+/// goes only if its own creator is dead too, the residual race.)
 fn reclaim_if_stale<B: RingBackend>(
     backend: &B,
     name: &str,
@@ -704,7 +716,11 @@ fn reclaim_if_stale<B: RingBackend>(
     let dead_before = match backend.open(name) {
         // A multi-producer ring outlives its creator while another producer is attached.
         Ok(region) if crate::ring::multi::live_producer_in(&region) => return Ok(Reclaim::Keep),
-        Ok(region) if multi && region.owner_state() != ProcessState::Dead => {
+        Ok(region)
+            if multi
+                && (region.owner_state() != ProcessState::Dead
+                    || ready_multi_producer(&region)) =>
+        {
             return Ok(Reclaim::Keep)
         }
         Ok(region) => region.owner_state() == ProcessState::Dead,
