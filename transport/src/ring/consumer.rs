@@ -456,7 +456,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             Poll::Ready => Ok(Some(self.lease_ready())),
             Poll::Empty => {
                 self.on_empty(false)?;
-                self.seg.prefetch_slot_tail(self.next);
+                self.seg.prefetch_slot_data(self.next);
                 Ok(None)
             }
         }
@@ -481,7 +481,7 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
             if let Poll::Ready = self.poll()? {
                 return Ok(());
             }
-            self.seg.prefetch_slot_tail(self.next);
+            self.seg.prefetch_slot_data(self.next);
             let waited = self.backend.now().saturating_sub(start);
             let max = match timeout {
                 Some(t) if waited >= t => {
