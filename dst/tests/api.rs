@@ -20,7 +20,21 @@ use myelon_dst::actors::run_seed;
 /// - 0x50823d7: an oracle false failure (1 in 533,464 seeds of a 1M sweep): a consumer that
 ///   crashed attaching half-claimed a prefix slot of a dead producer's ring, counted against the
 ///   restarted ring only, so a later fresh attach to the dead ring was wrongly expected at 0.
-const REGRESSIONS: [u64; 7] = [0x2339, 0x11, 0x8, 0x9f, 0x295, 0xc27, 0x50823d7];
+/// - 0x5ef3eb1b, 0x8d5740c36501: the same kind of oracle false failure (the first in a 600,000
+///   seed sweep, the second in the CI range of a commit): a consumer that had attached, left,
+///   and crashed re-attaching held the last prefix slot, but only crashes of actors that had
+///   never attached were counted, so the next consumer of the prefix was wrongly expected at 0.
+const REGRESSIONS: [u64; 9] = [
+    0x2339,
+    0x11,
+    0x8,
+    0x9f,
+    0x295,
+    0xc27,
+    0x50823d7,
+    0x5ef3eb1b,
+    0x8d57_40c3_6501,
+];
 
 fn seeds() -> u64 {
     std::env::var("MYELON_DST_SEEDS")

@@ -334,6 +334,17 @@ impl Observer for Checker {
     }
 
     fn on_crash(&mut self, actor: ActorId, _now: Duration) -> Option<(Duration, Spawn)> {
+        // Whether the actor held no attached incarnation when it crashed: then it may have
+        // been inside an attach (its first, or one after it left or its ring's producer died)
+        // and taken a prefix reservation with it (found at seed 0x8d5740c36501: a consumer
+        // that had left crashed re-attaching, holding the last prefix slot).
+        let attaching = !self
+            .shared
+            .ledger
+            .borrow()
+            .live
+            .values()
+            .any(|a| *a == actor);
         self.shared.ledger.borrow_mut().gone(actor);
         if actor == self.producer {
             return Some(self.restart_producer());
@@ -345,7 +356,7 @@ impl Observer for Checker {
         {
             let mut l = self.shared.ledger.borrow_mut();
             l.waiting.remove(&actor);
-            if !l.incarnations.iter().any(|i| i.actor == actor) {
+            if attaching {
                 l.crashed_attaching();
             }
         }
