@@ -1,15 +1,15 @@
 //! The slot floor (diagnostic): the ring's slot protocol with nothing else around it.
 //!
-//! Two arrays of 1024 slots (ping, pong), laid out like ring slots: a stamp at offset 0, a
-//! payload of `W` words at offset 8, the stride rounded up to 64 bytes. The writer stores the
+//! Two arrays of 1024 slots (ping, pong), laid out like ring slots (layout version 3): a
+//! payload of `W` words, then a stamp, the stride rounded up to 64 bytes. The writer stores the
 //! payload, then the stamp (`Release`). The reader spins on the stamp (`Acquire`), then copies
 //! the payload out. There are no cursors, no gating and no prefetch. The rows:
 //!
 //! * `floor_slot56` — `W = 7`: stamp and payload fill one line. The gap between this row and
-//!   `floor` is what moving a payload behind a stamp costs. The gap between `pingpong_56` and
+//!   `floor` is what putting a payload beside the stamp costs. The gap between `pingpong_56` and
 //!   this row is what the ring code adds.
-//! * `floor_slot64` — `W = 8`: two lines per slot, as a 64-byte event has. The second line is
-//!   fetched only after the stamp was seen.
+//! * `floor_slot64` — `W = 8`: two lines per slot, as a 64-byte event has (the payload's line,
+//!   then the stamp's). The payload's line is fetched only after the stamp was seen.
 
 use crate::clock::{time_trips, Clock, Stats};
 use crate::proc::{BenchResult, Names, Peer};
@@ -24,11 +24,11 @@ const STOP: u64 = u64::MAX;
 /// Slots per direction (as the ring ping-pong's capacity; a power of two).
 const SLOTS: usize = 1024;
 
-/// One slot: the stamp, then the payload.
+/// One slot: the payload, then the stamp (as a ring slot).
 #[repr(C)]
 struct RawSlot<const W: usize> {
-    stamp: AtomicU64,
     payload: UnsafeCell<[u64; W]>,
+    stamp: AtomicU64,
 }
 
 /// Bytes between two slots: the slot rounded up to whole 64-byte lines.
