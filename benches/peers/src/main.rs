@@ -81,6 +81,9 @@ struct Group {
 /// Timed round trips of a `_first1000` row.
 const FIRST_TRIPS: u64 = 1000;
 
+/// Timed round trips of the floor probe run right before each steady ping-pong row.
+const PROBE_TRIPS: u64 = 20_000;
+
 fn groups(a: &Args) -> Vec<Group> {
     let mut g: Vec<Group> = [64, 1024, 65536]
         .into_iter()
@@ -215,6 +218,23 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 {
                     continue; // Failed in an earlier run: do not retry every run.
                 }
+                // The floor right before each steady ping-pong row: this VM's two vCPUs move
+                // between a near and a far placement within minutes (floor ~100 against ~440
+                // ns), so a row is compared with the floor of its own placement too.
+                let probe = match g.work {
+                    Work::PingPong { .. } if !g.first && c != Contender::Floor => {
+                        let short = Ctx {
+                            warmup: PROBE_TRIPS / 10,
+                            iters: PROBE_TRIPS,
+                            ..ctx.clone()
+                        };
+                        match Contender::Floor.run(&short, Work::PingPong { size: 64 }) {
+                            Ok(Outcome::Latency(ns)) => Some(Pcts::from_ns(&ns).p50),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
                 let load_before = proc::loadavg();
                 watchdog.arm(ctx.peer_timeout + Duration::from_secs(60));
                 let outcome = if g.first {
@@ -266,6 +286,7 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                     load_before,
                     load_after,
                     value,
+                    probe,
                 });
             }
         }

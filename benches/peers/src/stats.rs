@@ -63,6 +63,9 @@ pub struct Sample {
     pub load_before: String,
     pub load_after: String,
     pub value: Value,
+    /// Steady ping-pong rows: p50 (ns) of a short floor ping-pong run right before this one,
+    /// in the same vCPU placement.
+    pub probe: Option<f64>,
 }
 
 impl Sample {
@@ -99,6 +102,9 @@ pub struct Row {
     pub tail: Option<(f64, f64)>,
     /// Median / the floor's median in the same group (latency: p50; bulk: GB/s).
     pub ratio: Option<f64>,
+    /// Steady ping-pong rows: the median over runs of p50 / the floor probe taken right
+    /// before that run (see [`Sample::probe`]).
+    pub adjacent: Option<f64>,
     /// Lowest and highest 1-minute load average read before/after the row's runs.
     pub load: (f64, f64),
     /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
@@ -166,6 +172,11 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 })
                 .collect();
             let fast = (!shares.is_empty()).then(|| spread(&mut shares.clone()).0);
+            let mut adj: Vec<f64> = ss
+                .iter()
+                .filter_map(|s| s.probe.filter(|p| *p > 0.0).map(|p| s.headline() / p))
+                .collect();
+            let adjacent = (!adj.is_empty()).then(|| spread(&mut adj).0);
             Row {
                 fast,
                 group: g.clone(),
@@ -174,6 +185,7 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 head,
                 tail,
                 ratio,
+                adjacent,
                 load,
             }
         })
@@ -215,12 +227,13 @@ pub fn markdown(rows: &[Row]) -> String {
         .collect();
     if !lat.is_empty() {
         out.push_str("### Ping-pong: round-trip time (RTT), ns\n\n");
-        out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | load 1m |\n|---|---|---|---|---|---|---|---|\n");
+        out.push_str("The adjacent-floor column: each run of a row is preceded by a short floor run (20,000 trips) in the same vCPU placement; it is the median over runs of p50 / that floor's p50.\n\n");
+        out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | p50 / adjacent floor p50 | load 1m |\n|---|---|---|---|---|---|---|---|---|\n");
         for r in lat {
             let (p99, p999) = r.tail.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} |",
+                "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} | {} |",
                 r.group,
                 r.contender,
                 r.runs,
@@ -230,6 +243,7 @@ pub fn markdown(rows: &[Row]) -> String {
                 fmt_num(p99),
                 fmt_num(p999),
                 ratio(r),
+                r.adjacent.map_or("–".into(), |x| format!("{x:.2}")),
                 load(r)
             );
         }
@@ -413,6 +427,10 @@ pub fn csv(samples: &[Sample]) -> String {
             Value::Mps(v) => vec![("mevents_per_s", v)],
             Value::Gbps(v) => vec![("gb_per_s", v)],
         };
+        let mut metrics = metrics;
+        if let Some(p) = s.probe {
+            metrics.push(("adjacent_floor_p50_ns", p));
+        }
         for (m, v) in metrics {
             let _ = writeln!(
                 out,
@@ -440,6 +458,10 @@ pub fn json(samples: &[Sample]) -> String {
                 ),
                 Value::Mps(v) => format!("\"mevents_per_s\":{v:.4}"),
                 Value::Gbps(v) => format!("\"gb_per_s\":{v:.4}"),
+            };
+            let v = match s.probe {
+                Some(p) => format!("{v},\"adjacent_floor_p50_ns\":{p}"),
+                None => v,
             };
             format!(
                 "  {{\"group\":\"{}\",\"contender\":\"{}\",\"run\":{},\"load_before\":\"{}\",\"load_after\":\"{}\",{v}}}",
