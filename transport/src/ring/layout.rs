@@ -251,10 +251,11 @@ pub(crate) struct ProducerEntry {
 /// value (layout version 3): a consumer spins on the stamp's line while the producer writes the
 /// value's lines, which it then stamps last, so the lines a consumer polls are not the ones the
 /// producer fills first (with the stamp in front, the first value line bounced between the two
-/// cores twice per event). Peers bench, same run, medians of 7–8 runs each with the floor at
-/// ~100 ns: 1 KiB ping-pong raw 381 → 311 ns, framed 441 → 300 ns; 64 B stream 32–35 → 56–58 M
-/// events/s at depths 256 to 16384 (before the small-slot prefetch rule of
-/// [`Segment::prefetch_slot_data`]).
+/// cores twice per event). Peers bench, the two binaries alternating in one session, medians
+/// of the runs with the floor at ~100 ns, as landed (with the small-slot prefetch rule of
+/// [`Segment::prefetch_slot_data`]): 1 KiB ping-pong raw 390 → 321 ns, framed 451 → 401 ns,
+/// 64 B 160 → 170 ns; 64 B stream 37 / 34 / 37 → 51 / 41 / 49 M events/s at depths 256 / 1024 /
+/// 16384.
 #[repr(C)]
 pub(crate) struct Slot<E> {
     pub(crate) value: SlotCell<E>,
