@@ -192,6 +192,16 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
         .collect()
 }
 
+/// A row's headline cell: the median in bold, then (min–max) over runs.
+fn spread_cell(r: &Row) -> String {
+    format!(
+        "**{}** ({}–{})",
+        fmt_num(r.head.0),
+        fmt_num(r.head.1),
+        fmt_num(r.head.2)
+    )
+}
+
 fn fmt_num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -233,13 +243,11 @@ pub fn markdown(rows: &[Row]) -> String {
             let (p99, p999) = r.tail.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.group,
                 r.contender,
                 r.runs,
-                fmt_num(r.head.0),
-                fmt_num(r.head.1),
-                fmt_num(r.head.2),
+                spread_cell(r),
                 fmt_num(p99),
                 fmt_num(p999),
                 ratio(r),
@@ -272,13 +280,11 @@ pub fn markdown(rows: &[Row]) -> String {
         for r in sel {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | **{}** ({}–{}) | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 r.group,
                 r.contender,
                 r.runs,
-                fmt_num(r.head.0),
-                fmt_num(r.head.1),
-                fmt_num(r.head.2),
+                spread_cell(r),
                 ratio(r),
                 load(r)
             );
@@ -335,13 +341,11 @@ fn first_markdown(rows: &[Row], out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | **{}** ({}–{}) | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.group,
             r.contender,
             r.runs,
-            fmt_num(r.head.0),
-            fmt_num(r.head.1),
-            fmt_num(r.head.2),
+            spread_cell(r),
             fmt_num(p99),
             n(sp50),
             n(sp99),
@@ -368,14 +372,12 @@ fn fanin_markdown(rows: &[Row], out: &mut String) {
         for r in tput {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | **{}** ({}–{}) | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 r.group,
                 r.contender,
                 fanin_producers(&r.group),
                 r.runs,
-                fmt_num(r.head.0),
-                fmt_num(r.head.1),
-                fmt_num(r.head.2),
+                spread_cell(r),
                 load(r)
             );
         }
@@ -390,14 +392,12 @@ fn fanin_markdown(rows: &[Row], out: &mut String) {
             let (p99, p999) = r.tail.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | **{}** ({}–{}) | {} | {} | {:.0}% | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
                 r.group,
                 r.contender,
                 fanin_producers(&r.group),
                 r.runs,
-                fmt_num(r.head.0),
-                fmt_num(r.head.1),
-                fmt_num(r.head.2),
+                spread_cell(r),
                 fmt_num(p99),
                 fmt_num(p999),
                 r.fast.unwrap_or(0.0) * 100.0,
