@@ -403,10 +403,9 @@ pub async fn scheduler<B: RingBackend>(backend: B, cfg: Config) -> Result<Report
         }
         Ok(())
     };
-    let both = async {
-        let (p, g) = tokio::join!(publish, gather);
-        p.and(g)
-    };
+    // The first error ends both (a failed publish must not wait for the deadline behind a
+    // `gather` that waits for answers the stalled ring will never carry, and the reverse).
+    let both = async { tokio::try_join!(publish, gather).map(|_| ()) };
     let outcome = tokio::time::timeout(cfg.deadline, both).await;
     for c in collectors {
         c.abort();

@@ -14,7 +14,22 @@ async fn run(planted_bug: bool) {
     let workers: Vec<_> = (0..3)
         .map(|w| tokio::spawn(worker(ShmBackend, cfg.clone(), w, 0)))
         .collect();
-    let report = sched.await.unwrap().unwrap();
+    let report = match sched.await.unwrap() {
+        Ok(r) => r,
+        Err(e) => {
+            // Say what the workers that already stopped said: a worker's error (an attach that
+            // failed, say) shows up at the scheduler only as requests never answered.
+            let mut said = Vec::new();
+            for (i, w) in workers.into_iter().enumerate() {
+                if w.is_finished() {
+                    said.push(format!("worker {i}: {:?}", w.await));
+                } else {
+                    w.abort();
+                }
+            }
+            panic!("scheduler: {e}; workers that stopped: {said:?}");
+        }
+    };
     assert_eq!((report.answered, report.repeats), (3_000, 0));
     let mut total = 0;
     for w in workers {

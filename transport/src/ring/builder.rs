@@ -202,7 +202,10 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         }
     }
 
-    /// Consumer side: how long to wait for the segment to exist and be ready.
+    /// Consumer side: how long to wait for the segment to exist and be ready (`NotReady`
+    /// after it; `Duration::ZERO`: one look). The consumer registry's lock, held for a few
+    /// microseconds by another attacher, is waited for at least 1 s whatever this says
+    /// (`RegistryBusy` after it: a live process kept it).
     pub fn with_attach_timeout(mut self, timeout: Duration) -> Self {
         self.attach_timeout = timeout;
         self
@@ -427,7 +430,8 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             }
         }
         let anonymous = self.consumer_id.is_none();
-        let reg = registry::register(&seg, &self.backend, &id, anonymous, self.attach_timeout)?;
+        let lock_timeout = registry::attach_lock_timeout(self.attach_timeout);
+        let reg = registry::register(&seg, &self.backend, &id, anonymous, lock_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
         let mut c = Consumer::from_parts(
             seg,
@@ -475,7 +479,12 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                     found: u64::from(flags),
                 });
             }
-            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
+            let index = register_producer(
+                &seg,
+                &self.backend,
+                source,
+                registry::attach_lock_timeout(self.attach_timeout),
+            )?;
             tracing::debug!(name = %self.name, source, index, "producer attached to a multi-producer ring");
             Ok(MultiProducer::from_parts(
                 seg,
@@ -580,7 +589,12 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                     .map(|(n, p)| (*n, p.as_str()));
                 registry::reserve(&seg, &expected, prefix)?;
             }
-            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
+            let index = register_producer(
+                &seg,
+                &self.backend,
+                source,
+                registry::attach_lock_timeout(self.attach_timeout),
+            )?;
             self.backend.sched_point(SchedPoint::SegmentState, 0);
             seg.header().state.store(STATE_READY, Ordering::Release);
             tracing::debug!(name = %self.name, source, "multi-producer ring created");

@@ -952,8 +952,9 @@ impl<E: ShmEvent, B: RingBackend> MultiProducerBuilder<E, B> {
         self
     }
 
-    /// How long to wait for a ring being created by another producer to become ready, and for
-    /// the registry lock.
+    /// How long to wait for a ring being created by another producer to become ready (the
+    /// registry lock is waited for at least 1 s whatever this says; see
+    /// [`SharedDisruptorBuilder::with_attach_timeout`]).
     pub fn with_attach_timeout(mut self, timeout: Duration) -> Self {
         self.inner = self.inner.with_attach_timeout(timeout);
         self
