@@ -93,7 +93,7 @@ pub fn is_single_frame(flags: u32) -> bool {
 pub trait FramedTransportFrame: ShmEvent {
     /// Payload bytes per frame.
     const DATA_BYTES: usize;
-    /// Header bytes before the payload.
+    /// Header bytes (after the payload in [`FixedFrame`] and [`AlignedFixedFrame`]).
     const HEADER_BYTES: usize;
     /// Bits of `fragment_index` the header stores (`0xffff` or `u32::MAX`).
     const INDEX_MASK: u32;
@@ -114,42 +114,49 @@ pub trait FramedTransportFrame: ShmEvent {
     }
 }
 
-/// A frame with a 12-byte header and `N` payload bytes.
+/// A frame of `N` payload bytes and a 12-byte header after them.
+///
+/// The header comes last (ring layout version 4): in a ring slot the stamp follows the frame,
+/// so the header shares the stamp's cache line, and a consumer that has just seen the stamp
+/// has the header too, without waiting for the payload's first line to cross between cores
+/// first. Peers bench, 1 KiB framed ping-pong, the two builds alternating in one session,
+/// medians of the invocations whose floor was near (95–130 ns): 401 → 376 ns and 401 → 381 ns
+/// in two sessions of 12 invocations each; raw and 64 B rows unchanged.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FixedFrame<const N: usize> {
+    data: [u8; N],
     message_id: u32,
     len: u32,
     flags: u16,
     fragment_index: u16,
-    data: [u8; N],
 }
 
-/// A frame with a 16-byte header and `N` payload bytes that start 16-byte aligned (in the ring
-/// too: a slot's value starts at a multiple of its alignment), for formats that read values in
-/// place and need alignment (rkyv).
+/// A frame of `N` payload bytes that start 16-byte aligned (in the ring too: a slot's value
+/// starts at a multiple of its alignment), for formats that read values in place and need
+/// alignment (rkyv), and a 16-byte header after them (last, as in [`FixedFrame`]).
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
 pub struct AlignedFixedFrame<const N: usize> {
+    data: [u8; N],
     message_id: u32,
     len: u32,
     flags: u32,
     fragment_index: u32,
-    data: [u8; N],
 }
 
 const _: () = {
     use std::mem::{align_of, offset_of};
-    assert!(offset_of!(FixedFrame<1>, message_id) == 0);
-    assert!(offset_of!(FixedFrame<1>, len) == 4);
-    assert!(offset_of!(FixedFrame<1>, flags) == 8);
-    assert!(offset_of!(FixedFrame<1>, fragment_index) == 10);
-    assert!(offset_of!(FixedFrame<1>, data) == 12);
-    assert!(offset_of!(AlignedFixedFrame<1>, message_id) == 0);
-    assert!(offset_of!(AlignedFixedFrame<1>, len) == 4);
-    assert!(offset_of!(AlignedFixedFrame<1>, flags) == 8);
-    assert!(offset_of!(AlignedFixedFrame<1>, fragment_index) == 12);
-    assert!(offset_of!(AlignedFixedFrame<1>, data) == 16);
+    assert!(offset_of!(FixedFrame<4>, data) == 0);
+    assert!(offset_of!(FixedFrame<4>, message_id) == 4);
+    assert!(offset_of!(FixedFrame<4>, len) == 8);
+    assert!(offset_of!(FixedFrame<4>, flags) == 12);
+    assert!(offset_of!(FixedFrame<4>, fragment_index) == 14);
+    assert!(offset_of!(AlignedFixedFrame<16>, data) == 0);
+    assert!(offset_of!(AlignedFixedFrame<16>, message_id) == 16);
+    assert!(offset_of!(AlignedFixedFrame<16>, len) == 20);
+    assert!(offset_of!(AlignedFixedFrame<16>, flags) == 24);
+    assert!(offset_of!(AlignedFixedFrame<16>, fragment_index) == 28);
     assert!(align_of::<AlignedFixedFrame<1>>() == 16);
 };
 

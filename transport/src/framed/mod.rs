@@ -1,9 +1,9 @@
 //! Layer 1 — framed transport: variable-length `&[u8]` messages over a ring of fixed-size
 //! frames.
 //!
-//! The frame type is a const generic chosen at compile time: [`FixedFrame<N>`] (12-byte header,
-//! `N` payload bytes) or [`AlignedFixedFrame<N>`] (16-byte header, payload 16-byte aligned, for
-//! formats read in place such as rkyv). A message that fits in one frame travels in one slot
+//! The frame type is a const generic chosen at compile time: [`FixedFrame<N>`] (`N` payload
+//! bytes, then a 12-byte header) or [`AlignedFixedFrame<N>`] (payload 16-byte aligned, for
+//! formats read in place such as rkyv, then a 16-byte header). A message that fits in one frame travels in one slot
 //! and is read in place; a larger one is fragmented over consecutive slots and reassembled.
 //!
 //! ```

@@ -284,8 +284,9 @@ pub(crate) fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
 #[inline]
 pub(crate) fn write_fragment<F: FramedTransportFrame>(frame: &mut F, meta: &FrameMeta, rest: &[u8]) {
     let len = meta.len as usize;
-    frame.set_meta(meta);
     frame.data_mut()[..len].copy_from_slice(&rest[..len]);
+    // The header after the payload: it shares its line with the slot's stamp, written next.
+    frame.set_meta(meta);
 }
 
 /// Room for one message of a known length, claimed in the ring: write the payload in place
@@ -293,8 +294,8 @@ pub(crate) fn write_fragment<F: FramedTransportFrame>(frame: &mut F, meta: &Fram
 /// [`commit`](MessageClaim::commit) to publish every frame at once. Dropping the claim (or
 /// [`abort`](MessageClaim::abort)) publishes nothing and does not use up a message id.
 ///
-/// Frame headers are written when the claim is made; bytes of the claimed length that are not
-/// written hold whatever the slots held before.
+/// Frame headers are written at the commit; bytes of the claimed length that are not written
+/// hold whatever the slots held before.
 pub struct MessageClaim<'a, F: FramedTransportFrame, B: RingBackend> {
     batch: BatchClaim<'a, F, B>,
     next_id: &'a mut u32,
@@ -312,12 +313,7 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for MessageClaim<'
 }
 
 impl<'a, F: FramedTransportFrame, B: RingBackend> MessageClaim<'a, F, B> {
-    fn new(mut batch: BatchClaim<'a, F, B>, next_id: &'a mut u32, len: usize) -> Self {
-        let frames = batch.len();
-        for i in 0..frames {
-            let meta = fragment_meta(*next_id, i, frames, len, F::DATA_BYTES);
-            batch.slot_mut(i).set_meta(&meta);
-        }
+    fn new(batch: BatchClaim<'a, F, B>, next_id: &'a mut u32, len: usize) -> Self {
         MessageClaim {
             batch,
             next_id,
@@ -364,8 +360,15 @@ impl<'a, F: FramedTransportFrame, B: RingBackend> MessageClaim<'a, F, B> {
 
     /// Publishes the message; returns its id.
     #[inline]
-    pub fn commit(self) -> u32 {
+    pub fn commit(mut self) -> u32 {
         let id = *self.next_id;
+        // The headers last: each one shares its line with its slot's stamp (see
+        // `FixedFrame`), which the commit writes right after.
+        let frames = self.batch.len();
+        for i in 0..frames {
+            let meta = fragment_meta(id, i, frames, self.len, F::DATA_BYTES);
+            self.batch.slot_mut(i).set_meta(&meta);
+        }
         self.batch.commit();
         *self.next_id = id.wrapping_add(1);
         id

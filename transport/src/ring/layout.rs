@@ -38,8 +38,10 @@ use std::ptr::NonNull;
 
 /// Magic number at offset 0 of every myelon ring segment ("MYELONR" + format byte).
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MYELONR\x01");
-/// Version of this layout; bumped on any incompatible change.
-pub const LAYOUT_VERSION: u32 = 3;
+/// Version of this layout; bumped on any incompatible change. 3: the stamp after the event in
+/// each slot. 4: the frame types (`FixedFrame`, `AlignedFixedFrame`) put their header after
+/// their payload, a change of the events' layout that their type fingerprint cannot see.
+pub const LAYOUT_VERSION: u32 = 4;
 /// Default maximum number of consumers that can be registered with one ring.
 pub const DEFAULT_MAX_CONSUMERS: usize = 16;
 /// Entries in the consumer table. Loom models use a small table to keep the state space small.
