@@ -63,8 +63,8 @@ pub struct Sample {
     pub load_before: String,
     pub load_after: String,
     pub value: Value,
-    /// Steady ping-pong rows: p50 (ns) of a short floor ping-pong run right before this one,
-    /// in the same vCPU placement.
+    /// Steady ping-pong and stream rows: p50 (ns) of a short floor ping-pong run right before
+    /// this one, in the same vCPU placement.
     pub probe: Option<f64>,
 }
 
@@ -109,7 +109,14 @@ pub struct Row {
     pub load: (f64, f64),
     /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
     pub fast: Option<f64>,
+    /// Stream rows: the median over the runs whose adjacent floor probe was at most
+    /// [`NEAR_FLOOR_NS`] (the two vCPUs near each other), and how many runs that was.
+    pub near: Option<(f64, usize)>,
 }
+
+/// A floor probe p50 at most this (ns) says the two vCPUs were near each other (one CCX or one
+/// core) for the run after it; far apart, this VM's floor is ~440 ns.
+pub const NEAR_FLOOR_NS: f64 = 150.0;
 
 /// Aggregates the samples into rows, in first-seen order.
 pub fn rows(samples: &[Sample]) -> Vec<Row> {
@@ -172,11 +179,28 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 })
                 .collect();
             let fast = (!shares.is_empty()).then(|| spread(&mut shares.clone()).0);
+            let rate = matches!(ss[0].value, Value::Mps(_));
             let mut adj: Vec<f64> = ss
                 .iter()
                 .filter_map(|s| s.probe.filter(|p| *p > 0.0).map(|p| s.headline() / p))
                 .collect();
-            let adjacent = (!adj.is_empty()).then(|| spread(&mut adj).0);
+            let adjacent = (!rate && !adj.is_empty()).then(|| spread(&mut adj).0);
+            let mut near_runs: Vec<f64> = ss
+                .iter()
+                .filter(|s| s.probe.is_some_and(|p| p > 0.0 && p <= NEAR_FLOOR_NS))
+                .map(|s| s.headline())
+                .collect();
+            let near = (rate && ss.iter().any(|s| s.probe.is_some())).then(|| {
+                let n = near_runs.len();
+                (
+                    if n == 0 {
+                        f64::NAN
+                    } else {
+                        spread(&mut near_runs).0
+                    },
+                    n,
+                )
+            });
             Row {
                 fast,
                 group: g.clone(),
@@ -187,6 +211,7 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 ratio,
                 adjacent,
                 load,
+                near,
             }
         })
         .collect()
@@ -273,14 +298,25 @@ pub fn markdown(rows: &[Row]) -> String {
             continue;
         }
         let _ = writeln!(out, "{title}\n");
-        let _ = writeln!(
-            out,
-            "| row | contender | runs | {unit} median (min–max) | median / floor median | load 1m |\n|---|---|---|---|---|---|"
-        );
-        for r in sel {
+        if prefix == "stream" {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
+                "The near-placement column: the median over the runs whose adjacent floor probe (a short floor ping-pong right before the run) was at most {NEAR_FLOOR_NS:.0} ns, i.e. the two vCPUs were near each other, and how many runs that was.\n"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| row | contender | runs | {unit} median (min–max) | median / floor median | near-placement median (runs) | load 1m |\n|---|---|---|---|---|---|---|"
+        );
+        for r in sel {
+            let near = match r.near {
+                Some((_, 0)) => "– (0)".to_string(),
+                Some((m, n)) => format!("{} ({n})", fmt_num(m)),
+                None => "–".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {near} | {} |",
                 r.group,
                 r.contender,
                 r.runs,

@@ -455,7 +455,14 @@ impl Scheduler {
             self.crash(i, obs);
             return Ok(true);
         }
-        if f.stall_one_in > 0 && self.rng.below(f.stall_one_in) == 0 {
+        // Stalls there too: a process stopped inside the registry's critical section is what
+        // makes other attachers wait out the lock floor and get `RegistryBusy`.
+        let stall_one_in = if is_registration_point(a.last_point) {
+            (f.stall_one_in / 8).max(1)
+        } else {
+            f.stall_one_in
+        };
+        if f.stall_one_in > 0 && self.rng.below(stall_one_in) == 0 {
             let d = Duration::from_nanos(self.rng.log_range(1_000, f.max_stall.as_nanos() as u64));
             self.actors[i].stalled_until = self.now().saturating_add(d);
             self.stats.stalls += 1;

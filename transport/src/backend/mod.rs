@@ -392,6 +392,15 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     fn spin_rounds(&self, nominal: u32) -> u32 {
         nominal
     }
+
+    /// The least an attach waits for a live holder of a ring's registry lock, given the
+    /// nominal floor (1 s). The simulator scales it down to its own time scale: its stalls
+    /// last microseconds to a few hundred milliseconds, and it must still see a holder that
+    /// outlasts the floor.
+    #[inline(always)]
+    fn registry_lock_floor(&self, nominal: Duration) -> Duration {
+        nominal
+    }
 }
 
 /// The backend the short type names default to: POSIX shared memory (the simulator when the

@@ -353,6 +353,9 @@ impl RingBackend for SimBackend {
     fn spin_rounds(&self, nominal: u32) -> u32 {
         nominal.min(4)
     }
+    fn registry_lock_floor(&self, nominal: Duration) -> Duration {
+        nominal.min(Duration::from_micros(500))
+    }
     fn token_state(&self, token: u64) -> ProcessState {
         match u32::try_from(token) {
             Ok(pid) if pid != 0 => dead_seen(map_state(self.world.process_state(pid))),

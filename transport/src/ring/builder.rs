@@ -430,7 +430,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             }
         }
         let anonymous = self.consumer_id.is_none();
-        let lock_timeout = registry::attach_lock_timeout(self.attach_timeout);
+        let lock_timeout = registry::attach_lock_timeout(&self.backend, self.attach_timeout);
         let reg = registry::register(&seg, &self.backend, &id, anonymous, lock_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
         let mut c = Consumer::from_parts(
@@ -483,7 +483,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                 &seg,
                 &self.backend,
                 source,
-                registry::attach_lock_timeout(self.attach_timeout),
+                registry::attach_lock_timeout(&self.backend, self.attach_timeout),
             )?;
             tracing::debug!(name = %self.name, source, index, "producer attached to a multi-producer ring");
             Ok(MultiProducer::from_parts(
@@ -593,7 +593,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                 &seg,
                 &self.backend,
                 source,
-                registry::attach_lock_timeout(self.attach_timeout),
+                registry::attach_lock_timeout(&self.backend, self.attach_timeout),
             )?;
             self.backend.sched_point(SchedPoint::SegmentState, 0);
             seg.header().state.store(STATE_READY, Ordering::Release);

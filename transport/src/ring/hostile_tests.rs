@@ -304,7 +304,7 @@ fn a_zero_attach_timeout_still_waits_out_a_live_registry_holder() {
         .map(drop);
     match consumer {
         Err(MultiProcessError::RegistryBusy { waited }) => assert!(
-            waited >= crate::ring::registry::REGISTRY_LOCK_MIN_WAIT,
+            waited >= b.registry_lock_floor(crate::ring::registry::REGISTRY_LOCK_MIN_WAIT),
             "a consumer gave up after {waited:?}"
         ),
         other => panic!("expected RegistryBusy, got {other:?}"),
@@ -326,7 +326,7 @@ fn a_zero_attach_timeout_still_waits_out_a_live_registry_holder_multi_producer()
     assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
     match build(&b.sibling(), 2).map(drop) {
         Err(MultiProcessError::RegistryBusy { waited }) => assert!(
-            waited >= crate::ring::registry::REGISTRY_LOCK_MIN_WAIT,
+            waited >= b.registry_lock_floor(crate::ring::registry::REGISTRY_LOCK_MIN_WAIT),
             "a producer gave up after {waited:?}"
         ),
         other => panic!("expected RegistryBusy, got {other:?}"),
@@ -739,4 +739,32 @@ fn a_live_consumer_whose_pid_looks_dead_keeps_its_id() {
     drop(c);
     let c2 = shm(4).with_consumer_id("w").build_consumer().unwrap();
     assert_eq!(c2.consumer_id(), "w");
+}
+
+#[cfg(all(feature = "shm", target_os = "linux"))]
+#[test]
+fn a_zero_attach_timeout_waits_a_second_for_a_live_registry_holder_on_shm() {
+    // The real floor, on real shared memory: another open file description holds the
+    // registry's kernel lock slot (as a live process inside its critical section would).
+    use crate::backend::ShmBackend;
+    let name = format!("myelon-unit-regfloor-{}", std::process::id());
+    let _ = ShmBackend.remove(&name);
+    let shm = || {
+        SharedDisruptorBuilder::<u64, ShmBackend>::with_backend(ShmBackend, &name, 4)
+            .with_attach_timeout(Duration::ZERO)
+    };
+    let p = shm().build_producer(|| 0).unwrap();
+    let held = ShmBackend.open(&name).unwrap();
+    assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
+    match shm().with_consumer_id("late").build_consumer().map(drop) {
+        Err(MultiProcessError::RegistryBusy { waited }) => assert!(
+            waited >= crate::ring::registry::REGISTRY_LOCK_MIN_WAIT,
+            "gave up after {waited:?}"
+        ),
+        other => panic!("expected RegistryBusy, got {other:?}"),
+    }
+    held.unlock_slot(REGISTRY_LOCK_SLOT);
+    let c = shm().with_consumer_id("late").build_consumer().unwrap();
+    assert_eq!(c.consumer_id(), "late");
+    drop((c, p));
 }

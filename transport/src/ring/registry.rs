@@ -581,9 +581,13 @@ fn bump_generation<E: ShmEvent, B: RingBackend>(seg: &Segment<E, B>) {
 /// loop of a user who waits for `NotReady` (the async pipeline's CI run did: 3.4 us).
 pub(crate) const REGISTRY_LOCK_MIN_WAIT: Duration = Duration::from_secs(1);
 
-/// How long an attach with attach timeout `attach_timeout` waits for the registry lock.
-pub(crate) fn attach_lock_timeout(attach_timeout: Duration) -> Duration {
-    attach_timeout.max(REGISTRY_LOCK_MIN_WAIT)
+/// How long an attach with attach timeout `attach_timeout` waits for the registry lock (the
+/// simulator scales the floor to its time scale: [`RingBackend::registry_lock_floor`]).
+pub(crate) fn attach_lock_timeout<B: RingBackend>(
+    backend: &B,
+    attach_timeout: Duration,
+) -> Duration {
+    attach_timeout.max(backend.registry_lock_floor(REGISTRY_LOCK_MIN_WAIT))
 }
 
 /// How long a detach waits for the registry lock before it detaches without it.
