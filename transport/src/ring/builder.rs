@@ -430,8 +430,7 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
             }
         }
         let anonymous = self.consumer_id.is_none();
-        let lock_timeout = registry::attach_lock_timeout(&self.backend, self.attach_timeout);
-        let reg = registry::register(&seg, &self.backend, &id, anonymous, lock_timeout)?;
+        let reg = registry::register(&seg, &self.backend, &id, anonymous, self.attach_timeout)?;
         tracing::debug!(name = %self.name, id = %id, start = reg.start, resumed = reg.resumed, "consumer attached");
         let mut c = Consumer::from_parts(
             seg,
@@ -479,12 +478,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                     found: u64::from(flags),
                 });
             }
-            let index = register_producer(
-                &seg,
-                &self.backend,
-                source,
-                registry::attach_lock_timeout(&self.backend, self.attach_timeout),
-            )?;
+            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
             tracing::debug!(name = %self.name, source, index, "producer attached to a multi-producer ring");
             Ok(MultiProducer::from_parts(
                 seg,
@@ -589,12 +583,7 @@ impl<X: ShmEvent, B: RingBackend> SharedDisruptorBuilder<crate::ring::multi::Sou
                     .map(|(n, p)| (*n, p.as_str()));
                 registry::reserve(&seg, &expected, prefix)?;
             }
-            let index = register_producer(
-                &seg,
-                &self.backend,
-                source,
-                registry::attach_lock_timeout(&self.backend, self.attach_timeout),
-            )?;
+            let index = register_producer(&seg, &self.backend, source, self.attach_timeout)?;
             self.backend.sched_point(SchedPoint::SegmentState, 0);
             seg.header().state.store(STATE_READY, Ordering::Release);
             tracing::debug!(name = %self.name, source, "multi-producer ring created");

@@ -253,15 +253,29 @@ fn too_small_region_is_never_read_out_of_bounds() {
     assert!(matches!(err, MultiProcessError::NotReady { .. }), "{err}");
 }
 
+/// A live sibling process of `b` that holds the registry lock of `p`'s ring, as a process
+/// inside its critical section does: the kernel-released slot (held as long as the returned
+/// region lives), then the word.
+fn hold_registry(
+    b: &SimBackend,
+    p: &Producer<u64, SimBackend>,
+) -> (SimBackend, <SimBackend as RingBackend>::Region) {
+    let holder = b.sibling();
+    let held = holder.open(NAME).unwrap();
+    assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
+    p.segment()
+        .header()
+        .registry
+        .lock
+        .store(holder.process_token(), Ordering::Release);
+    (holder, held)
+}
+
 #[test]
 fn registry_lock_of_dead_holder_is_taken_over_live_one_times_out() {
     let (b, p, _c) = pair(4);
     let lock = &p.segment().header().registry.lock;
-    let holder = b.sibling();
-    // A holder takes the kernel-released slot, then the word.
-    let held = holder.open(NAME).unwrap();
-    assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
-    lock.store(holder.process_token(), Ordering::Release);
+    let (holder, _held) = hold_registry(&b, &p);
     let err = builder(&b.sibling(), 4)
         .with_consumer_id("x")
         .build_consumer()
@@ -292,11 +306,7 @@ fn a_zero_attach_timeout_still_waits_out_a_live_registry_holder() {
     // run: a worker's attach failed after 3.4 us). A holder that keeps the lock past the
     // floor is reported, as with any timeout.
     let (b, p, _c) = pair(4);
-    let lock = &p.segment().header().registry.lock;
-    let holder = b.sibling();
-    let held = holder.open(NAME).unwrap();
-    assert!(held.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
-    lock.store(holder.process_token(), Ordering::Release);
+    let _holder = hold_registry(&b, &p);
     let consumer = builder(&b.sibling(), 4)
         .with_attach_timeout(Duration::ZERO)
         .with_consumer_id("x")

@@ -812,18 +812,23 @@ impl<E: ShmEvent, B: RingBackend> Drop for MultiProducer<E, B> {
 
 /// Registers a producer with id `source` in the producer table (under the registry lock):
 /// a free entry, or the entry of a producer that is provably dead. Its lock slot is taken first.
+/// Waits for the registry lock as [`registry::attach_lock_timeout`] says.
 pub(crate) fn register_producer<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
     source: u64,
-    lock_timeout: Duration,
+    attach_timeout: Duration,
 ) -> MultiProcessResult<usize> {
     if source == RESERVED_SOURCE {
         return Err(MultiProcessError::InvalidConfig {
             reason: "the producer id u64::MAX is reserved",
         });
     }
-    let _guard = registry::lock(seg, backend, lock_timeout)?;
+    let _guard = registry::lock(
+        seg,
+        backend,
+        registry::attach_lock_timeout(backend, attach_timeout),
+    )?;
     if seg.header().state.load(Ordering::Acquire) == STATE_CLOSED {
         return Err(MultiProcessError::Closed);
     }

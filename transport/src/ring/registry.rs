@@ -386,16 +386,17 @@ fn rejoinable(e: &ConsumerEntry, id: &[u8]) -> bool {
 /// Registers consumer `id`: resumes its entry if it exists and its consumer is provably dead
 /// (or it is a reservation), claims a matching prefix reservation, or takes a free entry at the
 /// live tail. An `anonymous` consumer (no id given; `id` is a generated label) always takes a
-/// free entry, flagged so that it stops gating once its consumer is dead.
+/// free entry, flagged so that it stops gating once its consumer is dead. Waits for the
+/// registry lock as [`attach_lock_timeout`] says.
 pub(crate) fn register<E: ShmEvent, B: RingBackend>(
     seg: &Segment<E, B>,
     backend: &B,
     id: &str,
     anonymous: bool,
-    lock_timeout: Duration,
+    attach_timeout: Duration,
 ) -> MultiProcessResult<Registration> {
     validate_id(id)?;
-    let _guard = lock(seg, backend, lock_timeout)?;
+    let _guard = lock(seg, backend, attach_lock_timeout(backend, attach_timeout))?;
     let token = backend.process_token();
     let idb = id.as_bytes();
     let n = seg.geometry().max_consumers;
