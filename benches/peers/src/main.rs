@@ -218,10 +218,9 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 {
                     continue; // Failed in an earlier run: do not retry every run.
                 }
-                // The floor right before each steady ping-pong or stream row: this VM's two vCPUs move
-                // between a near and a far placement within minutes (floor ~100 against ~440
-                // ns), so a row is compared with the floor of its own placement too.
-                // Stream rows too: their rate is bimodal with the placement (see the README).
+                // The floor right before each steady ping-pong or stream row: this VM's two
+                // vCPUs move between a near and a far placement within minutes (floor ~100
+                // against ~440 ns), so a row is compared with the floor of its own placement.
                 let probe = match g.work {
                     Work::PingPong { .. } | Work::Stream { .. }
                         if !g.first && c != Contender::Floor =>

@@ -110,8 +110,9 @@ pub struct Row {
     /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
     pub fast: Option<f64>,
     /// Stream rows: the median over the runs whose adjacent floor probe was at most
-    /// [`NEAR_FLOOR_NS`] (the two vCPUs near each other), and how many runs that was.
-    pub near: Option<(f64, usize)>,
+    /// [`NEAR_FLOOR_NS`] (the two vCPUs near each other; `None` if no run was), and how many
+    /// runs that was.
+    pub near: Option<(Option<f64>, usize)>,
 }
 
 /// A floor probe p50 at most this (ns) says the two vCPUs were near each other (one CCX or one
@@ -192,14 +193,7 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 .collect();
             let near = (rate && ss.iter().any(|s| s.probe.is_some())).then(|| {
                 let n = near_runs.len();
-                (
-                    if n == 0 {
-                        f64::NAN
-                    } else {
-                        spread(&mut near_runs).0
-                    },
-                    n,
-                )
+                ((n > 0).then(|| spread(&mut near_runs).0), n)
             });
             Row {
                 fast,
@@ -310,8 +304,8 @@ pub fn markdown(rows: &[Row]) -> String {
         );
         for r in sel {
             let near = match r.near {
-                Some((_, 0)) => "– (0)".to_string(),
-                Some((m, n)) => format!("{} ({n})", fmt_num(m)),
+                Some((Some(m), n)) => format!("{} ({n})", fmt_num(m)),
+                Some((None, n)) => format!("– ({n})"),
                 None => "–".to_string(),
             };
             let _ = writeln!(

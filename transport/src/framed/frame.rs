@@ -121,7 +121,7 @@ pub trait FramedTransportFrame: ShmEvent {
 /// has the header too, without waiting for the payload's first line to cross between cores
 /// first. Peers bench, 1 KiB framed ping-pong, the two builds alternating in one session,
 /// medians of the invocations whose floor was near (95–130 ns): 401 → 376 ns and 401 → 381 ns
-/// in two sessions of 12 invocations each; raw and 64 B rows unchanged.
+/// in two sets of alternations (12 and 10 invocations per build); raw and 64 B rows unchanged.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FixedFrame<const N: usize> {
