@@ -58,6 +58,11 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// write costs more than it saves (peers bench, same run: 1 KiB framed ping-pong 431 ns with a
 /// one-line prefetch against 300 without; 64 B ping-pong 160 ns with it against 210 without).
 pub(crate) const PREFETCH_MAX_SLOT_LINES: usize = 2;
+/// Largest slot (in cache lines) whose data lines a producer prefetches for writing right after
+/// it publishes the slot before (see [`Segment::prefetch_slot_for_write`]). Slots of at most
+/// [`PREFETCH_MAX_SLOT_LINES`] lines are left out: their consumer prefetches that line while it
+/// spins, and both prefetching it would bounce it between them.
+pub(crate) const PREFETCH_WRITE_MAX_SLOT_LINES: usize = 32;
 /// Minimum alignment of a region's base address that the layout needs.
 pub(crate) const REGION_MIN_ALIGN: usize = 4096;
 
@@ -643,6 +648,9 @@ pub(crate) struct Segment<E, B: RingBackend> {
     region: B::Region,
     base: NonNull<u8>,
     geom: Geometry,
+    /// Lines of a slot that [`Segment::prefetch_slot_for_write`] prefetches (0: none, on CPUs
+    /// without `prefetchw` and for slot sizes outside its range).
+    write_prefetch_lines: usize,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -651,6 +659,46 @@ pub(crate) struct Segment<E, B: RingBackend> {
 unsafe impl<E: ShmEvent, B: RingBackend> Send for Segment<E, B> {}
 // SAFETY: as for `Send`.
 unsafe impl<E: ShmEvent, B: RingBackend> Sync for Segment<E, B> {}
+
+/// How many lines of a slot of `slot_stride` bytes [`Segment::prefetch_slot_for_write`]
+/// prefetches: all of them (it skips the stamp's) for slots of more than
+/// [`PREFETCH_MAX_SLOT_LINES`] and at most [`PREFETCH_WRITE_MAX_SLOT_LINES`] lines, on a CPU
+/// with `prefetchw`; otherwise none.
+fn write_prefetch_lines(slot_stride: usize, cpu_has_prefetchw: bool) -> usize {
+    let lines = slot_stride / 64;
+    if cpu_has_prefetchw
+        && lines > PREFETCH_MAX_SLOT_LINES
+        && lines <= PREFETCH_WRITE_MAX_SLOT_LINES
+    {
+        lines
+    } else {
+        0
+    }
+}
+
+/// Whether this CPU has `prefetchw` (CPUID 8000_0001h, ECX bit 8). Never under loom or Miri,
+/// nor off x86_64.
+fn cpu_has_prefetchw() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    {
+        // `__cpuid` is safe from Rust 1.87 on, an `unsafe fn` before (`rust-version` is older).
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 CPU; leaf 8000_0000h gives the highest extended
+        // leaf, and 8000_0001h is only asked for when it exists.
+        let (max, ecx) = unsafe {
+            let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+            let ecx = if max >= 0x8000_0001 {
+                core::arch::x86_64::__cpuid(0x8000_0001).ecx
+            } else {
+                0
+            };
+            (max, ecx)
+        };
+        max >= 0x8000_0001 && ecx & (1 << 8) != 0
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    false
+}
 
 impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
     /// Wraps a mapped region. Fails if the region is too small or misaligned for `geom`.
@@ -662,10 +710,12 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         if region.len() < geom.total_len || base.as_ptr() as usize % REGION_MIN_ALIGN != 0 {
             return Err(region);
         }
+        let write_prefetch_lines = write_prefetch_lines(geom.slot_stride, cpu_has_prefetchw());
         Ok(Segment {
             region,
             base,
             geom,
+            write_prefetch_lines,
             _event: PhantomData,
         })
     }
@@ -776,7 +826,7 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
     /// memory is read.
     #[inline]
     pub(crate) fn prefetch_slot_data(&self, seq: i64) {
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         {
             let first = self.slot_ptr((seq as usize) & self.geom.mask) as *const i8;
             let stamp_line = std::mem::offset_of!(Slot<E>, stamp) / 64;
@@ -795,6 +845,43 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
                 }
             }
         }
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        let _ = seq;
+    }
+
+    /// Asks for the data lines of slot `seq` in the exclusive state, ahead of the producer's
+    /// next write into it: a producer calls this right after publishing `seq - 1`, when `seq`
+    /// is already free, so that the ownership requests of its lines overlap the time until
+    /// the next publish instead of holding up the stores of that publish (x86 stores become
+    /// visible in order, so the stamp waits for the slowest line). The stamp's line is left
+    /// alone: a consumer may be polling it. Only for slots of
+    /// `PREFETCH_MAX_SLOT_LINES + 1 ..= PREFETCH_WRITE_MAX_SLOT_LINES` lines, on CPUs with
+    /// `prefetchw`. Purely a performance hint: no memory is read or written. (Peers bench, 12
+    /// interleaved invocations of each build, one session: 1 KiB ping-pong p50 raw 330 -> 285
+    /// ns, framed 381 -> 350 ns; against the published crate in the same invocations, raw
+    /// 0.94 -> 0.89 x, framed 1.03 -> 0.91 x.)
+    #[inline]
+    pub(crate) fn prefetch_slot_for_write(&self, seq: i64) {
+        if self.write_prefetch_lines == 0 {
+            return;
+        }
+        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        {
+            let first = self.slot_ptr((seq as usize) & self.geom.mask) as *const u8;
+            let stamp_line = std::mem::offset_of!(Slot<E>, stamp) / 64;
+            for line in (0..self.write_prefetch_lines).filter(|&l| l != stamp_line) {
+                // SAFETY: I2 — `line * 64 < slot_stride`, so the address lies inside this slot.
+                // `prefetchw` is a hint that never faults and reads or writes nothing
+                // architecturally; it runs only when CPUID reported it (`cpu_has_prefetchw`).
+                unsafe {
+                    core::arch::asm!(
+                        "prefetchw byte ptr [{0}]",
+                        in(reg) first.add(line * 64),
+                        options(nostack, preserves_flags, readonly)
+                    )
+                }
+            }
+        }
         #[cfg(not(all(target_arch = "x86_64", not(loom))))]
         let _ = seq;
     }
@@ -807,6 +894,35 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_prefetch_covers_mid_sized_slots_only() {
+        fn stride<E: ShmEvent>() -> usize {
+            Geometry::new::<E>(8).unwrap().slot_stride
+        }
+        for (stride, lines) in [
+            (stride::<u64>(), 0),
+            (stride::<[u8; 56]>(), 0),
+            (stride::<[u8; 64]>(), 0),
+            (stride::<[u8; 120]>(), 0),
+            (stride::<[u8; 121]>(), 3),
+            (stride::<[u8; 1024]>(), 17),
+        ] {
+            assert_eq!(write_prefetch_lines(stride, true), lines, "stride {stride}");
+            assert_eq!(
+                write_prefetch_lines(stride, false),
+                0,
+                "no prefetchw: {stride}"
+            );
+        }
+        // The largest slot prefetched is PREFETCH_WRITE_MAX_SLOT_LINES lines; one more is not.
+        let max = PREFETCH_WRITE_MAX_SLOT_LINES * 64;
+        assert_eq!(
+            write_prefetch_lines(max, true),
+            PREFETCH_WRITE_MAX_SLOT_LINES
+        );
+        assert_eq!(write_prefetch_lines(max + 64, true), 0);
+    }
 
     #[test]
     fn geometry_table() {

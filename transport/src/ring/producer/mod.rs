@@ -191,6 +191,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         }
     }
 
+    /// Stores the producer cursor (everything up to `last` is stamped), wakes sleeping
+    /// consumers, and prefetches the next slot for writing when it is already free.
     #[inline]
     pub(crate) fn announce(&mut self, last: i64) {
         self.backend.sched_point(SchedPoint::CursorAnnounce, last);
@@ -198,6 +200,9 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         let h = self.seg.header();
         h.producer.value.store(last, Ordering::Release);
         notify(&self.backend, &h.consumer_wake);
+        if self.next <= self.limit {
+            self.seg.prefetch_slot_for_write(self.next);
+        }
     }
 
     /// Publishes one event written in place by `f`, if a slot is free.
