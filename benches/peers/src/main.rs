@@ -280,7 +280,10 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                     Value::Mps(v) => format!("{v:.2} M events/s"),
                     Value::Gbps(v) => format!("{v:.2} GB/s"),
                 };
-                println!("RESULT run={run} row={name} contender={} {shown} load=[{load_before}]->[{load_after}]", c.name());
+                let probed = probe
+                    .map(|p| format!(" probe={p:.0}ns"))
+                    .unwrap_or_default();
+                println!("RESULT run={run} row={name} contender={} {shown}{probed} load=[{load_before}]->[{load_after}]", c.name());
                 samples.push(Sample {
                     group: name,
                     contender: c.name(),

@@ -4,6 +4,14 @@
 //!   shared mapping. A stores `2i + 1` into a word, B sees it and stores `2i + 2`, A sees that.
 //!   Round trip `i` uses word `i % 1024`, 128 bytes apart (as a ring uses its next slot). The
 //!   message size does not matter to it: it is the floor of every ping-pong row.
+//! * the 64-byte message floor (`floor_msg64`, ping-pong 64 B only): what any transport that
+//!   keeps a 64-byte payload whole and signals it with a separate word must move. Per direction
+//!   a mapping of 1024 slots of two lines: the payload line, then a flag line. The sender
+//!   writes the payload (as every contender: a copy of the source with the trip number in its
+//!   first and last word), then stores the flag; the receiver spins on the flag, prefetching
+//!   the payload line while it waits (without that prefetch this floor is slower), then reads
+//!   the payload; the peer echoes it into the other direction's slot. No cursor, no gating,
+//!   no check for a dead peer: two lines per half trip, where the line floor moves one.
 //! * bulk: single-thread `memcpy` of 1 MiB into `bulk_depth` rotating destinations (the
 //!   producer's copy into ring slots, without a second process). The bulk mode does not matter.
 
@@ -83,6 +91,149 @@ pub fn peer(_work: Work, args: &[String]) -> BenchResult<()> {
             || Ok(()),
         )?;
         word.store(v + 1, Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Two 128-byte slots per direction per trip index: the payload line, then the flag line.
+const MSG_WORDS: usize = 8;
+
+/// The payload line and the flag word of slot `k` of `region`.
+fn msg_slot(region: &ShmRegion, k: usize) -> (*mut u64, &AtomicU64) {
+    let base = region.as_ptr();
+    // SAFETY: callers pass `k < LINES` and the region holds `LINES * STRIDE` bytes (checked in
+    // `msg_regions`); the region is page aligned, so `k * STRIDE` is 128-aligned and the flag at
+    // `+ 64` is 8-aligned; zero-filled memory is a valid `AtomicU64`, only accessed atomically,
+    // and the reference does not outlive `region`.
+    unsafe {
+        let slot = base.add((k % LINES) * STRIDE);
+        (slot as *mut u64, &*(slot.add(64) as *const AtomicU64))
+    }
+}
+
+/// Hints the payload line of `p` into the cache (a prefetch reads nothing architecturally).
+#[inline(always)]
+fn prefetch(p: *const u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` never faults and reads nothing architecturally; SSE is baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Copies message `src` into the payload line `dst` with volatile stores (the peer reads it
+/// after the flag's `Release`/`Acquire` pair; volatile keeps the compiler from caching it).
+#[inline(always)]
+fn put(dst: *mut u64, src: &[u64; MSG_WORDS]) {
+    for (k, w) in src.iter().enumerate() {
+        // SAFETY: `dst` is a payload line of `MSG_WORDS` words (`msg_slot`), written only by
+        // this side while the peer waits for the flag.
+        unsafe { dst.add(k).write_volatile(*w) }
+    }
+}
+
+/// Reads the payload line `src`.
+#[inline(always)]
+fn get(src: *const u64) -> [u64; MSG_WORDS] {
+    let mut m = [0u64; MSG_WORDS];
+    for (k, w) in m.iter_mut().enumerate() {
+        // SAFETY: `src` is a payload line of `MSG_WORDS` words (`msg_slot`), written by the
+        // peer before the flag this side loaded with `Acquire`.
+        *w = unsafe { src.add(k).read_volatile() };
+    }
+    m
+}
+
+fn msg_region(name: &str, create: bool) -> BenchResult<ShmRegion> {
+    let region = if create {
+        let r = ShmBackend.create(name, LINES * STRIDE)?;
+        r.finish(0o600)?;
+        r
+    } else {
+        ShmBackend.open(name)?
+    };
+    if region.len() < LINES * STRIDE {
+        return Err("floor_msg64: region too small".into());
+    }
+    Ok(region)
+}
+
+pub fn run_msg(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
+    if work != (Work::PingPong { size: 64 }) {
+        return Err(format!("floor_msg64: unsupported {work:?}").into());
+    }
+    let (ping, pong) = (fresh_name("g"), fresh_name("h"));
+    let out = msg_region(&ping, true)?;
+    let back = match msg_region(&pong, true) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ShmBackend.remove(&ping);
+            return Err(e);
+        }
+    };
+    let (warmup, iters) = ctx.trips(64);
+    let mut args = work.args();
+    args.extend([ping.clone(), pong.clone(), (warmup + iters).to_string()]);
+    let result = (|| {
+        let mut peer = Peer::spawn("floor_msg64", ctx.cpus.1, &args)?;
+        let mut src = [0u64; MSG_WORDS];
+        src.copy_from_slice(&crate::msg::source(MSG_WORDS));
+        let ticks = time_trips(&ctx.clock, warmup, iters, |i| {
+            let k = i as usize % LINES;
+            let (line, flag) = msg_slot(&out, k);
+            crate::msg::stamp(&mut src, i);
+            put(line, &src);
+            flag.store(i + 1, Ordering::Release);
+            let (rline, rflag) = msg_slot(&back, k);
+            spin_until(
+                || {
+                    if rflag.load(Ordering::Acquire) != i + 1 {
+                        prefetch(rline);
+                        return Ok(None);
+                    }
+                    if crate::msg::carries(&get(rline), i) {
+                        Ok(Some(()))
+                    } else {
+                        Err(format!("floor_msg64: trip {i} came back wrong").into())
+                    }
+                },
+                || peer.check_alive(),
+            )
+        });
+        let finished = peer.finish(ctx.peer_timeout);
+        let ticks = ticks?;
+        finished?;
+        Ok(Outcome::Latency(
+            ticks.iter().map(|t| ctx.clock.ns(*t)).collect(),
+        ))
+    })();
+    let _ = ShmBackend.remove(&ping);
+    let _ = ShmBackend.remove(&pong);
+    result
+}
+
+pub fn peer_msg(_work: Work, args: &[String]) -> BenchResult<()> {
+    let (ping, pong, n): (String, String, u64) = (arg(args, 0)?, arg(args, 1)?, arg(args, 2)?);
+    let inbox = msg_region(&ping, false)?;
+    let outbox = msg_region(&pong, false)?;
+    for i in 0..n {
+        let k = i as usize % LINES;
+        let (line, flag) = msg_slot(&inbox, k);
+        let m = spin_until(
+            || {
+                if flag.load(Ordering::Acquire) != i + 1 {
+                    prefetch(line);
+                    return Ok(None);
+                }
+                Ok(Some(get(line)))
+            },
+            || Ok(()),
+        )?;
+        let (rline, rflag) = msg_slot(&outbox, k);
+        put(rline, &m);
+        rflag.store(i + 1, Ordering::Release);
     }
     Ok(())
 }

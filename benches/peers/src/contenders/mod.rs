@@ -151,10 +151,13 @@ pub enum Contender {
     Uds,
     /// This tree's multi-producer ring (fan-in rows only).
     MyelonMp,
+    /// The 64-byte message floor (`floor.rs`): a 64-byte payload line and a separate flag
+    /// line per direction, the least any transport moves that keeps the payload whole.
+    FloorMsg,
 }
 
 /// Last, so that the existing contenders keep their order and their plot colours.
-pub const ALL: [Contender; 8] = [
+pub const ALL: [Contender; 9] = [
     Contender::Floor,
     Contender::MyelonRaw,
     Contender::MyelonFramed,
@@ -163,6 +166,7 @@ pub const ALL: [Contender; 8] = [
     Contender::Iceoryx2,
     Contender::Uds,
     Contender::MyelonMp,
+    Contender::FloorMsg,
 ];
 
 /// The fan-in rows' order: the single-producer ring (one producer only), the multi-producer
@@ -184,6 +188,7 @@ impl Contender {
             Contender::Iceoryx2 => "iceoryx2",
             Contender::Uds => "uds",
             Contender::MyelonMp => "myelon_mp",
+            Contender::FloorMsg => "floor_msg64",
         }
     }
 
@@ -200,6 +205,7 @@ impl Contender {
             (Contender::MyelonRaw, Work::FanIn { producers, .. }) => producers == 1,
             (_, Work::FanIn { .. }) | (Contender::MyelonMp, _) => false,
             (Contender::Floor, Work::Stream { .. }) => false,
+            (Contender::FloorMsg, work) => work == Work::PingPong { size: 64 },
             (Contender::Uds, Work::Stream { depth }) => depth == first_depth,
             _ => true,
         }
@@ -216,6 +222,7 @@ impl Contender {
             Contender::Iceoryx2 => iceoryx::run(ctx, work),
             Contender::Uds => uds::run(ctx, work),
             Contender::MyelonMp => myelon_mp::run(ctx, work),
+            Contender::FloorMsg => floor::run_msg(ctx, work),
         }
     }
 
@@ -230,6 +237,7 @@ impl Contender {
             Contender::Iceoryx2 => iceoryx::peer(work, args),
             Contender::Uds => uds::peer(work, args),
             Contender::MyelonMp => myelon_mp::peer(work, args),
+            Contender::FloorMsg => floor::peer_msg(work, args),
         }
     }
 }
