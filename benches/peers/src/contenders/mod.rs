@@ -206,6 +206,9 @@ impl Contender {
             (_, Work::FanIn { .. }) | (Contender::MyelonMp, _) => false,
             (Contender::Floor, Work::Stream { .. }) => false,
             (Contender::FloorMsg, work) => work == Work::PingPong { size: 64 },
+            (Contender::MyelonFramed | Contender::PublishedFramed, Work::PingPong { size: 56 }) => {
+                false
+            }
             (Contender::Uds, Work::Stream { depth }) => depth == first_depth,
             _ => true,
         }

@@ -16,6 +16,7 @@ use myelon_published::{
 };
 
 const ROLE: &str = "published_raw";
+const W56: usize = 7;
 const W64: usize = 8;
 const W1K: usize = 128;
 const W64K: usize = 8192;
@@ -48,6 +49,7 @@ fn gate<const W: usize>(p: &mut SharedProducer<Msg<W>>, id: &str) -> BenchResult
 
 pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
     match work {
+        Work::PingPong { size: 56 } => pingpong::<W56>(ctx, work),
         Work::PingPong { size: 64 } => pingpong::<W64>(ctx, work),
         Work::PingPong { size: 1024 } => pingpong::<W1K>(ctx, work),
         Work::PingPong { size: 65536 } => pingpong::<W64K>(ctx, work),
@@ -59,6 +61,7 @@ pub fn run(ctx: &Ctx, work: Work) -> BenchResult<Outcome> {
 
 pub fn peer(work: Work, args: &[String]) -> BenchResult<()> {
     match work {
+        Work::PingPong { size: 56 } => echo::<W56>(args),
         Work::PingPong { size: 64 } => echo::<W64>(args),
         Work::PingPong { size: 1024 } => echo::<W1K>(args),
         Work::PingPong { size: 65536 } => echo::<W64K>(args),
