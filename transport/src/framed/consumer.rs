@@ -39,6 +39,10 @@ pub struct FramedTransportConsumer<F: FramedTransportFrame, B: RingBackend = sup
     /// Producer of the last frame fed to the reassembler (multi-producer rings; a message's
     /// frames all come from one producer there).
     source: Option<u64>,
+    /// Tests only: receive through the reassembler alone, the reference the single-frame
+    /// fast path is checked against.
+    #[cfg(test)]
+    slow_only: bool,
 }
 
 impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTransportConsumer<F, B> {
@@ -49,6 +53,16 @@ impl<F: FramedTransportFrame, B: RingBackend> std::fmt::Debug for FramedTranspor
             .field("dropped", &self.asm.dropped())
             .finish()
     }
+}
+
+/// What [`FramedTransportConsumer::single_fast`] found.
+enum Fast {
+    /// A whole message in one frame, accepted; its slot is still the next one.
+    Single { id: u32, len: usize },
+    /// No frame yet.
+    Empty,
+    /// A frame for the reassembler (left unconsumed).
+    Other,
 }
 
 /// How a receive waits for the next frame.
@@ -146,6 +160,8 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
             asm: Reassembler::new(F::DATA_BYTES, F::INDEX_MASK, DEFAULT_MAX_MESSAGE_SIZE),
             received: 0,
             source: None,
+            #[cfg(test)]
+            slow_only: false,
         }
     }
 
@@ -286,10 +302,58 @@ impl<F: FramedTransportFrame, B: RingBackend> FramedTransportConsumer<F, B> {
 
     #[inline]
     fn recv_with(&mut self, wait: Wait) -> TransportResult<Option<FramedMessage<'_, F, B>>> {
+        match self.single_fast()? {
+            Fast::Single { id, len } => {
+                self.received += 1;
+                // `single_fast` saw this slot's stamp and kept the slot unreleased: it is still
+                // the next one, so no second stamp load.
+                let lease = self.consumer.lease_ready();
+                return Ok(Some(FramedMessage {
+                    message_id: id,
+                    source: self.source,
+                    body: Body::Slot(lease, len),
+                }));
+            }
+            Fast::Empty if matches!(wait, Wait::No) => return Ok(None),
+            Fast::Empty | Fast::Other => {}
+        }
         match self.step_counted(wait)? {
             None => Ok(None),
             Some(ready) => self.deliver(ready).map(Some),
         }
+    }
+
+    /// The fast path of a receive: a whole message in the next frame, with no message being
+    /// reassembled (the common case of messages that fit a frame), is accepted without the
+    /// reassembler's loop; its slot stays leased for [`Self::deliver`]. `Other`: a frame that
+    /// is not such a message (a fragment, an invalid header, a message in progress), left
+    /// unconsumed for [`Self::step`], which decides about it as before. (Single-frame ping-pong
+    /// between two threads, 64 B, medians of the rounds with a near floor: 240 ns through
+    /// `step`, against 180 ns for the same frames through the Layer 0 API.)
+    #[inline]
+    fn single_fast(&mut self) -> TransportResult<Fast> {
+        #[cfg(test)]
+        if self.slow_only {
+            return Ok(Fast::Other);
+        }
+        let Some(lease) = self.consumer.try_consume_next_leased()? else {
+            return Ok(Fast::Empty);
+        };
+        let meta = lease.meta();
+        let source = lease.source();
+        let accepted = self.asm.accept_single(&meta, lease.data().len());
+        // Not released: `deliver` (or `step`) takes the same slot again.
+        keep(lease);
+        Ok(match accepted {
+            Some(len) => {
+                self.source = source;
+                Fast::Single {
+                    id: meta.message_id,
+                    len,
+                }
+            }
+            None => Fast::Other,
+        })
     }
 
     /// The async API's poll (`asynch/framed.rs`): the non-blocking step of [`Self::try_recv`]
@@ -425,4 +489,117 @@ fn next_frame<F: FramedTransportFrame, B: RingBackend>(
 #[inline]
 fn keep<F: FramedTransportFrame, B: RingBackend>(lease: EventLease<'_, F, B>) {
     lease.keep();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SimBackend;
+    use crate::framed::{frame_flags, FixedFrame, FrameMeta};
+    use crate::SharedDisruptorBuilder;
+    use proptest::prelude::*;
+
+    type E = FixedFrame<20>;
+    const CAP: usize = 64;
+
+    /// What a receive returned: a message (id, bytes) or an error (its debug text).
+    type Outcome = Result<(u32, Vec<u8>), String>;
+
+    /// Receives with `try_recv` until the consumer has read every frame up to `last`.
+    fn drain(c: &mut FramedTransportConsumer<E, SimBackend>, last: i64, got: &mut Vec<Outcome>) {
+        for _ in 0..4 * CAP {
+            let r = c
+                .try_recv()
+                .map(|m| m.map(|m| (m.message_id(), m.to_vec())));
+            match r {
+                Ok(Some(m)) => got.push(Ok(m)),
+                Ok(None) if c.consumer.next_sequence() > last => return,
+                Ok(None) => {}
+                Err(e) => got.push(Err(format!("{e:?}"))),
+            }
+        }
+        panic!("the consumer did not drain the ring");
+    }
+
+    fn arb_frame() -> impl Strategy<Value = (FrameMeta, u8)> {
+        let small = prop_oneof![Just(0u32), Just(1), Just(2), Just(3), Just(19), Just(20), Just(21)];
+        let flags = prop_oneof![
+            4 => Just(frame_flags::ALL),
+            2 => Just(frame_flags::FIRST),
+            2 => Just(frame_flags::LAST),
+            1 => Just(0u32),
+            1 => any::<u32>(),
+        ];
+        let index = prop_oneof![4 => Just(0u32), 2 => 1u32..4, 1 => any::<u32>()];
+        let len = prop_oneof![4 => small, 1 => any::<u32>()];
+        (small_id(), len, flags, index, any::<u8>()).prop_map(
+            |(message_id, len, flags, fragment_index, fill)| {
+                let meta = FrameMeta {
+                    message_id,
+                    len,
+                    flags,
+                    fragment_index,
+                };
+                (meta, fill)
+            },
+        )
+    }
+
+    fn small_id() -> impl Strategy<Value = u32> {
+        prop_oneof![0u32..4, any::<u32>()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The single-frame fast path changes no outcome: two consumers of one ring, one
+        /// receiving through the reassembler alone, both receiving after every frame, see the
+        /// same messages, the same errors in the same order and the same drop count, whatever the frames (valid single frames,
+        /// fragments, and arbitrary headers), whatever the consumers' maximum message size,
+        /// and whether they attached before the first frame or one frame late (a join in the
+        /// middle of a message).
+        #[test]
+        fn fast_path_agrees_with_the_reassembler(
+            frames in prop::collection::vec(arb_frame(), 0..CAP - 1),
+            max in prop_oneof![Just(DEFAULT_MAX_MESSAGE_SIZE), 0usize..45],
+            late in any::<bool>(),
+        ) {
+            let world = SimBackend::new_world();
+            let name = format!("fastpath-{}", std::process::id());
+            let mut p = SharedDisruptorBuilder::<E, _>::with_backend(world.clone(), &name, CAP)
+                .build_producer(E::empty)
+                .expect("raw producer");
+            let consumer = |id: &str| {
+                FramedTransportConsumer::<E, SimBackend>::from_builder(
+                    SharedDisruptorBuilder::with_backend(world.sibling(), &name, CAP)
+                        .with_consumer_id(id),
+                )
+                .expect("consumer")
+                .with_max_message_size(max)
+            };
+            let (mut fast, mut slow) = if late {
+                // One frame before both attach: a consumer that joins mid-message hunts.
+                p.publish(|f| {
+                    f.set_meta(&FrameMeta { message_id: 9, len: 20, flags: frame_flags::FIRST, fragment_index: 0 });
+                });
+                (consumer("fast"), consumer("slow"))
+            } else {
+                (consumer("fast"), consumer("slow"))
+            };
+            slow.slow_only = true;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            // Both receive after every frame, as live consumers do: a receive may then start
+            // in the middle of a message being reassembled.
+            for (meta, fill) in &frames {
+                let last = p.publish(|f| {
+                    f.data_mut().fill(*fill);
+                    f.set_meta(meta);
+                });
+                drain(&mut fast, last, &mut a);
+                drain(&mut slow, last, &mut b);
+            }
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(fast.dropped_messages(), slow.dropped_messages());
+        }
+    }
 }

@@ -204,6 +204,28 @@ impl Reassembler {
         }
     }
 
+    /// The single-frame fast path of a receive: if no message is being reassembled and
+    /// `meta` (untrusted) is a whole message in one valid frame — exactly `FIRST | LAST`,
+    /// fragment index 0, `len` within the frame's `data_len` bytes and within the maximum
+    /// message size — accepts it as [`Self::feed`] would (`Step::Single`) and returns its
+    /// length. Otherwise returns `None` and changes nothing: the caller feeds the frame, which
+    /// decides about everything else (and reports every error) as before.
+    #[inline]
+    pub fn accept_single(&mut self, meta: &FrameMeta, data_len: usize) -> Option<usize> {
+        let len = meta.len as usize;
+        let whole = meta.flags == frame_flags::ALL
+            && meta.fragment_index & self.index_mask == 0
+            && len <= self.data_bytes
+            && len <= data_len
+            && len <= self.max_message_size;
+        if !whole || matches!(self.state, State::Assembling { .. }) {
+            return None;
+        }
+        self.hunted = None;
+        self.state = State::Idle;
+        Some(len)
+    }
+
     /// Checks that fragment `meta` of a message holds `len <= frame capacity` bytes and, unless
     /// it is the last, exactly a full frame.
     #[inline]

@@ -422,7 +422,9 @@ impl<E: ShmEvent, B: RingBackend> Consumer<E, B> {
         }
     }
 
-    fn lease_ready(&mut self) -> EventLease<'_, E, B> {
+    /// Leases the slot of `next`, whose stamp the caller has just seen ready (and not released
+    /// since): no stamp load. The framed consumer takes a frame it kept this way.
+    pub(crate) fn lease_ready(&mut self) -> EventLease<'_, E, B> {
         let seq = self.next;
         // Mutant: the slot is released (cursor stored) before the event is read.
         #[cfg(myelon_mutant = "release_before_read")]
