@@ -865,7 +865,7 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         if self.write_prefetch_lines == 0 {
             return;
         }
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         {
             let first = self.slot_ptr((seq as usize) & self.geom.mask) as *const u8;
             let stamp_line = std::mem::offset_of!(Slot<E>, stamp) / 64;
@@ -882,7 +882,7 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
                 }
             }
         }
-        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
         let _ = seq;
     }
 
