@@ -109,9 +109,9 @@ pub struct Row {
     pub load: (f64, f64),
     /// One-way latency rows: median over runs of the share of events at most [`FAST_NS`].
     pub fast: Option<f64>,
-    /// Stream rows: the median over the runs whose adjacent floor probe was at most
-    /// [`NEAR_FLOOR_NS`] (the two vCPUs near each other; `None` if no run was), and how many
-    /// runs that was.
+    /// Steady ping-pong and stream rows: the median over the runs whose adjacent floor probe
+    /// (the floor row: its own p50) was at most [`NEAR_FLOOR_NS`] (the two vCPUs near each
+    /// other; `None` if no run was), and how many runs that was.
     pub near: Option<(Option<f64>, usize)>,
 }
 
@@ -186,12 +186,23 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 .filter_map(|s| s.probe.filter(|p| *p > 0.0).map(|p| s.headline() / p))
                 .collect();
             let adjacent = (!rate && !adj.is_empty()).then(|| spread(&mut adj).0);
+            // The floor row is its own probe.
+            let is_floor = *c == "floor";
+            let placement = |s: &Sample| {
+                if is_floor {
+                    Some(s.headline())
+                } else {
+                    s.probe
+                }
+            };
             let mut near_runs: Vec<f64> = ss
                 .iter()
-                .filter(|s| s.probe.is_some_and(|p| p > 0.0 && p <= NEAR_FLOOR_NS))
+                .filter(|s| placement(s).is_some_and(|p| p > 0.0 && p <= NEAR_FLOOR_NS))
                 .map(|s| s.headline())
                 .collect();
-            let near = (rate && ss.iter().any(|s| s.probe.is_some())).then(|| {
+            let probed = ss.iter().any(|s| s.probe.is_some())
+                || (is_floor && pick(g, "myelon_raw").iter().any(|s| s.probe.is_some()));
+            let near = (probed && !matches!(ss[0].value, Value::Gbps(_))).then(|| {
                 let n = near_runs.len();
                 ((n > 0).then(|| spread(&mut near_runs).0), n)
             });
@@ -219,6 +230,15 @@ fn spread_cell(r: &Row) -> String {
         fmt_num(r.head.1),
         fmt_num(r.head.2)
     )
+}
+
+/// A row's near-placement cell: the median and the count of runs, or "–".
+fn near_cell(r: &Row) -> String {
+    match r.near {
+        Some((Some(m), n)) => format!("{} ({n})", fmt_num(m)),
+        Some((None, n)) => format!("– ({n})"),
+        None => "–".to_string(),
+    }
 }
 
 fn fmt_num(v: f64) -> String {
@@ -257,12 +277,13 @@ pub fn markdown(rows: &[Row]) -> String {
     if !lat.is_empty() {
         out.push_str("### Ping-pong: round-trip time (RTT), ns\n\n");
         out.push_str("The adjacent-floor column: each run of a row is preceded by a short floor run (20,000 trips) in the same vCPU placement; it is the median over runs of p50 / that floor's p50.\n\n");
-        out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | p50 / adjacent floor p50 | load 1m |\n|---|---|---|---|---|---|---|---|---|\n");
+        let _ = writeln!(out, "The near-placement column: the median p50 over the runs whose adjacent floor probe (the floor row: its own p50) was at most {NEAR_FLOOR_NS:.0} ns, i.e. the two vCPUs were near each other, and how many runs that was; compare contenders there, where the placement is the same.\n");
+        out.push_str("| row | contender | runs | p50 median (min–max) | p99 median | p99.9 median | p50 / floor p50 | p50 / adjacent floor p50 | p50 near-placement median (runs) | load 1m |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for r in lat {
             let (p99, p999) = r.tail.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.group,
                 r.contender,
                 r.runs,
@@ -271,6 +292,7 @@ pub fn markdown(rows: &[Row]) -> String {
                 fmt_num(p999),
                 ratio(r),
                 r.adjacent.map_or("–".into(), |x| format!("{x:.2}")),
+                near_cell(r),
                 load(r)
             );
         }
@@ -303,11 +325,7 @@ pub fn markdown(rows: &[Row]) -> String {
             "| row | contender | runs | {unit} median (min–max) | median / floor median | near-placement median (runs) | load 1m |\n|---|---|---|---|---|---|---|"
         );
         for r in sel {
-            let near = match r.near {
-                Some((Some(m), n)) => format!("{} ({n})", fmt_num(m)),
-                Some((None, n)) => format!("– ({n})"),
-                None => "–".to_string(),
-            };
+            let near = near_cell(r);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {near} | {} |",
