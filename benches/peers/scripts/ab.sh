@@ -48,7 +48,7 @@ summary() { # $1: max probe
                 else if ($i ~ /^contender=/) c = substr($i, 11)
                 else if ($i ~ /^p50=/) { v = substr($i, 5); sub(/ns/, "", v) }
                 else if ($i ~ /^probe=/) { probe = substr($i, 7); sub(/ns/, "", probe) }
-                else if ($i == "M" && v == "") v = $(i - 1)
+                else if (($i == "M" || $i == "GB/s") && v == "") v = $(i - 1)
             }
             if (c == "floor" && probe == 0) probe = v  # the floor row is its own probe
             if (v == "" || probe + 0 > max) next

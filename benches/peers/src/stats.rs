@@ -363,7 +363,8 @@ fn first_markdown(rows: &[Row], out: &mut String) {
 
 ",
     );
-    out.push_str("| row | contender | runs | first p50 median (min–max) | first p99 median | steady p50 | steady p99 | first p50 / steady p50 | first p99 / steady p99 |\n|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("The last column divides the two rows' adjacent-floor ratios (each run's p50 / the floor probe right before it), so a first row and its steady row measured in different vCPU placements still compare; the first rows' probe runs before the fresh rings are created.\n\n");
+    out.push_str("| row | contender | runs | first p50 median (min–max) | first p99 median | steady p50 | steady p99 | first p50 / steady p50 | first p99 / steady p99 | first / steady, each against its adjacent floor |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for r in sel {
         let steady_group = r.group.rsplit_once("_first").map_or("", |(g, _)| g);
         let steady = rows
@@ -387,9 +388,13 @@ fn first_markdown(rows: &[Row], out: &mut String) {
                 "–".into()
             }
         };
+        let adjacent = match (r.adjacent, steady.and_then(|s| s.adjacent)) {
+            (Some(a), Some(b)) => q(a, b),
+            _ => "–".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {adjacent} |",
             r.group,
             r.contender,
             r.runs,
