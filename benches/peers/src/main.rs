@@ -224,7 +224,9 @@ fn run_driver(a: &Args) -> BenchResult<bool> {
                 // vCPUs move between a near and a far placement within minutes (floor ~100
                 // against ~440 ns), so a row is compared with the floor of its own placement.
                 let probe = match g.work {
-                    Work::PingPong { .. } | Work::Stream { .. } if c != Contender::Floor => {
+                    Work::PingPong { .. } | Work::Stream { .. } | Work::Bulk { .. }
+                        if c != Contender::Floor =>
+                    {
                         let short = Ctx {
                             warmup: PROBE_TRIPS / 10,
                             iters: PROBE_TRIPS,

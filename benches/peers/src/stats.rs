@@ -185,7 +185,8 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 .iter()
                 .filter_map(|s| s.probe.filter(|p| *p > 0.0).map(|p| s.headline() / p))
                 .collect();
-            let adjacent = (!rate && !adj.is_empty()).then(|| spread(&mut adj).0);
+            let bandwidth = matches!(ss[0].value, Value::Gbps(_));
+            let adjacent = (!rate && !bandwidth && !adj.is_empty()).then(|| spread(&mut adj).0);
             // The floor row is its own probe.
             let is_floor = *c == "floor";
             let placement = |s: &Sample| {
@@ -202,10 +203,12 @@ pub fn rows(samples: &[Sample]) -> Vec<Row> {
                 .collect();
             let probed = ss.iter().any(|s| s.probe.is_some())
                 || (is_floor && pick(g, "myelon_raw").iter().any(|s| s.probe.is_some()));
-            let near = (probed && !matches!(ss[0].value, Value::Gbps(_))).then(|| {
-                let n = near_runs.len();
-                ((n > 0).then(|| spread(&mut near_runs).0), n)
-            });
+            // The bulk floor (memcpy, one process) has no placement: only the rings' rows.
+            let near =
+                (probed && !(is_floor && matches!(ss[0].value, Value::Gbps(_)))).then(|| {
+                    let n = near_runs.len();
+                    ((n > 0).then(|| spread(&mut near_runs).0), n)
+                });
             Row {
                 fast,
                 group: g.clone(),
@@ -314,7 +317,7 @@ pub fn markdown(rows: &[Row]) -> String {
             continue;
         }
         let _ = writeln!(out, "{title}\n");
-        if prefix == "stream" {
+        if prefix == "stream" || prefix == "bulk" {
             let _ = writeln!(
                 out,
                 "The near-placement column: the median over the runs whose adjacent floor probe (a short floor ping-pong right before the run) was at most {NEAR_FLOOR_NS:.0} ns, i.e. the two vCPUs were near each other, and how many runs that was.\n"
