@@ -99,3 +99,30 @@ fn a_deferred_name_error_is_reported_by_build() {
         }
     }
 }
+
+#[test]
+fn write_prefetch_is_off_unless_asked_for() {
+    let p = SimBackend::new_world();
+    let lines = |on: Option<bool>| {
+        let mut b = SharedDisruptorBuilder::<[u8; 1024], SimBackend>::with_backend(
+            p.clone(),
+            &format!("wp-{on:?}"),
+            8,
+        );
+        if let Some(on) = on {
+            b = b.with_write_prefetch(on);
+        }
+        let tx = b.build_producer(|| [0; 1024]).expect("producer");
+        tx.segment().write_prefetch_lines()
+    };
+    assert_eq!(lines(None), 0, "off by default");
+    assert_eq!(lines(Some(false)), 0);
+    // A 1 KiB event and its stamp: 17 lines, all prefetched (bar the stamp's) where the CPU
+    // has prefetchw.
+    let want = if crate::ring::layout::tests_cpu_has_prefetchw() {
+        17
+    } else {
+        0
+    };
+    assert_eq!(lines(Some(true)), want);
+}

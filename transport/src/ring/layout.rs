@@ -648,8 +648,8 @@ pub(crate) struct Segment<E, B: RingBackend> {
     region: B::Region,
     base: NonNull<u8>,
     geom: Geometry,
-    /// Lines of a slot that [`Segment::prefetch_slot_for_write`] prefetches (0: none, on CPUs
-    /// without `prefetchw` and for slot sizes outside its range).
+    /// Lines of a slot that [`Segment::prefetch_slot_for_write`] prefetches (0: none: off, the
+    /// default, or a CPU without `prefetchw`, or a slot size outside its range).
     write_prefetch_lines: usize,
     _event: PhantomData<fn() -> E>,
 }
@@ -674,6 +674,12 @@ fn write_prefetch_lines(slot_stride: usize, cpu_has_prefetchw: bool) -> usize {
     } else {
         0
     }
+}
+
+/// [`cpu_has_prefetchw`], for the builder's tests.
+#[cfg(test)]
+pub(crate) fn tests_cpu_has_prefetchw() -> bool {
+    cpu_has_prefetchw()
 }
 
 /// Whether this CPU has `prefetchw` (CPUID 8000_0001h, ECX bit 8). Never under loom or Miri,
@@ -710,12 +716,11 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         if region.len() < geom.total_len || base.as_ptr() as usize % REGION_MIN_ALIGN != 0 {
             return Err(region);
         }
-        let write_prefetch_lines = write_prefetch_lines(geom.slot_stride, cpu_has_prefetchw());
         Ok(Segment {
             region,
             base,
             geom,
-            write_prefetch_lines,
+            write_prefetch_lines: 0,
             _event: PhantomData,
         })
     }
@@ -849,6 +854,22 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
         let _ = seq;
     }
 
+    /// Lines [`Self::prefetch_slot_for_write`] prefetches per call (0: off).
+    #[cfg(test)]
+    pub(crate) fn write_prefetch_lines(&self) -> usize {
+        self.write_prefetch_lines
+    }
+
+    /// Turns [`Self::prefetch_slot_for_write`] on (for the slot sizes and CPUs it applies to)
+    /// or off.
+    pub(crate) fn set_write_prefetch(&mut self, on: bool) {
+        self.write_prefetch_lines = if on {
+            write_prefetch_lines(self.geom.slot_stride, cpu_has_prefetchw())
+        } else {
+            0
+        };
+    }
+
     /// Asks for the data lines of slot `seq` in the exclusive state, ahead of the producer's
     /// next write into it: a producer calls this right after publishing `seq - 1`, when `seq`
     /// is already free, so that the ownership requests of its lines overlap the time until
@@ -856,10 +877,12 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
     /// visible in order, so the stamp waits for the slowest line). The stamp's line is left
     /// alone: a consumer may be polling it. Only for slots of
     /// `PREFETCH_MAX_SLOT_LINES + 1 ..= PREFETCH_WRITE_MAX_SLOT_LINES` lines, on CPUs with
-    /// `prefetchw`. Purely a performance hint: no memory is read or written. (Peers bench, 12
-    /// interleaved invocations of each build, one session: 1 KiB ping-pong p50 raw 330 -> 285
-    /// ns, framed 381 -> 350 ns; against the published crate in the same invocations, raw
-    /// 0.94 -> 0.89 x, framed 1.03 -> 0.91 x.)
+    /// `prefetchw`, and only when the producer's builder turned it on
+    /// (`with_write_prefetch`). Purely a performance hint: no memory is read or written.
+    /// (Peers bench, 12 interleaved invocations of each build, one session: 1 KiB ping-pong
+    /// whose receiver reads the first and last words, p50 raw 330 -> 285 ns, framed 381 -> 350
+    /// ns. Layer 0 bench, both sides reading every byte, both builds with aligned loops: 351
+    /// -> 381 ns. Hence off by default.)
     #[inline]
     pub(crate) fn prefetch_slot_for_write(&self, seq: i64) {
         if self.write_prefetch_lines == 0 {

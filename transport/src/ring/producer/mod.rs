@@ -94,6 +94,12 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
         p
     }
 
+    /// Turns the next-slot write prefetch on or off (see
+    /// [`SharedDisruptorBuilder::with_write_prefetch`](crate::SharedDisruptorBuilder::with_write_prefetch)).
+    pub(crate) fn set_write_prefetch(&mut self, on: bool) {
+        self.seg.set_write_prefetch(on);
+    }
+
     /// Rescans the consumer table for the gating minimum. Everything stamped is announced
     /// first: a consumer that registers concurrently starts after the *announced* cursor, and
     /// the late-join argument (`registry.rs`) needs that cursor to cover every slot the limit
@@ -192,7 +198,8 @@ impl<E: ShmEvent, B: RingBackend> Producer<E, B> {
     }
 
     /// Stores the producer cursor (everything up to `last` is stamped), wakes sleeping
-    /// consumers, and prefetches the next slot for writing when it is already free.
+    /// consumers, and, when the write prefetch is on, prefetches the next slot for writing if
+    /// it is already free.
     #[inline]
     pub(crate) fn announce(&mut self, last: i64) {
         self.backend.sched_point(SchedPoint::CursorAnnounce, last);
