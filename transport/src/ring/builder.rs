@@ -326,14 +326,15 @@ impl<E: ShmEvent, B: RingBackend> SharedDisruptorBuilder<E, B> {
         self
     }
 
-    /// Producer side: whether each publish also asks for the next free slot's data lines in
-    /// the exclusive state (`prefetchw`), so that the next publish's stores find them owned
-    /// (default `false`; only slots of 3–32 cache lines, on CPUs with `prefetchw`; a hint
-    /// that changes no result). It pays when consumers read a part of each message (headers,
-    /// a few fields): cross-process 1 KiB ping-pong whose receiver checks the first and last
-    /// words, 330 → 285 ns. It costs when they read all of it, because the prefetch takes the
-    /// consumer's stale copies of the next slot away while it reads the current one: the
-    /// same ping-pong with every byte read, 351 → 381 ns (`benches/peers/README.md`).
+    /// Single-producer rings, producer side: whether each publish also asks for the next free
+    /// slot's data lines in the exclusive state (`prefetchw`), so that the next publish's
+    /// stores find them owned (default `false`; only slots of 3–32 cache lines, on CPUs with
+    /// `prefetchw`; a hint that changes no result). It pays when consumers read a part of each
+    /// message (headers, a few fields): cross-process 1 KiB ping-pong whose receiver checks
+    /// the first and last words, 330 → 285 ns. It costs when they read all of it, because the
+    /// prefetch takes the consumer's stale copies of the next slot away while it reads the
+    /// current one: the same ping-pong with every byte read, 351 → 381 ns
+    /// (`benches/peers/README.md`).
     pub fn with_write_prefetch(mut self, on: bool) -> Self {
         self.write_prefetch = on;
         self

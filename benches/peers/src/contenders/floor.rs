@@ -95,16 +95,16 @@ pub fn peer(_work: Work, args: &[String]) -> BenchResult<()> {
     Ok(())
 }
 
-/// Two 128-byte slots per direction per trip index: the payload line, then the flag line.
+/// Words of a `floor_msg64` payload (one 64-byte line; the slot's flag is on the next line).
 const MSG_WORDS: usize = 8;
 
-/// The payload line and the flag word of slot `k` of `region`.
+/// The payload line and the flag word of slot `k % LINES` of `region` (slots `STRIDE` bytes
+/// apart: the payload line, then the flag's line).
 fn msg_slot(region: &ShmRegion, k: usize) -> (*mut u64, &AtomicU64) {
     let base = region.as_ptr();
-    // SAFETY: callers pass `k < LINES` and the region holds `LINES * STRIDE` bytes (checked in
-    // `msg_regions`); the region is page aligned, so `k * STRIDE` is 128-aligned and the flag at
-    // `+ 64` is 8-aligned; zero-filled memory is a valid `AtomicU64`, only accessed atomically,
-    // and the reference does not outlive `region`.
+    // SAFETY: in bounds (`msg_region` checked `LINES * STRIDE` bytes); page-aligned base, so the
+    // flag is 8-aligned; zeroed memory is a valid `AtomicU64`, only used atomically, not
+    // outliving `region`.
     unsafe {
         let slot = base.add((k % LINES) * STRIDE);
         (slot as *mut u64, &*(slot.add(64) as *const AtomicU64))
