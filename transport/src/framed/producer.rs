@@ -302,7 +302,7 @@ pub(crate) fn fill_and_commit<F: FramedTransportFrame, B: RingBackend>(
 pub(crate) fn write_fragment<F: FramedTransportFrame>(frame: &mut F, meta: &FrameMeta, rest: &[u8]) {
     let len = meta.len as usize;
     if len == F::DATA_BYTES {
-        // A full frame: a copy of constant size, which the compiler inlines.
+        // A full frame: a copy of constant size (inlined for small frames).
         frame.data_mut()[..F::DATA_BYTES].copy_from_slice(&rest[..F::DATA_BYTES]);
     } else {
         frame.data_mut()[..len].copy_from_slice(&rest[..len]);

@@ -211,7 +211,7 @@ impl Reassembler {
     /// length. Otherwise returns `None` and changes nothing: the caller feeds the frame, which
     /// decides about everything else (and reports every error) as before.
     #[inline]
-    pub fn accept_single(&mut self, meta: &FrameMeta, data_len: usize) -> Option<usize> {
+    pub(crate) fn accept_single(&mut self, meta: &FrameMeta, data_len: usize) -> Option<usize> {
         let len = meta.len as usize;
         let whole = meta.flags == frame_flags::ALL
             && meta.fragment_index & self.index_mask == 0
