@@ -559,7 +559,10 @@ mod tests {
         /// fragments, and arbitrary headers) and whatever the consumers' maximum message size.
         /// Both start hunting for a first frame, as a consumer does after it joined in the
         /// middle of a message.
+        // Not under Miri (`.ci/miri.sh` runs the library's tests): 512 cases take hours
+        // there, and the Miri lane's framed conformance tests drive the same fast path.
         #[test]
+        #[cfg_attr(miri, ignore)]
         fn fast_path_agrees_with_the_reassembler(
             frames in prop::collection::vec(arb_frame(), 0..CAP - 1),
             max in prop_oneof![Just(DEFAULT_MAX_MESSAGE_SIZE), 0usize..45],
