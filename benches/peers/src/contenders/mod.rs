@@ -151,7 +151,7 @@ pub enum Contender {
     Uds,
     /// This tree's multi-producer ring (fan-in rows only).
     MyelonMp,
-    /// The 64-byte message floor (`floor.rs`): a 64-byte payload line and a separate flag
+    /// The message floor (`floor.rs`, 64 B and 1 KiB): the payload's lines and a separate flag
     /// line per direction, the least any transport moves that keeps the payload whole.
     FloorMsg,
 }
@@ -188,7 +188,7 @@ impl Contender {
             Contender::Iceoryx2 => "iceoryx2",
             Contender::Uds => "uds",
             Contender::MyelonMp => "myelon_mp",
-            Contender::FloorMsg => "floor_msg64",
+            Contender::FloorMsg => "floor_msg",
         }
     }
 
@@ -205,7 +205,12 @@ impl Contender {
             (Contender::MyelonRaw, Work::FanIn { producers, .. }) => producers == 1,
             (_, Work::FanIn { .. }) | (Contender::MyelonMp, _) => false,
             (Contender::Floor, Work::Stream { .. }) => false,
-            (Contender::FloorMsg, work) => work == Work::PingPong { size: 64 },
+            (Contender::FloorMsg, work) => {
+                matches!(
+                    work,
+                    Work::PingPong { size: 64 } | Work::PingPong { size: 1024 }
+                )
+            }
             (Contender::MyelonFramed | Contender::PublishedFramed, Work::PingPong { size: 56 }) => {
                 false
             }
