@@ -340,7 +340,11 @@ async fn collect<B: RingBackend>(
             }
         }
         drop(c);
-        let _ = backend.remove_if_abandoned(&cfg.response_ring(w, k), &[myelon::MAGIC]);
+        let _ = backend.remove_if_abandoned(
+            &cfg.response_ring(w, k),
+            &[myelon::MAGIC],
+            myelon::backend::RemovalGuard::NONE,
+        );
         k += 1;
     }
 }

@@ -13,12 +13,18 @@ pub fn remove(path: &Path) -> Result<(), RegionError> {
 }
 
 /// Removes the file at `path` only if its owner is gone, atomically with respect to creators and
-/// other reclaimers (see `myelon_backend_shm::remove_if_abandoned`): exclusive owner lock, same
-/// inode check, remove, then release. `Ok(false)` when a live owner holds the lock. Symlinks are
+/// other reclaimers (see `myelon_backend_shm::remove_if_abandoned`): exclusive owner lock, a
+/// shared lock on `guard_slots`, same inode check, remove, then release. `Ok(false)` when a
+/// live owner holds the lock, a live holder has one of `guard_slots`, or `keep` keeps it. Symlinks are
 /// not followed. Only a file provably made by this protocol is removed
 /// (`myelon_backend_shm::ownership::is_ours` with `marks`, under the lock); anything else gives
 /// [`RegionError::Foreign`] and is left intact.
-pub fn remove_if_abandoned(path: &Path, marks: &[[u8; 8]]) -> Result<bool, RegionError> {
+pub fn remove_if_abandoned(
+    path: &Path,
+    marks: &[[u8; 8]],
+    guard_slots: &[std::ops::Range<u64>],
+    keep: Option<fn(&[u8]) -> bool>,
+) -> Result<bool, RegionError> {
     use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
     let name = || path.display().to_string();
@@ -29,7 +35,7 @@ pub fn remove_if_abandoned(path: &Path, marks: &[[u8; 8]]) -> Result<bool, Regio
         .map_err(|e| RegionError::from_io("open", &name(), e))?;
     let locked = myelon_backend_shm::ownership::lock_abandoned(file.as_fd())
         .map_err(|e| RegionError::from_io("flock", &name(), e))?;
-    if !locked {
+    if !locked || !myelon_backend_shm::guard_allows(file.as_fd(), guard_slots, &name())? {
         return Ok(false);
     }
     if !myelon_backend_shm::ownership::same_inode(file.as_fd(), path) {
@@ -39,6 +45,9 @@ pub fn remove_if_abandoned(path: &Path, marks: &[[u8; 8]]) -> Result<bool, Regio
         .map_err(|e| RegionError::from_io("read", &name(), e))?;
     if !ours {
         return Err(RegionError::Foreign { name: name() });
+    }
+    if myelon_backend_shm::guard_keeps(file.as_fd(), keep, &name())? {
+        return Ok(false);
     }
     std::fs::remove_file(path).map_err(|e| RegionError::from_io("remove", &name(), e))?;
     Ok(true)

@@ -177,6 +177,12 @@ impl FileRegion {
 }
 
 impl FileRegion {
+    /// Whether the file still has a name: `false` once it was removed (a reclaimer removed
+    /// it), even if the path now refers to a newer file.
+    pub fn is_linked(&self) -> bool {
+        ownership::is_linked(self.file.as_fd())
+    }
+
     /// Takes lock slot `slot` through this handle's open file description (see
     /// [`myelon_backend_shm::slot_lock`]); `Ok(false)`: another handle holds it.
     pub fn try_lock_slot(&self, slot: u64) -> io::Result<bool> {

@@ -34,7 +34,9 @@ pub mod slot_lock;
 
 pub use error::RegionError;
 pub use name::{validate_os_name, MAX_OS_NAME_LEN};
-pub use segment::{list, remove_if_abandoned, unlink, ShmSegment};
+pub use segment::{
+    guard_allows, guard_keeps, list, remove_if_abandoned, unlink, ShmSegment, GUARD_HEAD_LEN,
+};
 
 /// Makes part of a mapping read-only (see [`ShmSegment::protect_read_only`]); for other crates
 /// that map objects the same way (`myelon-backend-mmap`).

@@ -235,7 +235,7 @@ pub fn is_ours(fd: BorrowedFd<'_>, marks: &[[u8; 8]]) -> io::Result<bool> {
 }
 
 /// Reads up to `buf.len()` bytes from offset 0; returns how many (fewer at the end of file).
-fn pread_head(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+pub fn pread_head(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];
@@ -296,6 +296,13 @@ pub fn same_inode(fd: BorrowedFd<'_>, path: &Path) -> bool {
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     let (dev, ino) = (ours.st_dev as u64, u64::from(ours.st_ino));
     dev == theirs.dev() && ino == theirs.ino()
+}
+
+/// Whether the object behind `fd` still has a name (its link count is not 0): `false` once it
+/// was unlinked, even if the name now points to another object. An error counts as linked
+/// (never taken for "removed").
+pub fn is_linked(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).map_or(true, |st| st.st_nlink > 0)
 }
 
 /// `fstat` of a borrowed descriptor.

@@ -2,7 +2,8 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use crate::error::RegionError;
@@ -196,6 +197,12 @@ impl ShmSegment {
         crate::slot_lock::unlock_slot(self.fd.as_fd(), slot)
     }
 
+    /// Whether the object still has a name: `false` once it was unlinked (a reclaimer removed
+    /// it), even if the name now refers to a newer object.
+    pub fn is_linked(&self) -> bool {
+        ownership::is_linked(self.fd.as_fd())
+    }
+
     /// Whether another handle (in any process) holds lock slot `slot`.
     pub fn slot_held(&self, slot: u64) -> io::Result<bool> {
         crate::slot_lock::slot_held(self.fd.as_fd(), slot)
@@ -237,23 +244,36 @@ pub fn unlink(os_name: &str) -> Result<(), RegionError> {
     shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))
 }
 
+/// How many leading bytes the `keep` test of [`remove_if_abandoned`] is shown.
+pub const GUARD_HEAD_LEN: usize = 128;
+
 /// Removes the object `os_name` only if its owner is gone, atomically with respect to creators
 /// and other reclaimers: opens it, takes its owner lock exclusively ([`ownership::lock_abandoned`]),
-/// checks that the name still refers to the locked object, unlinks it, and only then releases
-/// the lock. Returns `Ok(false)` when a live owner (or a momentary prober) holds the lock.
-/// Works on objects of any length, including one its creator never sized.
+/// then a shared lock on every lock slot of `guard_slots` ([`guard_allows`]), checks that the
+/// name still refers to the locked object, unlinks it, and only then releases the locks (so a
+/// process that takes one of those slots afterwards finds the object unlinked,
+/// [`ShmSegment::is_linked`]). Returns `Ok(false)` when a live owner (or a momentary prober)
+/// holds the owner lock, a live holder has one of `guard_slots`, or `keep`, shown the object's
+/// first [`GUARD_HEAD_LEN`] bytes, keeps it. Works on objects of any length, including one its
+/// creator never sized. Where the slot locks do not exist (not Linux) the slots are not
+/// checked: nothing can hold them there.
 ///
 /// Only an object provably made by this protocol is removed ([`ownership::is_ours`] with
 /// `marks`, checked under the lock); anything else gives [`RegionError::Foreign`] and is left
 /// intact.
-pub fn remove_if_abandoned(os_name: &str, marks: &[[u8; 8]]) -> Result<bool, RegionError> {
+pub fn remove_if_abandoned(
+    os_name: &str,
+    marks: &[[u8; 8]],
+    guard_slots: &[Range<u64>],
+    keep: Option<fn(&[u8]) -> bool>,
+) -> Result<bool, RegionError> {
     let cname = to_cstring(os_name)?;
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     let fd =
         shm_open(&cname, flags, 0).map_err(|e| RegionError::from_io("shm_open", os_name, e))?;
     let locked = ownership::lock_abandoned(fd.as_fd())
         .map_err(|e| RegionError::from_io("flock", os_name, e))?;
-    if !locked {
+    if !locked || !guard_allows(fd.as_fd(), guard_slots, os_name)? {
         return Ok(false);
     }
     let same = fs_path(os_name).is_none_or(|path| ownership::same_inode(fd.as_fd(), &path));
@@ -264,10 +284,44 @@ pub fn remove_if_abandoned(os_name: &str, marks: &[[u8; 8]]) -> Result<bool, Reg
             name: os_name.to_owned(),
         });
     }
+    if same && guard_keeps(fd.as_fd(), keep, os_name)? {
+        return Ok(false);
+    }
     if same {
         shm_unlink(&cname).map_err(|e| RegionError::from_io("shm_unlink", os_name, e))?;
     }
     Ok(same)
+}
+
+/// Takes a shared lock on every slot of `slots` through `fd` ([`crate::slot_lock::try_share_ranges`]):
+/// `false` if a live holder has one. Called with the owner lock held; the slots stay held until
+/// `fd` closes. Not Linux: `true` (no slot locks exist there).
+pub fn guard_allows(
+    fd: BorrowedFd<'_>,
+    slots: &[Range<u64>],
+    name: &str,
+) -> Result<bool, RegionError> {
+    match crate::slot_lock::try_share_ranges(fd, slots) {
+        Ok(free) => Ok(free),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(true),
+        Err(e) => Err(RegionError::from_io("fcntl", name, e)),
+    }
+}
+
+/// Whether `keep` keeps the object behind `fd`, shown its first [`GUARD_HEAD_LEN`] bytes
+/// (fewer if it is shorter). `None`: no.
+pub fn guard_keeps(
+    fd: BorrowedFd<'_>,
+    keep: Option<fn(&[u8]) -> bool>,
+    name: &str,
+) -> Result<bool, RegionError> {
+    let Some(keep) = keep else {
+        return Ok(false);
+    };
+    let mut head = [0u8; GUARD_HEAD_LEN];
+    let n =
+        ownership::pread_head(fd, &mut head).map_err(|e| RegionError::from_io("read", name, e))?;
+    Ok(keep(&head[..n]))
 }
 
 /// The names (with leading `/`) of the POSIX shared-memory objects that currently exist.

@@ -28,6 +28,25 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 
+/// Takes a **shared** lock on every slot of `ranges` through `fd`'s open file description,
+/// without waiting, and keeps them (until they are unlocked or the description closes).
+/// `Ok(true)`: all of them are held now; `Ok(false)`: another description holds one of them
+/// (the exclusive lock of [`try_lock_slot`]); those taken before it stay held until the
+/// description closes. While `fd` holds them, nobody else can take any of those slots with
+/// [`try_lock_slot`]. Works on a read-only descriptor.
+///
+/// A reclaimer uses it to exclude, for the time of a removal, the processes whose slots
+/// prove they use the object, and the ones about to register (see
+/// [`crate::remove_if_abandoned`]).
+pub fn try_share_ranges(fd: BorrowedFd<'_>, ranges: &[std::ops::Range<u64>]) -> io::Result<bool> {
+    for r in ranges.iter().filter(|r| r.start < r.end) {
+        if !imp::share(fd, r.start, r.end - r.start)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Takes the exclusive lock on `slot` through `fd`'s open file description, without waiting.
 /// `Ok(true)`: held now (also if this description held it already); `Ok(false)`: another
 /// description holds it. `fd` must be open for writing.
@@ -51,6 +70,10 @@ mod imp {
     use std::os::fd::AsRawFd;
 
     fn flock_of(slot: u64, kind: libc::c_int) -> io::Result<libc::flock> {
+        flock_range(slot, 1, kind)
+    }
+
+    fn flock_range(slot: u64, len: u64, kind: libc::c_int) -> io::Result<libc::flock> {
         let start = libc::off_t::try_from(slot)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock slot beyond off_t"))?;
         // SAFETY: `flock` is a plain C struct of integers; all-zero is a valid value (and OFD
@@ -59,7 +82,8 @@ mod imp {
         fl.l_type = kind as libc::c_short;
         fl.l_whence = libc::SEEK_SET as libc::c_short;
         fl.l_start = start;
-        fl.l_len = 1;
+        fl.l_len = libc::off_t::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "lock range beyond off_t"))?;
         Ok(fl)
     }
 
@@ -92,6 +116,17 @@ mod imp {
         }
     }
 
+    pub(super) fn share(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {
+        let mut fl = flock_range(start, len, libc::F_RDLCK)?;
+        match fcntl(fd, libc::F_OFD_SETLK, &mut fl) {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn held(fd: BorrowedFd<'_>, slot: u64) -> io::Result<bool> {
         let mut fl = flock_of(slot, libc::F_WRLCK)?;
         fcntl(fd, libc::F_OFD_GETLK, &mut fl)?;
@@ -113,6 +148,9 @@ mod imp {
         Err(unsupported())
     }
     pub(super) fn held(_fd: BorrowedFd<'_>, _slot: u64) -> io::Result<bool> {
+        Err(unsupported())
+    }
+    pub(super) fn share(_fd: BorrowedFd<'_>, _start: u64, _len: u64) -> io::Result<bool> {
         Err(unsupported())
     }
 }
@@ -177,6 +215,38 @@ mod tests {
         unlock_slot(a.as_fd(), 3).unwrap();
         assert!(!slot_held(probe.as_fd(), 3).unwrap());
         assert!(try_lock_slot(b.as_fd(), 3).unwrap());
+    }
+
+    #[test]
+    fn shared_ranges_exclude_the_slot_locks_both_ways() {
+        let t = TempFile::new("share");
+        let a = t.open(true);
+        let reclaimer = t.open(false);
+        let late = t.open(true);
+        assert!(try_lock_slot(a.as_fd(), 5).unwrap());
+        assert!(
+            !try_share_ranges(reclaimer.as_fd(), &[0..1, 4..8]).unwrap(),
+            "a held slot inside a range refuses the share"
+        );
+        assert!(
+            try_share_ranges(reclaimer.as_fd(), &[0..1, 6..8, 9..9]).unwrap(),
+            "ranges around it are free (and an empty range is nothing)"
+        );
+        assert!(
+            !try_lock_slot(late.as_fd(), 0).unwrap(),
+            "shared: nobody locks it"
+        );
+        assert!(!try_lock_slot(late.as_fd(), 7).unwrap());
+        assert!(
+            try_lock_slot(late.as_fd(), 8).unwrap(),
+            "outside the ranges"
+        );
+        drop(reclaimer);
+        assert!(
+            try_lock_slot(late.as_fd(), 0).unwrap(),
+            "released with the description"
+        );
+        assert!(try_lock_slot(late.as_fd(), 7).unwrap());
     }
 
     #[test]

@@ -336,23 +336,55 @@ impl SimWorld {
         name: &str,
         is_ours: impl FnOnce(&SimRegion, bool) -> bool,
     ) -> Result<bool, SimError> {
+        self.remove_region_if_abandoned_guarded(name, &[], is_ours, |_| false)
+    }
+
+    /// [`Self::remove_region_if_abandoned`], and also `Ok(false)` (kept) when a live process
+    /// holds a lock slot of the region in one of `guard_slots`, or when `keep(region)` says
+    /// so — all in the same atomic step, as a real backend decides under its locks.
+    pub fn remove_region_if_abandoned_guarded(
+        &self,
+        name: &str,
+        guard_slots: &[std::ops::Range<u64>],
+        is_ours: impl FnOnce(&SimRegion, bool) -> bool,
+        keep: impl FnOnce(&SimRegion) -> bool,
+    ) -> Result<bool, SimError> {
         let mut st = self.lock();
         let dead = match st.regions.get(name) {
             Some(e) => e.owner_released || st.alive.get(&e.owner_pid) != Some(&true),
             None => false,
         };
-        if dead {
-            let e = &st.regions[name];
-            if !is_ours(&e.region, e.finished) {
-                return Err(SimError::Foreign { name: name.into() });
-            }
+        if !dead {
+            return Ok(false);
         }
-        if dead {
-            if let Some(e) = st.regions.remove(name) {
-                st.used_bytes -= e.region.len();
-            }
+        let e = &st.regions[name];
+        let key = Arc::as_ptr(&e.region) as usize;
+        let guarded = st.slot_locks.iter().any(|(&(k, slot), &(p, _))| {
+            k == key
+                && guard_slots.iter().any(|r| r.contains(&slot))
+                && st.alive.get(&p) == Some(&true)
+        });
+        if guarded {
+            return Ok(false);
         }
-        Ok(dead)
+        if !is_ours(&e.region, e.finished) {
+            return Err(SimError::Foreign { name: name.into() });
+        }
+        if keep(&e.region) {
+            return Ok(false);
+        }
+        if let Some(e) = st.regions.remove(name) {
+            st.used_bytes -= e.region.len();
+        }
+        Ok(true)
+    }
+
+    /// Whether `region` is still the region under `name` (not removed, not replaced).
+    pub fn is_linked(&self, name: &str, region: &Arc<SimRegion>) -> bool {
+        self.lock()
+            .regions
+            .get(name)
+            .is_some_and(|e| Arc::ptr_eq(&e.region, region))
     }
 
     /// A fresh handle id: lock slots are held per handle, as open-file-description locks are

@@ -1,7 +1,9 @@
 //! `RingBackend` over memory-mapped files (`myelon-backend-mmap`).
 
 use super::shm::{lock_probe, map_region_error, marks, os, os_token_state, plat_uid, region_owner};
-use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
+use super::{
+    BackendError, ProcessState, Region, RegionOwner, RemovalGuard, RingBackend, WaitOutcome,
+};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_mmap::{self as plat, FileRegion};
 use std::path::{Path, PathBuf};
@@ -119,8 +121,14 @@ impl RingBackend for MmapBackend {
     fn remove(&self, name: &str) -> Result<(), BackendError> {
         plat::remove(&self.path(name)?).map_err(map_region_error)
     }
-    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
-        plat::remove_if_abandoned(&self.path(name)?, &marks(magics)).map_err(map_region_error)
+    fn remove_if_abandoned(
+        &self,
+        name: &str,
+        magics: &[u64],
+        guard: RemovalGuard<'_>,
+    ) -> Result<bool, BackendError> {
+        plat::remove_if_abandoned(&self.path(name)?, &marks(magics), guard.slots, guard.keep)
+            .map_err(map_region_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let files = plat::list(&self.dir).map_err(map_region_error)?;

@@ -227,6 +227,11 @@ pub unsafe trait Region: Send + Sync {
     fn keep_name_on_drop(&self) {}
     /// Releases lock slot `slot` if this handle holds it (dropping the handle releases all).
     fn unlock_slot(&self, slot: u64);
+    /// Whether the object still has its name: `false` once it was removed (by a reclaimer, or
+    /// its last user), even if the name now refers to a newer object. A process that takes a
+    /// lock slot of [`RemovalGuard::slots`] checks it afterwards: the removal held those slots
+    /// until the name was gone, so a slot taken after it is one of a removed object.
+    fn is_linked(&self) -> bool;
     /// Who holds lock slot `slot`, seen from this handle: `Alive` if another live handle holds
     /// it, `Dead` if nobody does (whoever held it let go or died: proven by the kernel),
     /// `Unknown` if the backend cannot tell (never to be taken for dead). A probe through the
@@ -303,6 +308,33 @@ pub enum WaitOutcome {
     TimedOut,
 }
 
+/// What [`RingBackend::remove_if_abandoned`] leaves in place besides an object whose creator
+/// lives. Both tests are made under the removal's owner lock, on the object it would remove —
+/// not on what a caller saw under the name earlier, which may have been replaced since.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RemovalGuard<'a> {
+    /// Lock slots ([`Region::try_lock_slot`]) whose live holders keep the object. The removal
+    /// takes them all (SHM and mmap: shared `fcntl` locks over those bytes of the lock space,
+    /// which exclude every exclusive slot lock) and keeps them until the name is gone, so a
+    /// process that takes one of them afterwards finds the object unlinked
+    /// ([`Region::is_linked`]).
+    pub slots: &'a [std::ops::Range<u64>],
+    /// Shown the object's first [`REMOVAL_HEAD_LEN`] bytes (fewer if it is shorter): `true`
+    /// keeps it.
+    pub keep: Option<fn(&[u8]) -> bool>,
+}
+
+impl RemovalGuard<'_> {
+    /// Nothing besides a live creator keeps the object.
+    pub const NONE: RemovalGuard<'static> = RemovalGuard {
+        slots: &[],
+        keep: None,
+    };
+}
+
+/// How many leading bytes [`RemovalGuard::keep`] is shown.
+pub const REMOVAL_HEAD_LEN: usize = 128;
+
 /// The platform seam of the ring.
 pub trait RingBackend: Clone + Send + Sync + 'static {
     /// A mapped region.
@@ -330,10 +362,17 @@ pub trait RingBackend: Clone + Send + Sync + 'static {
     /// object is provably made by this protocol, atomically with respect to creators and other
     /// reclaimers. Provably ours: its first eight bytes (a native-endian `u64`) are one of
     /// `magics`, or it still carries the unfinished mark of a creator of this user that died
-    /// before [`Region::finish`]. `Ok(false)`: a live owner holds it. Anything else abandoned
-    /// under the name is `ForeignObject` and left intact. Works on regions of any length,
-    /// including one its creator never sized.
-    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError>;
+    /// before [`Region::finish`]. `Ok(false)`: a live owner holds it, or `guard` keeps it (a
+    /// live holder of one of its lock slots, or its `keep` test on the object's first bytes,
+    /// both decided under the owner lock, on the very object removed). Anything else
+    /// abandoned under the name is `ForeignObject` and left intact. Works on regions of any
+    /// length, including one its creator never sized.
+    fn remove_if_abandoned(
+        &self,
+        name: &str,
+        magics: &[u64],
+        guard: RemovalGuard<'_>,
+    ) -> Result<bool, BackendError>;
     /// Logical names of the regions this backend can see (for discovery and cleanup).
     fn list(&self) -> Result<Vec<String>, BackendError>;
     /// Monotonic time since an arbitrary, per-backend origin (virtual in the simulator).

@@ -1,6 +1,8 @@
 //! `RingBackend` over POSIX shared memory (`myelon-backend-shm`).
 
-use super::{BackendError, ProcessState, Region, RegionOwner, RingBackend, WaitOutcome};
+use super::{
+    BackendError, ProcessState, Region, RegionOwner, RemovalGuard, RingBackend, WaitOutcome,
+};
 use crate::ring::sync::AtomicU32;
 use myelon_backend_shm::{self as plat, RegionError, ShmSegment};
 use std::sync::OnceLock;
@@ -85,6 +87,9 @@ macro_rules! os_region_methods {
         fn slot_state(&self, slot: u64) -> ProcessState {
             $crate::backend::shm::lock_probe(self.0.slot_held(slot))
         }
+        fn is_linked(&self) -> bool {
+            self.0.is_linked()
+        }
         fn prefault(&self, write: bool) -> Result<(), BackendError> {
             self.0.prefault(write).map_err(|source| {
                 $crate::backend::shm::os_error("madvise(MADV_POPULATE)", ($name)(self), source)
@@ -98,6 +103,8 @@ macro_rules! os_region_methods {
     };
 }
 pub(crate) use os_region_methods;
+
+const _: () = assert!(super::REMOVAL_HEAD_LEN == myelon_backend_shm::GUARD_HEAD_LEN);
 
 pub(crate) fn os_error(op: &'static str, name: String, source: std::io::Error) -> BackendError {
     BackendError::Io { op, name, source }
@@ -217,9 +224,15 @@ impl RingBackend for ShmBackend {
         let os = self.os_name(name)?;
         plat::unlink(&os).map_err(map_region_error)
     }
-    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
+    fn remove_if_abandoned(
+        &self,
+        name: &str,
+        magics: &[u64],
+        guard: RemovalGuard<'_>,
+    ) -> Result<bool, BackendError> {
         let os = self.os_name(name)?;
-        plat::remove_if_abandoned(&os, &marks(magics)).map_err(map_region_error)
+        plat::remove_if_abandoned(&os, &marks(magics), guard.slots, guard.keep)
+            .map_err(map_region_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {
         let names = plat::list().map_err(map_region_error)?;

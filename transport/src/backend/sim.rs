@@ -5,7 +5,7 @@
 //! process table. The ring code above it is exactly the code that runs over SHM and mmap.
 
 use super::SchedPoint;
-use super::{BackendError, ProcessState, Region, RingBackend, WaitOutcome};
+use super::{BackendError, ProcessState, Region, RemovalGuard, RingBackend, WaitOutcome};
 use crate::ring::sync::{AtomicU32, Ordering};
 use myelon_backend_sim::actor::{self, Resumed, Suspend};
 use myelon_backend_sim::{SimError, SimProcessState, SimRegion, SimWorld};
@@ -156,6 +156,9 @@ unsafe impl Region for SimRegionHandle {
         self.keep_name
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    fn is_linked(&self) -> bool {
+        self.world.is_linked(&self.name, &self.region)
+    }
     fn slot_state(&self, slot: u64) -> ProcessState {
         if self.world.slot_held(&self.region, slot, self.handle) {
             ProcessState::Alive
@@ -163,6 +166,16 @@ unsafe impl Region for SimRegionHandle {
             dead_seen(ProcessState::Dead)
         }
     }
+}
+
+/// What a removal's `keep` test is shown of a simulated region: the header words it reads,
+/// loaded through the typed header (the region's words are atomics, of another layout under
+/// loom), at their byte offsets ([`crate::ring::layout::head_image_of`]); empty if the region
+/// cannot hold a header.
+fn head_of(region: &myelon_backend_sim::SimRegion) -> Vec<u8> {
+    // SAFETY: a simulated region is mapped, page aligned and `len()` bytes long for as long as
+    // the `SimRegion` lives, which outlives this call.
+    unsafe { crate::ring::layout::head_image_of(region.as_ptr(), region.len()) }.unwrap_or_default()
 }
 
 /// The native-endian `u64` at the start of a simulated region (0 if it is shorter).
@@ -243,7 +256,12 @@ impl RingBackend for SimBackend {
         let name = self.os_name(name)?;
         self.world.remove_region(&name).map_err(map_sim_error)
     }
-    fn remove_if_abandoned(&self, name: &str, magics: &[u64]) -> Result<bool, BackendError> {
+    fn remove_if_abandoned(
+        &self,
+        name: &str,
+        magics: &[u64],
+        guard: RemovalGuard<'_>,
+    ) -> Result<bool, BackendError> {
         self.sched_point(SchedPoint::RegionOp, 0);
         let name = self.os_name(name)?;
         if self.world.open_region(&name).is_err() {
@@ -252,9 +270,12 @@ impl RingBackend for SimBackend {
         // As on a real platform: ours if its creator never finished it, or if it carries one of
         // the magics.
         self.world
-            .remove_region_if_abandoned(&name, |region, finished| {
-                !finished || magics.contains(&first_word(region))
-            })
+            .remove_region_if_abandoned_guarded(
+                &name,
+                guard.slots,
+                |region, finished| !finished || magics.contains(&first_word(region)),
+                |region| guard.keep.is_some_and(|keep| keep(&head_of(region))),
+            )
             .map_err(map_sim_error)
     }
     fn list(&self) -> Result<Vec<String>, BackendError> {

@@ -2,8 +2,8 @@
 //! whose owner died.
 
 use super::inspect::{ConsumerLiveness, EntryKind, RingInspector};
-use crate::backend::{BackendError, ProcessState, Region, RingBackend};
-use crate::ring::layout::{try_header_of, MAGIC, STATE_INIT};
+use crate::backend::{BackendError, ProcessState, Region, RemovalGuard, RingBackend};
+use crate::ring::layout::{try_header_of, MAGIC, RECLAIM_GUARD_SLOTS, STATE_INIT};
 use crate::ring::sync::Ordering;
 use crate::session::coordination_cursor::{is_cursor, COORDINATION_CURSOR_MAGIC};
 use std::fmt;
@@ -139,7 +139,14 @@ pub fn clean_abandoned<B: RingBackend>(
         let removed = if dry_run {
             true
         } else {
-            match backend.remove_if_abandoned(&l.name, &[MAGIC, COORDINATION_CURSOR_MAGIC]) {
+            match backend.remove_if_abandoned(
+                &l.name,
+                &[MAGIC, COORDINATION_CURSOR_MAGIC],
+                RemovalGuard {
+                    slots: &RECLAIM_GUARD_SLOTS,
+                    keep: None,
+                },
+            ) {
                 Ok(r) => r,
                 // Gone, or replaced by something that is not ours since it was listed.
                 Err(BackendError::NotFound { .. } | BackendError::ForeignObject { .. }) => false,

@@ -1,12 +1,12 @@
 //! Construction: `SharedDisruptorBuilder`, coordination, attach checks, stale-segment reclaim.
 
-use crate::backend::{BackendError, ProcessState, Region, RingBackend, SchedPoint};
+use crate::backend::{BackendError, ProcessState, Region, RemovalGuard, RingBackend, SchedPoint};
 use crate::ring::consumer::{Consumer, DEFAULT_PRODUCER_CHECK_INTERVAL};
 use crate::ring::error::{MultiProcessError, MultiProcessResult};
 use crate::ring::event::{type_fingerprint, Fnv1a, ShmEvent};
 use crate::ring::layout::{
-    peek_state, Geometry, GeometryError, Header, HeaderInit, Segment, LAYOUT_VERSION, MAGIC,
-    STATE_CLOSED, STATE_INIT, STATE_READY,
+    head_is_ready_multi_producer, peek_state, Geometry, GeometryError, Header, HeaderInit, Segment,
+    LAYOUT_VERSION, MAGIC, RECLAIM_GUARD_SLOTS, STATE_CLOSED, STATE_INIT, STATE_READY,
 };
 use crate::ring::pinning;
 use crate::ring::producer::Producer;
@@ -726,8 +726,10 @@ enum Reclaim {
 /// removed it from under three producers; seed 0x5ef11be0, a builder removed a ready ring
 /// whose creator had just died while a third producer was attaching to it). What is still
 /// removed cannot change under the builder: a ring its dead creator never finished, or a
-/// closed one. (The name may point to a newer object by the time of the removal; that object
-/// goes only if its own creator is dead too, the residual race.)
+/// closed one. The name may point to a newer object by the time of the removal; the removal
+/// then decides again on that object, under its locks (its `RemovalGuard`): a producer
+/// registering on it or attached to it keeps it, and for a multi-producer builder so does its
+/// being a ready multi-producer ring.
 fn reclaim_if_stale<B: RingBackend>(
     backend: &B,
     name: &str,
@@ -749,7 +751,17 @@ fn reclaim_if_stale<B: RingBackend>(
         Err(BackendError::Empty { .. }) => true,
         Err(_) => false,
     };
-    match backend.remove_if_abandoned(name, &[MAGIC]) {
+    // Decided again under the removal's locks, on the object it removes (the name may refer
+    // to a newer one by now): a producer registering or attached keeps it, and a
+    // multi-producer builder keeps a ready multi-producer ring.
+    let guard = RemovalGuard {
+        slots: &RECLAIM_GUARD_SLOTS,
+        keep: multi.then_some(head_is_ready_multi_producer as fn(&[u8]) -> bool),
+    };
+    // Mutant: the removal decides on the owner alone, as before the guard.
+    #[cfg(myelon_mutant = "reclaim_unguarded")]
+    let guard = RemovalGuard::NONE;
+    match backend.remove_if_abandoned(name, &[MAGIC], guard) {
         Ok(true) => {
             tracing::info!(name, "reclaimed a ring left by a dead producer");
             Ok(Reclaim::Removed)

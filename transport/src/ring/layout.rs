@@ -135,8 +135,69 @@ pub(crate) fn entry_lock_slot(index: usize) -> u64 {
 /// The lock slot of producer-table entry `index` (multi-producer rings): held by the attached
 /// producer's handle, so a free slot under an `ACTIVE` entry proves that producer is dead.
 #[inline]
-pub(crate) fn producer_lock_slot(index: usize) -> u64 {
+pub(crate) const fn producer_lock_slot(index: usize) -> u64 {
     1 + TABLE_ENTRIES as u64 + index as u64
+}
+
+/// The lock slots whose live holders keep a ring from being removed by a reclaimer
+/// ([`crate::backend::RemovalGuard::slots`]): the producer slots of a multi-producer ring,
+/// which a producer takes before it writes its entry and holds for its lifetime. A producer
+/// registering checks [`crate::backend::Region::is_linked`] once it holds its slot: if a
+/// removal took the slots first, the name is gone by then (or the slot was refused while the
+/// removal held it). Consumer entries and the registry lock are not in it: a single-producer
+/// ring whose producer died is reclaimed under its consumers, which then see it dead, and a
+/// consumer that stalls in its registration must not hold up a producer's restart.
+#[allow(clippy::single_range_in_vec_init)] // one range of slots, not the slots themselves
+pub(crate) const RECLAIM_GUARD_SLOTS: [std::ops::Range<u64>; 1] =
+    [producer_lock_slot(0)..producer_lock_slot(MAX_PRODUCERS)];
+
+/// Byte offsets of the header words a removal's `keep` test reads
+/// ([`head_is_ready_multi_producer`]), in the byte layout of a real mapping.
+const HEAD_MAGIC_AT: usize = 0;
+const HEAD_RING_FLAGS_AT: usize = 76;
+const HEAD_STATE_AT: usize = 96;
+
+/// Whether the first bytes of an object (`head`, as a removal shows them,
+/// [`crate::backend::REMOVAL_HEAD_LEN`]) are those of a ready multi-producer ring: its magic,
+/// `STATE_READY`, and the multi-producer flag. Too short: no.
+pub(crate) fn head_is_ready_multi_producer(head: &[u8]) -> bool {
+    let word = |at: usize, n: usize| head.get(at..at + n);
+    let (Some(magic), Some(flags), Some(state)) = (
+        word(HEAD_MAGIC_AT, 8),
+        word(HEAD_RING_FLAGS_AT, 4),
+        word(HEAD_STATE_AT, 4),
+    ) else {
+        return false;
+    };
+    let u32_of = |b: &[u8]| u32::from_ne_bytes(b.try_into().expect("4 bytes"));
+    u64::from_ne_bytes(magic.try_into().expect("8 bytes")) == MAGIC
+        && u32_of(flags) & RING_MULTI_PRODUCER != 0
+        && u32_of(state) == STATE_READY
+}
+
+/// The head image [`head_is_ready_multi_producer`] reads, built from the typed header of a
+/// mapping whose bytes cannot be read as plain bytes (the simulator's regions, whose header
+/// words are atomics, under loom of another layout): the three words it looks at, at their
+/// byte offsets, the rest zero. `None` if the `len` bytes at `base` cannot hold a header.
+///
+/// # Safety
+///
+/// `base` points to `len` mapped bytes that stay mapped for the call, page aligned (as every
+/// region is).
+pub(crate) unsafe fn head_image_of(base: *const u8, len: usize) -> Option<Vec<u8>> {
+    if len < size_of::<Header>() || base as usize % REGION_MIN_ALIGN != 0 {
+        return None;
+    }
+    // SAFETY: the caller's contract and the checks above: at least a header's bytes, aligned;
+    // every field of `Header` is an atomic, valid for any bit pattern.
+    let h = unsafe { &*(base as *const Header) };
+    let r = Ordering::Relaxed;
+    let mut head = vec![0u8; crate::backend::REMOVAL_HEAD_LEN];
+    head[HEAD_MAGIC_AT..HEAD_MAGIC_AT + 8].copy_from_slice(&h.magic.load(r).to_ne_bytes());
+    head[HEAD_RING_FLAGS_AT..HEAD_RING_FLAGS_AT + 4]
+        .copy_from_slice(&h.ring_flags.load(r).to_ne_bytes());
+    head[HEAD_STATE_AT..HEAD_STATE_AT + 4].copy_from_slice(&h.state.load(r).to_ne_bytes());
+    Some(head)
 }
 
 /// A 128-byte line holding one cursor.
@@ -286,6 +347,9 @@ const _: () = {
     assert!(offset_of!(Header, owner_start_time) == 80);
     assert!(offset_of!(Header, owner_token) == 88);
     assert!(offset_of!(Header, state) == 96);
+    assert!(offset_of!(Header, state) == HEAD_STATE_AT);
+    assert!(offset_of!(Header, magic) == HEAD_MAGIC_AT);
+    assert!(offset_of!(Header, ring_flags) == HEAD_RING_FLAGS_AT);
     assert!(offset_of!(Header, producer) == 128);
     assert!(offset_of!(Header, consumer_wake) == 256);
     assert!(offset_of!(Header, producer_wake) == 384);

@@ -792,10 +792,14 @@ impl<E: ShmEvent, B: RingBackend> Drop for MultiProducer<E, B> {
             // creator's handle does it as it drops; another producer's asks the backend, which
             // removes it only if no creator holds it (one may have made a new ring there).
             if !self.seg.region().is_owner() {
-                match self
-                    .backend
-                    .remove_if_abandoned(&self.name, &[crate::ring::layout::MAGIC])
-                {
+                match self.backend.remove_if_abandoned(
+                    &self.name,
+                    &[crate::ring::layout::MAGIC],
+                    crate::backend::RemovalGuard {
+                        slots: &crate::ring::layout::RECLAIM_GUARD_SLOTS,
+                        keep: Some(crate::ring::layout::head_is_ready_multi_producer),
+                    },
+                ) {
                     Ok(_) | Err(crate::backend::BackendError::NotFound { .. }) => {}
                     Err(e) => {
                         tracing::warn!(name = %self.name, error = %e, "removing the closed ring failed")
@@ -849,10 +853,19 @@ pub(crate) fn register_producer<E: ShmEvent, B: RingBackend>(
     let Some(i) = candidate else {
         return Err(MultiProcessError::TooManyProducers { max: MAX_PRODUCERS });
     };
+    // The slot of an entry that holds no live producer is free, unless a removal holds all
+    // the producer slots (`RECLAIM_GUARD_SLOTS`) for a moment: then, or if a removal had them
+    // before and unlinked the ring meanwhile, the ring is going, and a producer must not join
+    // a ring nobody can find any more. `Closed` sends the builder back to the name.
     match seg.region().try_lock_slot(producer_lock_slot(i)) {
         Ok(true) => {}
-        Ok(false) => return Err(MultiProcessError::TooManyProducers { max: MAX_PRODUCERS }),
+        Ok(false) => return Err(MultiProcessError::Closed),
         Err(e) => return Err(MultiProcessError::Backend(e)),
+    }
+    #[cfg(not(myelon_mutant = "register_on_unlinked"))]
+    if !seg.region().is_linked() {
+        seg.region().unlock_slot(producer_lock_slot(i));
+        return Err(MultiProcessError::Closed);
     }
     backend.sched_point(SchedPoint::EntryWrite, i as i64);
     let p = seg.producer_entry(i);
@@ -1003,7 +1016,12 @@ mod tests {
     use crate::backend::SimBackend;
 
     fn ring(world: &SimBackend, name: &str) -> MultiProducer<u64, SimBackend> {
-        MultiProducerBuilder::<u64, _>::with_backend(world.sibling(), name, 8)
+        ring_in(&world.sibling(), name)
+    }
+
+    /// A multi-producer ring created by the simulated process of `process` (producer 1).
+    fn ring_in(process: &SimBackend, name: &str) -> MultiProducer<u64, SimBackend> {
+        MultiProducerBuilder::<u64, _>::with_backend(process.clone(), name, 8)
             .with_source_id(1)
             .build(|| 0)
             .unwrap()
@@ -1043,6 +1061,158 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_producer_does_not_register_on_a_ring_whose_name_was_removed() {
+        // A producer that opened the ring before a reclaimer removed its name (the removal
+        // held the registry slot until the name was gone) finds it unlinked once it holds
+        // the registry lock, and reports `Closed`, which sends a builder back to the name.
+        let world = SimBackend::new_world();
+        let p = ring(&world, "gone");
+        let late = world.sibling();
+        let seg = Segment::<Sourced<u64>, _>::new(late.open("gone").unwrap(), *p.seg.geometry())
+            .map_err(|_| "segment")
+            .unwrap();
+        let index = register_producer(&seg, &late, 2, Duration::from_millis(10)).unwrap();
+        detach_producer(&seg, &late, index);
+        late.remove("gone").unwrap();
+        let r = register_producer(&seg, &late, 3, Duration::from_millis(10));
+        assert!(matches!(r, Err(MultiProcessError::Closed)), "{r:?}");
+        drop(p);
+    }
+
+    /// The guard every ring removal uses (`RECLAIM_GUARD_SLOTS`), and the multi-producer
+    /// builder's `keep`, decided under the removal on the object removed.
+    #[test]
+    fn a_removal_keeps_a_ring_with_a_live_producer_or_a_registration_in_progress() {
+        use crate::backend::RemovalGuard;
+        use crate::ring::layout::{head_is_ready_multi_producer, MAGIC, RECLAIM_GUARD_SLOTS};
+        let guard = RemovalGuard {
+            slots: &RECLAIM_GUARD_SLOTS,
+            keep: None,
+        };
+        let world = SimBackend::new_world();
+        let creator = world.sibling();
+        let p1 = ring_in(&creator, "kept");
+        let other = world.sibling();
+        let p2 = MultiProducerBuilder::<u64, _>::with_backend(other.clone(), "kept", 8)
+            .with_source_id(2)
+            .build(|| 0)
+            .unwrap();
+        // The creator dies: the name's owner is dead, its second producer lives.
+        creator.kill();
+        drop(p1);
+        let reclaimer = world.sibling();
+        assert!(
+            !reclaimer
+                .remove_if_abandoned("kept", &[MAGIC], guard)
+                .unwrap(),
+            "a live producer keeps it"
+        );
+        assert!(
+            reclaimer
+                .remove_if_abandoned("kept", &[MAGIC], RemovalGuard::NONE)
+                .is_ok(),
+            "control: the owner alone would not"
+        );
+        assert!(reclaimer.open("kept").is_err(), "the control removed it");
+        drop(p2);
+
+        // A producer registering (it holds its slot, its entry not written yet) keeps a ring
+        // too, and a multi-producer builder's removal keeps a ready multi-producer ring whose
+        // producers are all gone.
+        let creator = world.sibling();
+        let p1 = ring_in(&creator, "ready");
+        let registering = world.sibling();
+        let region = registering.open("ready").unwrap();
+        assert!(region.try_lock_slot(producer_lock_slot(1)).unwrap());
+        creator.kill();
+        drop(p1);
+        assert!(
+            !reclaimer
+                .remove_if_abandoned("ready", &[MAGIC], guard)
+                .unwrap(),
+            "a producer slot is held"
+        );
+        region.unlock_slot(producer_lock_slot(1));
+        let multi = RemovalGuard {
+            keep: Some(head_is_ready_multi_producer),
+            ..guard
+        };
+        assert!(
+            !reclaimer
+                .remove_if_abandoned("ready", &[MAGIC], multi)
+                .unwrap(),
+            "ready multi-producer ring"
+        );
+        assert!(
+            reclaimer
+                .remove_if_abandoned("ready", &[MAGIC], guard)
+                .unwrap(),
+            "nothing holds it any more"
+        );
+        assert!(!region.is_linked());
+    }
+
+    #[test]
+    fn a_builder_does_not_reclaim_a_dead_ring_from_under_a_registering_producer() {
+        // A multi-producer ring whose creator died; a producer process is registering on it
+        // (it holds its producer slot, its entry not written yet). A builder must not remove
+        // the ring from under it: it reports the name taken. Once the producer has let go, it
+        // reclaims.
+        let world = SimBackend::new_world();
+        let dead = world.sibling();
+        let p = ring_in(&dead, "r");
+        dead.kill();
+        drop(p);
+        let registering = world.sibling();
+        let region = registering.open("r").unwrap();
+        assert!(region.try_lock_slot(producer_lock_slot(1)).unwrap());
+        let build = || {
+            SharedDisruptorBuilder::<u64, _>::with_backend(world.sibling(), "r", 8)
+                .build_producer(|| 0)
+        };
+        let r = build();
+        assert!(
+            matches!(
+                r,
+                Err(MultiProcessError::Backend(
+                    crate::backend::BackendError::AlreadyExists { .. }
+                ))
+            ),
+            "{:?}",
+            r.as_ref().err()
+        );
+        assert!(region.is_linked());
+        region.unlock_slot(producer_lock_slot(1));
+        let p = build().unwrap();
+        assert!(!region.is_linked(), "reclaimed once the producer let go");
+        drop(p);
+    }
+
+    #[test]
+    fn a_consumer_stalled_in_its_registration_does_not_hold_up_a_restart() {
+        use crate::ring::layout::REGISTRY_LOCK_SLOT;
+        // Found by the DST (seed 0x765e36303040, with the registry slot in the guard): a
+        // consumer stalled 2.2 ms holding the registry lock of a dead producer's ring while
+        // the producer restarted; the restart gave up with `AlreadyExists`. A single-producer
+        // ring is reclaimed under its consumers, registering or not.
+        let world = SimBackend::new_world();
+        let dead = world.sibling();
+        let p = SharedDisruptorBuilder::<u64, _>::with_backend(dead.clone(), "s", 8)
+            .build_producer(|| 0)
+            .unwrap();
+        dead.kill();
+        drop(p);
+        let consumer = world.sibling();
+        let region = consumer.open("s").unwrap();
+        assert!(region.try_lock_slot(REGISTRY_LOCK_SLOT).unwrap());
+        let p = SharedDisruptorBuilder::<u64, _>::with_backend(world.sibling(), "s", 8)
+            .build_producer(|| 0)
+            .unwrap();
+        assert!(!region.is_linked(), "reclaimed");
+        drop(p);
     }
 
     #[test]

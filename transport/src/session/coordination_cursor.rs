@@ -19,7 +19,7 @@
 //! as kind `cursor`.
 
 use super::layout_names::SegmentNameError;
-use crate::backend::{BackendError, ProcessState, Region, RingBackend};
+use crate::backend::{BackendError, ProcessState, Region, RemovalGuard, RingBackend};
 use crate::ring::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fmt;
 use std::mem::size_of;
@@ -177,7 +177,7 @@ impl<B: RingBackend> CoordinationCursor<B> {
                 Ok(_) | Err(BackendError::NotFound { .. } | BackendError::Empty { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            match backend.remove_if_abandoned(name, &[COORDINATION_CURSOR_MAGIC]) {
+            match backend.remove_if_abandoned(name, &[COORDINATION_CURSOR_MAGIC], RemovalGuard::NONE) {
                 Ok(_) | Err(BackendError::NotFound { .. }) => {}
                 Err(BackendError::ForeignObject { .. }) => {
                     return Err(CoordinationCursorError::NotACursor { name: name.into() });
