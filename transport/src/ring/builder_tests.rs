@@ -119,7 +119,7 @@ fn write_prefetch_is_off_unless_asked_for() {
     assert_eq!(lines(Some(false)), 0);
     // A 1 KiB event and its stamp: 17 lines, all prefetched (bar the stamp's) where the CPU
     // has prefetchw.
-    let want = if crate::ring::layout::tests_cpu_has_prefetchw() {
+    let want = if crate::ring::layout::cpu_has_prefetchw() {
         17
     } else {
         0

@@ -740,15 +740,9 @@ fn write_prefetch_lines(slot_stride: usize, cpu_has_prefetchw: bool) -> usize {
     }
 }
 
-/// [`cpu_has_prefetchw`], for the builder's tests.
-#[cfg(test)]
-pub(crate) fn tests_cpu_has_prefetchw() -> bool {
-    cpu_has_prefetchw()
-}
-
 /// Whether this CPU has `prefetchw` (CPUID 8000_0001h, ECX bit 8). Never under loom or Miri,
 /// nor off x86_64.
-fn cpu_has_prefetchw() -> bool {
+pub(crate) fn cpu_has_prefetchw() -> bool {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     {
         // `__cpuid` is safe from Rust 1.87 on, an `unsafe fn` before (`rust-version` is older).
@@ -946,7 +940,10 @@ impl<E: ShmEvent, B: RingBackend> Segment<E, B> {
     /// (Peers bench, 12 interleaved invocations of each build, one session: 1 KiB ping-pong
     /// whose receiver reads the first and last words, p50 raw 330 -> 285 ns, framed 381 -> 350
     /// ns. Layer 0 bench, both sides reading every byte, both builds with aligned loops: 351
-    /// -> 381 ns. Hence off by default.)
+    /// -> 381 ns; turned on for one of its two rings at a time, 361 -> 321 ns on the ring whose
+    /// consumer copies each event out while writing its echo, 361 -> 391 ns on the ring whose
+    /// consumer reads it whole at once. A producer cannot tell which consumer it has: off by
+    /// default; `benches/peers/README.md` has the figures.)
     #[inline]
     pub(crate) fn prefetch_slot_for_write(&self, seq: i64) {
         if self.write_prefetch_lines == 0 {
