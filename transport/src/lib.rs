@@ -129,7 +129,7 @@ pub use transport::{MmapFramedTransportConsumer, MmapFramedTransportProducer};
 pub use typed_transport::{MmapTypedConsumer, MmapTypedProducer};
 
 #[cfg(feature = "tokio")]
-pub use asynch::{AsyncConsumer, AsyncProducer};
+pub use asynch::{AsyncConsumer, AsyncMultiProducer, AsyncProducer};
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use asynch::{
     AsyncFramedConsumer, AsyncFramedProducer, AsyncTypedConsumer, AsyncTypedProducer,

@@ -45,6 +45,7 @@
 
 mod consumer;
 mod doorbell;
+mod multi;
 mod producer;
 mod wait;
 
@@ -56,4 +57,5 @@ cfg_not_loom! {
 }
 
 pub use consumer::AsyncConsumer;
+pub use multi::AsyncMultiProducer;
 pub use producer::AsyncProducer;

@@ -715,6 +715,60 @@ impl<E: ShmEvent, B: RingBackend> MultiProducer<E, B> {
         Ok(s)
     }
 
+    /// The backend handle (the async doorbell's).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The wake line a producer waiting for space arms (the async doorbell).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wake_line(&self) -> &crate::ring::layout::WakeLine {
+        &self.seg.header().producer_wake
+    }
+
+    /// The async producer's claim attempt: `n` slots if there is room now (the ring's full
+    /// counter counts a miss, as `try_publish` does).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_claim_slots(&mut self, n: usize) -> MultiProcessResult<Option<i64>> {
+        let got = self.try_claim(n as i64)?;
+        if got.is_none() {
+            crate::observability::record_full(self.seg.header());
+        }
+        Ok(got)
+    }
+
+    /// Whether `n` slots are free now (a gating rescan; claims nothing): the async producer's
+    /// re-check after it armed its doorbell.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn has_room(&mut self, n: usize) -> bool {
+        self.refresh_limit();
+        self.claim_cursor().saturating_add(n as i64) <= self.limit
+    }
+
+    /// `count` between 1 and the capacity (`InvalidConfig` otherwise).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn check_claim_count(&self, count: usize) -> MultiProcessResult<()> {
+        self.check_count(count).map(drop)
+    }
+
+    /// Writes the `count` slots from `first`, which this producer claimed, with `f(i, ..)`,
+    /// stamps them and wakes consumers. Returns the last sequence.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn write_claimed(
+        &mut self,
+        first: i64,
+        count: usize,
+        mut f: impl FnMut(usize, &mut E),
+    ) -> Sequence {
+        let last = first + count as i64 - 1;
+        for (i, seq) in (first..=last).enumerate() {
+            f(i, &mut self.slot(seq).event);
+        }
+        self.publish_range(first, last);
+        last
+    }
+
     /// Claims `count` consecutive slots (one unit: no other producer's event lands between
     /// them) if they are free. `Ok(None)`: not enough room.
     pub fn try_claim_batch(
