@@ -6,7 +6,7 @@
 mod common;
 
 use common::process::{env_str, read_command, report, Spawn, CHILD_OK, ID_VAR, SEGMENT_VAR};
-use common::{checksum, fill, Event};
+use common::{checksum, fill, Event, TempDir};
 use myelon::backend::BackendError;
 use myelon::{
     attach_mmap_consumer, attach_shared_consumer, build_mmap_single_producer,
@@ -129,23 +129,6 @@ fn foreign_shm_objects_are_never_reclaimed() {
         let r = build_shared_single_producer::<Event>(g.name(), 64).build_producer(Event::default);
         assert_foreign(r, what);
         assert_eq!(fingerprint(&shm_path(g.name())), before, "{what}: touched");
-    }
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(myelon_test_support::unique_name(tag));
-        std::fs::create_dir_all(&p).expect("mkdir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

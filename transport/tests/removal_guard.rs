@@ -3,27 +3,12 @@
 //! this test's open file descriptions (and so their locks) with the child until it execs, which
 //! would make a released lock look held for a moment.
 
+mod common;
+
+use common::TempDir;
 use myelon::backend::{MmapBackend, Region, RemovalGuard, RingBackend, ShmBackend};
 use myelon::MAGIC;
 use myelon_test_support::ShmGuard;
-use std::path::PathBuf;
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(myelon_test_support::unique_name(tag));
-        std::fs::create_dir_all(&p).expect("mkdir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A removal's guard on the real backends ([`myelon::backend::RemovalGuard`]): a live holder
 /// of one of its lock slots keeps the object, so does its `keep` test on the object's first
